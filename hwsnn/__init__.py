@@ -1,0 +1,12 @@
+"""hwsnn: spiking neural networks for hardware.
+
+Float layers with the SpikingJelly ``activation_based`` API (``hwsnn.neuron``, ``hwsnn.layer``,
+``hwsnn.functional``, ``hwsnn.surrogate``, ``hwsnn.base``). Integer twins, export, the
+cycle-level simulator and QAT arrive in ``targets``, ``quant`` and ``sim``.
+"""
+
+from . import base, functional, layer, neuron, surrogate
+
+__version__ = "0.1.0"
+
+__all__ = ["base", "functional", "layer", "neuron", "surrogate", "__version__"]

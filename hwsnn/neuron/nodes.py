@@ -1,0 +1,180 @@
+r"""Spiking neurons: :class:`BaseNode`, :class:`IFNode`, :class:`LIFNode`.
+
+The equations (charge, inclusive fire, hard/soft reset) are those of
+:mod:`hwsnn.functional.neuron`; the modules only hold parameters and the membrane memory ``v``.
+
+``v`` starts as the number ``v_reset`` (0 for the soft reset) and becomes a tensor shaped like the
+input on first use; an input of another shape re-initialises it. ``v_threshold`` may be a tensor
+broadcastable to the input (e.g. the per-class margins of
+:func:`hwsnn.functional.set_threshold_margin`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Union
+
+import torch
+
+from ..base import MemoryModule, require_time_axis
+from ..functional import neuron as F
+from ..surrogate import Sigmoid, SurrogateFunctionBase
+
+__all__ = ["BaseNode", "IFNode", "LIFNode"]
+
+Threshold = Union[float, torch.Tensor]
+
+
+def _check_real(name: str, value: object, owner: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{owner}: {name} must be a finite real number; got {value!r}")
+    return float(value)
+
+
+class BaseNode(MemoryModule):
+    """Common machinery of the spiking neurons; subclasses define :meth:`neuronal_charge`.
+
+    :param v_threshold: firing threshold :math:`V_{th}` (number, or tensor broadcastable to the input)
+    :param v_reset: reset potential :math:`V_r`; ``None`` selects the soft reset :math:`V = H - S V_{th}`
+    :param surrogate_function: spike function with surrogate gradient (default: a new ``Sigmoid()``)
+    :param detach_reset: detach the spike used in the reset from the graph
+    :param step_mode: ``'s'`` or ``'m'``
+    :param store_v_seq: in multi-step mode, keep the membrane after every step in ``self.v_seq``
+    """
+
+    def __init__(
+        self,
+        v_threshold: Threshold = 1.0,
+        v_reset: Optional[float] = 0.0,
+        surrogate_function: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        detach_reset: bool = False,
+        step_mode: str = "s",
+        store_v_seq: bool = False,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        if not isinstance(v_threshold, torch.Tensor):
+            v_threshold = _check_real("v_threshold", v_threshold, owner)
+        if v_reset is not None:
+            v_reset = _check_real("v_reset", v_reset, owner)
+        if surrogate_function is None:
+            surrogate_function = Sigmoid()
+        elif not callable(surrogate_function):
+            raise TypeError(f"{owner}: surrogate_function must be callable (e.g. hwsnn.surrogate.ATan()); got {surrogate_function!r}")
+        self.v_threshold = v_threshold
+        self.v_reset = v_reset
+        self.surrogate_function = surrogate_function
+        self.detach_reset = bool(detach_reset)
+        self.store_v_seq = bool(store_v_seq)
+        self.step_mode = step_mode
+        self.register_memory("v", 0.0 if v_reset is None else v_reset)
+        if self.store_v_seq:
+            self.register_memory("v_seq", None)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def v_float_to_tensor(self, x: torch.Tensor) -> None:
+        """Make ``self.v`` a tensor shaped like one step of input ``x`` (re-initialised on a shape change)."""
+        if not isinstance(self.v, torch.Tensor) or self.v.shape != x.shape:
+            init = 0.0 if self.v_reset is None else self.v_reset
+            self.v = torch.full_like(x, init)
+
+    def threshold_for(self, x: torch.Tensor) -> Threshold:
+        """``v_threshold`` ready to combine with one step ``x`` (tensor thresholds cast and shape-checked)."""
+        vth = self.v_threshold
+        if not isinstance(vth, torch.Tensor):
+            return vth
+        try:
+            shape = torch.broadcast_shapes(vth.shape, x.shape)
+        except RuntimeError:
+            shape = None
+        if shape != x.shape:
+            raise ValueError(
+                f"{type(self).__name__}: v_threshold of shape {tuple(vth.shape)} must broadcast to the "
+                f"input step shape {tuple(x.shape)} without enlarging it"
+            )
+        return vth.to(dtype=x.dtype, device=x.device)
+
+    @property
+    def spike_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self.surrogate_function
+
+    # -- dynamics -----------------------------------------------------------------------------
+    def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step ``(x, v) -> (spike, v_next)``: charge, fire, reset."""
+        vth = self.threshold_for(x)
+        h = self.neuronal_charge(x, v)
+        spike = F.fire(h, vth, self.spike_fn)
+        return spike, F.reset(h, spike, vth, self.v_reset, self.detach_reset)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__} expects a tensor; got {type(x).__name__}")
+        self.v_float_to_tensor(x)
+        spike, self.v = self.step(x, self.v)
+        return spike
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        require_time_axis(x_seq, type(self).__name__)
+        self.v_float_to_tensor(x_seq[0])
+        spike_seq, self.v, v_seq = F.neuron_multi_step(x_seq, self.v, self.step, self.store_v_seq)
+        if self.store_v_seq:
+            self.v_seq = v_seq
+        return spike_seq
+
+    def extra_repr(self) -> str:
+        vth = self.v_threshold
+        vth_repr = f"tensor{tuple(vth.shape)}" if isinstance(vth, torch.Tensor) else vth
+        return (
+            f"v_threshold={vth_repr}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, "
+            f"step_mode={self.step_mode}, store_v_seq={self.store_v_seq}"
+        )
+
+
+class IFNode(BaseNode):
+    r"""Integrate-and-fire neuron.
+
+    Float: :math:`H[t] = V[t-1] + X[t]`, :math:`S[t] = \Theta(H[t] - V_{th})`, then hard reset
+    :math:`V[t] = S V_r + (1-S) H` or soft reset :math:`V[t] = H - S V_{th}`.
+    """
+
+    def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.if_charge(v, x)
+
+
+class LIFNode(BaseNode):
+    r"""Leaky integrate-and-fire neuron with membrane time constant :math:`\tau > 1`.
+
+    Float, ``decay_input=True``:  :math:`H = V + (X - (V - V_r))/\tau`;
+    ``decay_input=False``: :math:`H = V - (V - V_r)/\tau + X` (:math:`V_r = 0` for the soft reset);
+    fire :math:`S = \Theta(H - V_{th})`; reset as :class:`IFNode`.
+
+    :param tau: membrane time constant, a number > 1
+    :param decay_input: whether the input is divided by :math:`\tau` too
+    """
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        decay_input: bool = True,
+        v_threshold: Threshold = 1.0,
+        v_reset: Optional[float] = 0.0,
+        surrogate_function: Optional[SurrogateFunctionBase] = None,
+        detach_reset: bool = False,
+        step_mode: str = "s",
+        store_v_seq: bool = False,
+    ) -> None:
+        tau = _check_real("tau", tau, type(self).__name__)
+        if tau <= 1.0:
+            raise ValueError(f"{type(self).__name__}: tau must be > 1 (the decay 1/tau must lie in (0, 1)); got {tau}")
+        super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq)
+        self.tau = tau
+        self.decay_input = bool(decay_input)
+
+    def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.lif_charge(v, x, self.tau, self.decay_input, self.v_reset)
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
