@@ -1,5 +1,138 @@
-# placeholder: being written by the layers helper
+r"""Small utility layers: :class:`PrintShapeModule`, :class:`VotingLayer`, :class:`Delay`."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
 import torch.nn as nn
-class Delay(nn.Module): pass
-class PrintShapeModule(nn.Module): pass
-class VotingLayer(nn.Module): pass
+
+from ..base import MemoryModule, StepModule, require_time_axis
+from ..functional.layer import delay_step
+from ..functional.misc import check_delay_steps
+
+__all__ = ["PrintShapeModule", "VotingLayer", "Delay"]
+
+
+class PrintShapeModule(nn.Module):
+    """Debugging aid: prints ``ext_str`` and the input's shape, returns the input unchanged.
+
+    :param ext_str: text printed before the shape
+    """
+
+    def __init__(self, ext_str: str = "PrintShapeModule") -> None:
+        super().__init__()
+        self.ext_str = ext_str
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        print(self.ext_str, x.shape)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"ext_str={self.ext_str!r}"
+
+
+class VotingLayer(nn.Module, StepModule):
+    r"""Population voting: the mean over consecutive groups of ``voting_size`` neurons.
+
+    For an input whose last dim has :math:`C v` neurons (:math:`v` = ``voting_size``),
+
+    .. math::
+        y[\ldots, c] = \frac{1}{v}\sum_{k=0}^{v-1} x[\ldots, c\,v + k],\qquad c = 0, \ldots, C-1,
+
+    i.e. ``[..., C*v] -> [..., C]`` for any leading dims (the same in both step modes; in
+    ``'m'`` the first dim is time). Pairs with :func:`hwsnn.functional.redundant_one_hot`.
+    Unlike SpikingJelly (which silently drops the remainder), a last dim that is not a multiple
+    of ``voting_size`` raises ``ValueError``.
+
+    :param voting_size: neurons per class (int >= 1)
+    :param step_mode: ``'s'`` (input ``[N, C*v]``) or ``'m'`` (input ``[T, N, C*v]``)
+    """
+
+    def __init__(self, voting_size: int = 10, step_mode: str = "s") -> None:
+        super().__init__()
+        if isinstance(voting_size, bool) or not isinstance(voting_size, numbers.Integral):
+            raise TypeError(f"VotingLayer: voting_size must be an int >= 1; got {voting_size!r}")
+        if voting_size < 1:
+            raise ValueError(f"VotingLayer: voting_size must be an int >= 1; got {voting_size}")
+        self.voting_size = int(voting_size)
+        self.step_mode = step_mode
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"VotingLayer expects a tensor [..., C*voting_size]; got {type(x).__name__}")
+        if x.dim() < 1:
+            raise ValueError("VotingLayer expects a tensor with at least one dim [..., C*voting_size]; got a scalar")
+        v = self.voting_size
+        n = x.shape[-1]
+        if n % v != 0:
+            raise ValueError(
+                f"VotingLayer: the last dim ({n}) must be a multiple of voting_size ({v}); got input "
+                f"shape {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            x = x.to(torch.get_default_dtype())
+        return x.unflatten(-1, (n // v, v)).mean(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.step_mode == "m":
+            require_time_axis(x, "VotingLayer", min_dim=2)
+        return self.single_step_forward(x)
+
+    def extra_repr(self) -> str:
+        return f"voting_size={self.voting_size}, step_mode={self.step_mode}"
+
+
+class Delay(MemoryModule):
+    r"""Delay line: :math:`y[t] = x[t - d]`, with :math:`y[t] = 0` for :math:`t < d`.
+
+    The last :math:`d` inputs are kept in the memory ``fifo`` (``[d, *step_shape]``; ``None``
+    after :meth:`reset`, zeros on first use, re-initialised to zeros when the step shape
+    changes) and pushed through :func:`hwsnn.functional.layer.delay_step`. The FIFO carries over
+    between calls in **both** step modes, so a sequence fed in chunks (``'m'``) or step by step
+    (``'s'``) gives the same stream as feeding it whole. (SpikingJelly's multi-step forward
+    restarts from zeros on every call.) ``d = 0`` is the identity.
+
+    :param delay_steps: :math:`d`, an int >= 0
+    :param step_mode: ``'s'`` (input ``[N, ...]``) or ``'m'`` (input ``[T, N, ...]``)
+    """
+
+    def __init__(self, delay_steps: int, step_mode: str = "s") -> None:
+        super().__init__()
+        self._delay_steps = check_delay_steps(delay_steps, "Delay")
+        self.step_mode = step_mode
+        self.register_memory("fifo", None)
+
+    @property
+    def delay_steps(self) -> int:
+        """The delay :math:`d` in steps (read-only)."""
+        return self._delay_steps
+
+    def _fifo_for(self, x: torch.Tensor) -> torch.Tensor:
+        step_shape = (self._delay_steps,) + tuple(x.shape)
+        fifo = self.fifo
+        if not isinstance(fifo, torch.Tensor) or tuple(fifo.shape) != step_shape:
+            return torch.zeros(step_shape, dtype=x.dtype, device=x.device)
+        if fifo.dtype != x.dtype or fifo.device != x.device:
+            fifo = fifo.to(device=x.device, dtype=x.dtype)
+        return fifo
+
+    def _push(self, x_seq: torch.Tensor) -> torch.Tensor:
+        y_seq, self.fifo = delay_step(x_seq, self._fifo_for(x_seq[0]))
+        return y_seq
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"Delay expects a tensor; got {type(x).__name__}")
+        if self._delay_steps == 0:
+            return x
+        return self._push(x.unsqueeze(0))[0]
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        require_time_axis(x_seq, "Delay")
+        if self._delay_steps == 0:
+            return x_seq
+        return self._push(x_seq)
+
+    def extra_repr(self) -> str:
+        return f"delay_steps={self._delay_steps}, step_mode={self.step_mode}"
