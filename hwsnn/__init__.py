@@ -5,8 +5,8 @@ Float layers with the SpikingJelly ``activation_based`` API (``hwsnn.neuron``, `
 cycle-level simulator and QAT arrive in ``targets``, ``quant`` and ``sim``.
 """
 
-from . import base, functional, layer, neuron, surrogate
+from . import backend, base, functional, layer, neuron, surrogate
 
 __version__ = "0.1.0"
 
-__all__ = ["base", "functional", "layer", "neuron", "surrogate", "__version__"]
+__all__ = ["backend", "base", "functional", "layer", "neuron", "surrogate", "__version__"]

@@ -8,7 +8,8 @@ from typing import Union
 import torch
 import torch.nn as nn
 
-from ..base import MemoryModule
+from ..backend import check_backend, state_dtype_for, synapse_multi_step
+from ..base import MemoryModule, require_time_axis
 from ..functional.layer import synapse_filter_step
 
 __all__ = ["SynapseFilter"]
@@ -29,10 +30,17 @@ class SynapseFilter(MemoryModule):
     :param tau: time constant (> 1), or its initial value when ``learnable``
     :param learnable: learn :math:`\tau` through :math:`w`
     :param step_mode: ``'s'`` or ``'m'``
+    :param backend: multi-step kernel, ``'auto'`` (Triton on CUDA when installed, else torch),
+        ``'torch'`` or ``'triton'``: the whole sequence is one autograd node with a hand-written
+        backward (gradients to the input, the entering current and ``w``); see :mod:`hwsnn.backend`.
+        float16/bfloat16 inputs run with a float32 current.
     """
 
-    def __init__(self, tau: float = 100.0, learnable: bool = False, step_mode: str = "s") -> None:
+    def __init__(
+        self, tau: float = 100.0, learnable: bool = False, step_mode: str = "s", backend: str = "auto"
+    ) -> None:
         super().__init__()
+        self.backend = check_backend(backend, "SynapseFilter")
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau):
             raise TypeError(f"SynapseFilter: tau must be a finite real number > 1; got {tau!r}")
         if tau <= 1:
@@ -66,5 +74,25 @@ class SynapseFilter(MemoryModule):
         self.out_i = synapse_filter_step(x, self.out_i, self.inv_tau)
         return self.out_i
 
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        require_time_axis(x_seq, "SynapseFilter")
+        if not x_seq.is_floating_point():
+            return super().multi_step_forward(x_seq)
+        sdt = state_dtype_for(x_seq.dtype)
+        i = self.out_i
+        step_shape = x_seq.shape[1:]
+        if not isinstance(i, torch.Tensor) or i.shape != step_shape:
+            i = torch.zeros(step_shape, dtype=sdt, device=x_seq.device)
+        elif i.dtype != sdt:
+            if not (i.is_floating_point() and i.dtype.itemsize < sdt.itemsize):
+                return super().multi_step_forward(x_seq)
+            i = i.to(sdt)
+        out_seq = synapse_multi_step(x_seq, i, self.inv_tau, backend=self.backend)
+        self.out_i = out_seq[-1]
+        return out_seq
+
     def extra_repr(self) -> str:
-        return f"tau={self.tau_value:.6g}, learnable={self.learnable}, step_mode={self.step_mode}"
+        return (
+            f"tau={self.tau_value:.6g}, learnable={self.learnable}, step_mode={self.step_mode}, "
+            f"backend={self.backend}"
+        )

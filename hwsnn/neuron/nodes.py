@@ -7,6 +7,10 @@ The equations (charge, inclusive fire, hard/soft reset) are those of
 input on first use; an input of another shape re-initialises it. ``v_threshold`` may be a tensor
 broadcastable to the input (e.g. the per-class margins of
 :func:`hwsnn.functional.set_threshold_margin`).
+
+Multi-step mode runs the whole sequence as one autograd node (:mod:`hwsnn.backend`, selected by the
+``backend`` argument); it equals the step-by-step reference (spikes bit for bit). float16/bfloat16
+inputs run with a float32 membrane there.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from ..backend import check_backend, state_dtype_for, surrogate_spec
+from ..backend import neuron_multi_step as neuron_multi_step_fused
 from ..base import MemoryModule, require_time_axis
 from ..functional import neuron as F
 from ..surrogate import Sigmoid, SurrogateFunctionBase
@@ -40,6 +46,10 @@ class BaseNode(MemoryModule):
     :param detach_reset: detach the spike used in the reset from the graph
     :param step_mode: ``'s'`` or ``'m'``
     :param store_v_seq: in multi-step mode, keep the membrane after every step in ``self.v_seq``
+    :param backend: multi-step training kernel, ``'auto'`` (Triton on CUDA when installed, else
+        torch), ``'torch'`` or ``'triton'``; see :mod:`hwsnn.backend`. The whole sequence is one
+        autograd node with a hand-written BPTT backward; custom surrogate callables, subclasses that
+        redefine the dynamics and thresholds that require grad use the step-by-step reference.
     """
 
     def __init__(
@@ -50,9 +60,11 @@ class BaseNode(MemoryModule):
         detach_reset: bool = False,
         step_mode: str = "s",
         store_v_seq: bool = False,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         owner = type(self).__name__
+        self.backend = check_backend(backend, owner)
         if not isinstance(v_threshold, torch.Tensor):
             v_threshold = _check_real("v_threshold", v_threshold, owner)
         if v_reset is not None:
@@ -116,8 +128,63 @@ class BaseNode(MemoryModule):
         spike, self.v = self.step(x, self.v)
         return spike
 
+    # -- fused multi-step path ------------------------------------------------------------------
+    def _fused_charge(self) -> Optional[dict]:
+        """Charge parameters for the fused kernels, or ``None`` when the dynamics are not the
+        built-in IF/LIF ones (subclass overrides) and the reference loop must run."""
+        cls = type(self)
+        if cls.step is not BaseNode.step or cls.spike_fn is not BaseNode.spike_fn:
+            return None
+        charge = cls.neuronal_charge
+        if charge is IFNode.neuronal_charge:
+            return {"tau": None, "decay_input": True}
+        if charge is LIFNode.neuronal_charge:
+            return {"tau": self.tau, "decay_input": self.decay_input}
+        return None
+
+    def _fused_multi_step(self, x_seq: torch.Tensor) -> Optional[torch.Tensor]:
+        """Run the sequence through :func:`hwsnn.backend.neuron_multi_step`; ``None`` if not applicable."""
+        charge = self._fused_charge()
+        if charge is None or surrogate_spec(self.surrogate_function) is None:
+            return None
+        if not x_seq.is_floating_point():
+            return None
+        vth = self.v_threshold
+        if isinstance(vth, torch.Tensor):
+            if vth.requires_grad and torch.is_grad_enabled():
+                return None
+            self.threshold_for(x_seq[0])  # shape check with the reference's message
+        sdt = state_dtype_for(x_seq.dtype)
+        v = self.v
+        step_shape = x_seq.shape[1:]
+        if not isinstance(v, torch.Tensor) or v.shape != step_shape:
+            init = 0.0 if self.v_reset is None else self.v_reset
+            v = torch.full(step_shape, init, dtype=sdt, device=x_seq.device)
+        elif v.dtype != sdt:
+            if not (v.is_floating_point() and v.dtype.itemsize < sdt.itemsize):
+                return None  # e.g. a float64 membrane with float32 inputs: the reference promotes
+            v = v.to(sdt)
+        spike_seq, v_last, v_seq = neuron_multi_step_fused(
+            x_seq,
+            v,
+            surrogate_function=self.surrogate_function,
+            v_threshold=vth,
+            v_reset=self.v_reset,
+            detach_reset=self.detach_reset,
+            store_v_seq=self.store_v_seq,
+            backend=self.backend,
+            **charge,
+        )
+        self.v = v_last
+        if self.store_v_seq:
+            self.v_seq = v_seq
+        return spike_seq
+
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         require_time_axis(x_seq, type(self).__name__)
+        spike_seq = self._fused_multi_step(x_seq)
+        if spike_seq is not None:
+            return spike_seq
         self.v_float_to_tensor(x_seq[0])
         spike_seq, self.v, v_seq = F.neuron_multi_step(x_seq, self.v, self.step, self.store_v_seq)
         if self.store_v_seq:
@@ -129,7 +196,7 @@ class BaseNode(MemoryModule):
         vth_repr = f"tensor{tuple(vth.shape)}" if isinstance(vth, torch.Tensor) else vth
         return (
             f"v_threshold={vth_repr}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, "
-            f"step_mode={self.step_mode}, store_v_seq={self.store_v_seq}"
+            f"step_mode={self.step_mode}, store_v_seq={self.store_v_seq}, backend={self.backend}"
         )
 
 
@@ -153,6 +220,9 @@ class LIFNode(BaseNode):
 
     :param tau: membrane time constant, a number > 1
     :param decay_input: whether the input is divided by :math:`\tau` too
+
+    The remaining parameters (``v_threshold`` ... ``store_v_seq``, ``backend``) are those of
+    :class:`BaseNode`.
     """
 
     def __init__(
@@ -165,11 +235,12 @@ class LIFNode(BaseNode):
         detach_reset: bool = False,
         step_mode: str = "s",
         store_v_seq: bool = False,
+        backend: str = "auto",
     ) -> None:
         tau = _check_real("tau", tau, type(self).__name__)
         if tau <= 1.0:
             raise ValueError(f"{type(self).__name__}: tau must be > 1 (the decay 1/tau must lie in (0, 1)); got {tau}")
-        super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq)
+        super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq, backend)
         self.tau = tau
         self.decay_input = bool(decay_input)
 

@@ -1,0 +1,279 @@
+r"""Fused training backends for the multi-step neurons and the synapse filter.
+
+A multi-step :class:`~hwsnn.neuron.IFNode` / :class:`~hwsnn.neuron.LIFNode` /
+:class:`~hwsnn.layer.SynapseFilter` runs its whole ``[T, N, ...]`` sequence as **one** autograd
+node with a hand-written BPTT backward (see :mod:`hwsnn.backend.fused` for the equations and the
+backward recurrences) instead of recording ~10 autograd nodes per time step.
+
+Backends (the ``backend`` argument of the modules):
+
+``'auto'`` (default)
+    ``'triton'`` for CUDA tensors when Triton is installed, else ``'torch'``.
+``'torch'``
+    :mod:`hwsnn.backend.fused`: in-place torch ops, any device; on CPU blocked so that the
+    per-step temporaries stay in cache.
+``'triton'``
+    :mod:`hwsnn.backend.triton_kernels`: one Triton program per block of neurons loops over T in
+    registers (forward and backward). Needs ``pip install hwsnn[triton]`` and CUDA tensors (or
+    ``TRITON_INTERPRET=1`` for CPU tensors, used by the tests). float64 sequences run on the
+    ``'torch'`` kernels (Triton scalar arguments are float32).
+
+Results equal the step-by-step reference :func:`hwsnn.functional.neuron.neuron_multi_step`:
+spikes bit for bit (the charge is evaluated with the reference's operations in the reference's
+order; on CUDA the reference divides by ``tau`` as ``x * (1/tau)``, which the Triton kernel mirrors
+with FMA contraction switched off), membranes and gradients to float tolerance.
+
+Falls back to the reference loop (the module decides) for custom surrogate callables, tensor
+thresholds that require grad, and non-floating inputs.
+
+Mixed precision: float16 / bfloat16 inputs run with a float32 state; spikes come back in the input
+dtype, membranes and synaptic currents in float32.
+
+CPU memory: the large ``[T, N]`` buffers of the CPU kernels (outputs, the saved charge, gradients)
+come from a small caching pool (:class:`~hwsnn.backend.fused.HostPool`, ``HWSNN_CPU_POOL_MB``,
+default 2048, 0 disables it) because fresh multi-megabyte allocations are page-faulted on first
+touch, which costs more than the neuron itself; :func:`empty_cache` releases the idle ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import torch
+
+from ..surrogate import ATan, PiecewiseQuadratic, Sigmoid, SurrogateFunctionBase
+from .fused import (
+    FusedNeuronFunction,
+    FusedSynapseFunction,
+    HostPool,
+    NeuronConfig,
+    host_pool,
+    neuron_backward_torch,
+    neuron_forward_torch,
+    synapse_backward_torch,
+    synapse_forward_torch,
+)
+
+__all__ = [
+    "BACKENDS",
+    "check_backend",
+    "empty_cache",
+    "HostPool",
+    "triton_available",
+    "resolve_backend",
+    "SurrogateSpec",
+    "surrogate_spec",
+    "state_dtype_for",
+    "neuron_multi_step",
+    "synapse_multi_step",
+    "NeuronConfig",
+]
+
+#: allowed values of the ``backend`` argument
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+
+_TRITON_HINT = "install it with `pip install hwsnn[triton]` (or `pip install triton`)"
+
+Threshold = Union[float, torch.Tensor]
+
+
+def check_backend(backend: object, who: str = "") -> str:
+    """Return ``backend`` if it is one of :data:`BACKENDS`, else raise ``ValueError`` naming them.
+
+    ``'triton'`` without Triton installed raises ``ImportError`` with the install command.
+    """
+    prefix = f"{who}: " if who else ""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(
+            f"{prefix}backend must be one of {', '.join(repr(b) for b in BACKENDS)}; got {backend!r}"
+        )
+    if backend == "triton" and not triton_available():
+        raise ImportError(f"{prefix}backend='triton' needs the optional Triton dependency: {_TRITON_HINT}")
+    return backend
+
+
+def empty_cache() -> None:
+    """Release the idle large CPU buffers kept by the fused kernels (:class:`~hwsnn.backend.fused.HostPool`)."""
+    host_pool.empty()
+
+
+_triton_ok: Optional[bool] = None
+
+
+def triton_available() -> bool:
+    """Whether ``import triton`` works (checked once, lazily)."""
+    global _triton_ok
+    if _triton_ok is None:
+        if importlib.util.find_spec("triton") is None:
+            _triton_ok = False
+        else:
+            try:
+                import triton  # noqa: F401
+                import triton.language  # noqa: F401
+
+                _triton_ok = True
+            except Exception:  # pragma: no cover - broken install
+                _triton_ok = False
+    return _triton_ok
+
+
+def _triton_interpret() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def resolve_backend(backend: str, device: torch.device, who: str = "") -> str:
+    """Map ``'auto' | 'torch' | 'triton'`` to the implementation that runs on ``device``.
+
+    ``'auto'`` picks Triton for CUDA tensors when it is installed. Asking for ``'triton'``
+    without Triton raises ``ImportError`` (with the install command); for CPU tensors outside
+    the Triton interpreter it raises ``RuntimeError``.
+    """
+    check_backend(backend, who)
+    prefix = f"{who}: " if who else ""
+    if backend == "torch":
+        return "torch"
+    if backend == "auto":
+        return "triton" if (device.type == "cuda" and triton_available()) else "torch"
+    if device.type != "cuda" and not _triton_interpret():
+        raise RuntimeError(
+            f"{prefix}backend='triton' runs on CUDA tensors (got {device.type!r}); set TRITON_INTERPRET=1 "
+            "before importing triton to run the kernels on CPU tensors, or use backend='torch'"
+        )
+    return "triton"
+
+
+class SurrogateSpec(NamedTuple):
+    """What the fused kernels need to know about a built-in surrogate."""
+
+    name: str
+    alpha: float
+    spiking: bool
+
+
+_BUILTIN = {"sigmoid": Sigmoid, "atan": ATan, "piecewise_quadratic": PiecewiseQuadratic}
+
+
+def surrogate_spec(fn: Any) -> Optional[SurrogateSpec]:
+    """The spec of a built-in surrogate, or ``None`` for anything else (custom callables, subclasses
+    that redefine the primitive, the derivative or the forward): those use the reference loop."""
+    if not isinstance(fn, SurrogateFunctionBase):
+        return None
+    cls = _BUILTIN.get(getattr(fn, "name", ""))
+    if cls is None or not isinstance(fn, cls):
+        return None
+    t = type(fn)
+    if t.primitive is not cls.primitive or t.derivative is not cls.derivative or t.forward is not SurrogateFunctionBase.forward:
+        return None
+    return SurrogateSpec(cls.name, float(fn.alpha), bool(fn.spiking))
+
+
+def state_dtype_for(dtype: torch.dtype) -> torch.dtype:
+    """State dtype of the fused kernels: float64 for float64 inputs, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _impl(kind: str, what: str) -> tuple[Callable, Callable]:
+    if kind == "triton":
+        from . import triton_kernels as tk
+
+        return (tk.neuron_forward_triton, tk.neuron_backward_triton) if what == "neuron" else (
+            tk.synapse_forward_triton,
+            tk.synapse_backward_triton,
+        )
+    if what == "neuron":
+        return (neuron_forward_torch, neuron_backward_torch)
+    return (synapse_forward_torch, synapse_backward_torch)
+
+
+def neuron_multi_step(
+    x_seq: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    surrogate_function: SurrogateFunctionBase,
+    tau: Optional[float] = None,
+    decay_input: bool = True,
+    v_threshold: Threshold = 1.0,
+    v_reset: Optional[float] = 0.0,
+    detach_reset: bool = False,
+    store_v_seq: bool = False,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Fused IF (``tau=None``) / LIF sequence: ``(spike_seq, v_last, v_seq or None)``.
+
+    ``x_seq`` is ``[T, *shape]`` (floating), ``v`` the membrane entering the sequence, shaped
+    ``shape`` in :func:`state_dtype_for` ``(x_seq.dtype)`` (it may carry a graph from a previous
+    chunk). ``v_threshold`` is a number or a tensor broadcastable to ``shape`` (not requiring grad).
+    ``surrogate_function`` must be a built-in surrogate (:func:`surrogate_spec` is not ``None``).
+    """
+    spec = surrogate_spec(surrogate_function)
+    if spec is None:
+        raise TypeError("neuron_multi_step (fused): surrogate_function must be a built-in hwsnn surrogate")
+    T = x_seq.shape[0]
+    shape = x_seq.shape[1:]
+    sdt = state_dtype_for(x_seq.dtype)
+    kind = resolve_backend(backend, x_seq.device)
+    if kind == "triton" and sdt == torch.float64:
+        kind = "torch"
+    cfg = NeuronConfig(
+        tau=None if tau is None else float(tau),
+        decay_input=bool(decay_input),
+        v_reset=None if v_reset is None else float(v_reset),
+        detach_reset=bool(detach_reset),
+        store_v_seq=bool(store_v_seq),
+        surrogate_name=spec.name,
+        alpha=spec.alpha,
+        spiking=spec.spiking,
+        surrogate=surrogate_function,
+    )
+    x2 = x_seq.contiguous().reshape(T, -1)
+    v1 = v.to(sdt).contiguous().reshape(-1)
+    if isinstance(v_threshold, torch.Tensor):
+        vth_t = v_threshold.detach().to(device=x_seq.device, dtype=sdt).expand(shape).contiguous().reshape(-1)
+        vth_f = 0.0
+    else:
+        vth_t, vth_f = None, float(v_threshold)
+    impl = _impl(kind, "neuron")
+    if torch.is_grad_enabled() and (x2.requires_grad or v1.requires_grad):
+        spikes, v_out = FusedNeuronFunction.apply(x2, v1, vth_t, vth_f, cfg, impl)
+    else:
+        with torch.no_grad():
+            spikes, v_out, _ = impl[0](x2, v1, vth_t if vth_t is not None else vth_f, cfg, save_h=False)
+    spikes = spikes.reshape(x_seq.shape)
+    if store_v_seq:
+        v_seq = v_out.reshape((T,) + tuple(shape))
+        return spikes, v_seq[-1], v_seq
+    return spikes, v_out.reshape(shape), None
+
+
+def synapse_multi_step(
+    x_seq: torch.Tensor,
+    i: torch.Tensor,
+    inv_tau: Union[float, torch.Tensor],
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Fused synapse filter: the output sequence ``[T, *shape]`` (state dtype) from ``i`` (the
+    current entering the sequence). ``inv_tau`` is ``1/tau``: a number, or a 0-dim tensor carrying
+    the gradient of a learnable time constant. The last output is the new state."""
+    T = x_seq.shape[0]
+    shape = x_seq.shape[1:]
+    sdt = state_dtype_for(x_seq.dtype)
+    kind = resolve_backend(backend, x_seq.device)
+    if kind == "triton" and sdt == torch.float64:
+        kind = "torch"
+    x2 = x_seq.contiguous().reshape(T, -1)
+    i1 = i.to(sdt).contiguous().reshape(-1)
+    if isinstance(inv_tau, torch.Tensor):
+        k_t, k_f = inv_tau.reshape(()), 0.0
+    else:
+        k_t, k_f = None, float(inv_tau)
+    impl = _impl(kind, "synapse")
+    needs = x2.requires_grad or i1.requires_grad or (k_t is not None and k_t.requires_grad)
+    if torch.is_grad_enabled() and needs:
+        out = FusedSynapseFunction.apply(x2, i1, k_t, k_f, impl)
+    else:
+        with torch.no_grad():
+            out = impl[0](x2, i1, k_f if k_t is None else float(k_t))
+    return out.reshape((T,) + tuple(shape))

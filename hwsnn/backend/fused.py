@@ -1,0 +1,736 @@
+r"""Fused multi-step neurons and synapse filter in plain torch: one autograd node per sequence.
+
+The reference (:func:`hwsnn.functional.neuron.neuron_multi_step`) lets autograd record every op
+of every time step: ~10 nodes and ~10 saved tensors per step. Here the whole ``[T, N]`` sequence
+is one :class:`torch.autograd.Function` whose forward runs under ``no_grad`` with in-place ops
+into preallocated buffers, and whose backward is the hand-written BPTT below. Only the charged
+membrane :math:`H` is saved (spikes, surrogate gradients and reset derivatives are recomputed
+from it), so the saved memory is one ``[T, N]`` tensor instead of ~10.
+
+Neuron forward (state dtype: float32, or float64 for float64 inputs)
+--------------------------------------------------------------------
+Every neuron charge is affine in the previous membrane and the input,
+
+.. math::
+    H_t = a\,V_{t-1} + b\,X_t + c,\qquad
+    \begin{array}{lll}
+    \text{IF:} & a = 1, & b = 1\\
+    \text{LIF, decay\_input:} & a = 1 - 1/\tau, & b = 1/\tau\\
+    \text{LIF, not decay\_input:} & a = 1 - 1/\tau, & b = 1
+    \end{array}
+
+but the forward evaluates exactly the reference expressions (``v + (x - (v - vr)) / tau`` etc.,
+same operations in the same order) so that :math:`H` and therefore the spikes are bit-identical.
+Then :math:`u_t = H_t - V_{th}`, :math:`S_t = \Theta(u_t)` (``spiking=False``: :math:`S_t = g(u_t)`,
+the surrogate primitive), and the reset
+:math:`V_t = S_t V_r + (1 - S_t) H_t` (hard) or :math:`V_t = H_t - S_t V_{th}` (soft).
+
+Neuron backward (BPTT)
+----------------------
+With :math:`G_t = g'(u_t)` the surrogate gradient (``dS/dH``) and the reset derivative
+
+.. math::
+    D_t = \frac{\partial V_t}{\partial H_t} =
+    \begin{cases}
+    (1 - S_t) + [\lnot\text{detach}]\,(V_r - H_t)\,G_t & \text{hard}\\
+    1 - [\lnot\text{detach}]\,V_{th}\,G_t & \text{soft}
+    \end{cases}
+
+(``detach_reset`` removes only the spike in the reset, never :math:`G_t` on the emitted spike),
+let :math:`w_t = \partial L / \partial V_t` be the total gradient reaching the membrane after step
+:math:`t`. Going backwards from :math:`w_{T-1} = \bar V_{last} + \bar V^{seq}_{T-1}`:
+
+.. math::
+    \bar H_t = \bar S_t\,G_t + w_t\,D_t,\qquad
+    \bar X_t = b\,\bar H_t,\qquad
+    w_{t-1} = a\,\bar H_t + \bar V^{seq}_{t-1},\qquad
+    \bar V_{init} = a\,\bar H_0 .
+
+The implementation carries :math:`r_t = b\,w_t` so that the per-step output is directly
+:math:`\bar X_t = q_t = b\,\bar S_t G_t + r_t D_t` and :math:`r_{t-1} = a\,q_t + b\,\bar V^{seq}_{t-1}`
+(one fused ``addcmul`` per term); :math:`\bar V_{init} = r_{-1} / b`.
+
+Synapse filter
+--------------
+Forward :math:`I_t = I_{t-1} - (1 - S_t)\,k\,I_{t-1} + S_t` with :math:`k = 1/\tau` (a number, or a
+0-dim tensor :math:`\mathrm{sigmoid}(w)` when learnable); evaluated as
+:math:`I_t = (1-k) I_{t-1} + S_t + k S_t I_{t-1}` (equal to float tolerance). With
+:math:`w_t = \partial L/\partial I_t` (total), :math:`c_t = \partial I_t/\partial I_{t-1} = (1-k) + k S_t`:
+
+.. math::
+    w_t = \bar I_t + c_{t+1}\,w_{t+1},\quad
+    \bar S_t = w_t\,(1 + k\,I_{t-1}),\quad
+    \bar I_{init} = c_0\,w_0,\quad
+    \bar k = -\sum_t w_t\,(1 - S_t)\,I_{t-1}.
+
+Saved: the input and the output sequences (the output is needed anyway for :math:`I_{t-1}`).
+
+Surrogate gradients :math:`G = g'(u)` (computed as ``scale * P`` with in-place ops)
+-----------------------------------------------------------------------------------
+``sigmoid``: :math:`\alpha\,\sigma(\alpha u)(1-\sigma(\alpha u))`;
+``atan``: :math:`\tfrac{\alpha}{2} / (1 + (\tfrac\pi2\alpha u)^2)`;
+``piecewise_quadratic``: :math:`\alpha\max(0, 1 - \alpha|u|)`. With ``spiking=False`` the
+backward also needs :math:`S_t = g(u_t)` (for the hard reset), recomputed from :math:`H_t`.
+
+CPU execution
+-------------
+The neuron dimension is processed in blocks of :data:`CPU_BLOCK` elements; each block runs all its
+time steps before the next block starts, so the per-step temporaries (membrane, charge, surrogate
+pieces) stay in cache and only the ``[T, N]`` streams (input, spikes, saved :math:`H`, output
+gradient, input gradient) go to main memory. Those streams come from :class:`HostPool` (fresh
+large allocations are page-faulted on first touch, which costs more than the neuron itself). On
+other devices one block spans the whole tensor and PyTorch's own allocator is used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import torch
+
+__all__ = [
+    "CPU_BLOCK",
+    "HostPool",
+    "host_pool",
+    "NeuronConfig",
+    "neuron_forward_torch",
+    "neuron_backward_torch",
+    "synapse_forward_torch",
+    "synapse_backward_torch",
+    "FusedNeuronFunction",
+    "FusedSynapseFunction",
+]
+
+#: neurons per block on CPU (temporaries of 1 MiB each: they stay in L2/L3 while the ``[T, N]``
+#: streams go to memory; larger blocks amortise the per-op dispatch cost)
+CPU_BLOCK = 1 << 18
+
+#: CPU backward: sequences whose ``[T, N]`` tensors hold at most this many bytes use the tiled schedule
+TILED_MAX_BYTES = 8 << 20
+#: CPU backward, tiled schedule: bytes per ``[T, block]`` temporary
+TILE_BYTES = 1 << 20
+
+Threshold = Union[float, torch.Tensor]
+
+
+_use_count = getattr(torch._C, "_storage_Use_Count", None)  # private API: without it, no pool
+
+
+class HostPool:
+    """A small caching allocator for the large ``[T, N]`` CPU buffers (outputs, saved charges,
+    gradients).
+
+    Fresh multi-megabyte CPU allocations are served by ``mmap`` and pay one page fault per page
+    on first touch, which costs more than the neuron arithmetic itself. The pool keeps the
+    storage of buffers it handed out; a storage is reused once nothing but the pool references it
+    (its storage use count, which counts every tensor and view on it, drops to one), so reuse is
+    as safe as PyTorch's CUDA caching allocator. At most ``max_bytes`` are kept (environment
+    variable ``HWSNN_CPU_POOL_MB``, default 2048; 0 disables the pool); :meth:`empty` releases the
+    idle buffers.
+    """
+
+    def __init__(self, max_bytes: int, min_bytes: int = 1 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.min_bytes = min_bytes
+        self._stores: list = []  # UntypedStorage objects (the pool's own reference)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _idle(st) -> bool:
+        return _use_count(st._cdata) == 1
+
+    def empty(self) -> None:
+        """Drop every idle buffer (buffers still in use are kept; they become idle later)."""
+        with self._lock:
+            self._stores = [st for st in self._stores if not self._idle(st)]
+
+    def held_bytes(self) -> int:
+        with self._lock:
+            return sum(st.nbytes() for st in self._stores)
+
+    def take(self, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        numel = math.prod(shape)
+        nbytes = numel * dtype.itemsize
+        if nbytes < self.min_bytes or self.max_bytes <= 0 or _use_count is None:
+            return torch.empty(shape, dtype=dtype)
+        with self._lock:
+            st = None
+            for cand in self._stores:
+                if cand.nbytes() == nbytes and self._idle(cand):
+                    st = cand
+                    break
+            if st is None:
+                held = sum(c.nbytes() for c in self._stores)
+                if held + nbytes > self.max_bytes:  # evict idle buffers, oldest first
+                    keep = []
+                    for c in self._stores:
+                        if held + nbytes > self.max_bytes and self._idle(c):
+                            held -= c.nbytes()
+                        else:
+                            keep.append(c)
+                    self._stores = keep
+                if held + nbytes > self.max_bytes:
+                    return torch.empty(shape, dtype=dtype)
+                st = torch.empty(nbytes, dtype=torch.uint8).untyped_storage()
+                self._stores.append(st)
+            return torch.empty(0, dtype=dtype).set_(st, 0, shape)
+
+
+def _pool_bytes_from_env() -> int:
+    text = os.environ.get("HWSNN_CPU_POOL_MB", "2048")
+    try:
+        return int(float(text) * (1 << 20))
+    except ValueError:
+        warnings.warn(f"HWSNN_CPU_POOL_MB={text!r} is not a number of megabytes; using the default 2048")
+        return 2048 << 20
+
+
+#: the process-wide pool used by the CPU kernels
+host_pool = HostPool(_pool_bytes_from_env())
+
+
+def _empty(shape: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if device.type == "cpu":
+        return host_pool.take(tuple(shape), dtype)
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """Static description of a neuron layer for the fused kernels.
+
+    ``tau is None`` selects IF. ``surrogate`` is the built-in surrogate object (its ``name`` and
+    ``alpha`` select the derivative; its ``primitive`` serves ``spiking=False``).
+    """
+
+    tau: Optional[float]
+    decay_input: bool
+    v_reset: Optional[float]
+    detach_reset: bool
+    store_v_seq: bool
+    surrogate_name: str
+    alpha: float
+    spiking: bool
+    surrogate: Any = None
+
+    @property
+    def a(self) -> float:
+        """:math:`\\partial H/\\partial V`."""
+        return 1.0 if self.tau is None else 1.0 - 1.0 / self.tau
+
+    @property
+    def b(self) -> float:
+        """:math:`\\partial H/\\partial X`."""
+        return 1.0 / self.tau if (self.tau is not None and self.decay_input) else 1.0
+
+
+def _rows(a: torch.Tensor, c0: int, c1: int) -> tuple:
+    """The ``T`` rows ``a[t, c0:c1]`` as views, in one call."""
+    return (a if (c0 == 0 and c1 == a.shape[1]) else a[:, c0:c1]).unbind(0)
+
+
+def _blocks(n: int, device: torch.device, block: Optional[int]):
+    if block is None:
+        block = CPU_BLOCK if device.type == "cpu" else n
+    block = max(1, min(block, n))
+    for c0 in range(0, n, block):
+        yield c0, min(n, c0 + block)
+
+
+# ------------------------------------------------------------------------------------------------
+# neuron
+# ------------------------------------------------------------------------------------------------
+def _charge_(cfg: NeuronConfig, x: torch.Tensor, v: torch.Tensor, h: torch.Tensor, buf: torch.Tensor,
+             tau_t: Optional[torch.Tensor], on_cpu: bool) -> None:
+    """``h <- charge(v, x)`` with the reference's operations in the reference's order."""
+    vr = 0.0 if cfg.v_reset is None else cfg.v_reset
+    if cfg.tau is None:
+        torch.add(v, x, out=h)  # v + x
+        return
+    tau = cfg.tau
+    if cfg.decay_input:  # v + (x - (v - vr)) / tau
+        if vr == 0.0:
+            torch.sub(x, v, out=buf)  # v - 0.0 == v exactly
+        else:
+            torch.sub(v, vr, out=buf)
+            torch.sub(x, buf, out=buf)
+        if on_cpu:  # CPU addcdiv evaluates v + (1 * buf) / tau: same roundings as the reference
+            torch.addcdiv(v, buf, tau_t, out=h)
+        else:  # elsewhere use the very kernel of the reference (CUDA divides by a scalar as x * (1/tau))
+            torch.div(buf, tau, out=buf)
+            torch.add(v, buf, out=h)
+    else:  # v - (v - vr) / tau + x
+        src = v
+        if vr != 0.0:
+            torch.sub(v, vr, out=buf)
+            src = buf
+        if on_cpu:
+            torch.addcdiv(v, src, tau_t, value=-1.0, out=h)
+        else:
+            torch.div(src, tau, out=buf)
+            torch.sub(v, buf, out=h)
+        h.add_(x)
+
+
+def neuron_forward_torch(
+    x: torch.Tensor,
+    v0: torch.Tensor,
+    vth: Threshold,
+    cfg: NeuronConfig,
+    save_h: bool,
+    block: Optional[int] = None,
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Forward over ``x`` ``[T, N]`` (contiguous) from ``v0`` ``[N]`` (state dtype).
+
+    ``vth`` is a number or a ``[N]`` tensor in the state dtype. Returns ``(spikes [T, N] in x's
+    dtype, v_out, H or None)`` where ``v_out`` is ``V`` after every step ``[T, N]`` when
+    ``cfg.store_v_seq`` else the last membrane ``[N]``.
+    """
+    T, N = x.shape
+    sdt, dev = v0.dtype, v0.device
+    on_cpu = dev.type == "cpu"
+    spikes = _empty((T, N), x.dtype, dev)
+    H = _empty((T, N), sdt, dev) if save_h else None
+    v_out = _empty((T, N) if cfg.store_v_seq else (N,), sdt, dev)
+    tau_t = torch.tensor(cfg.tau, dtype=sdt) if (cfg.tau is not None and on_cpu) else None
+    vth_tensor = isinstance(vth, torch.Tensor)
+    vr = 0.0 if cfg.v_reset is None else cfg.v_reset
+    hard = cfg.v_reset is not None
+    vr_t = torch.tensor(vr, dtype=sdt, device=dev) if hard else None
+    mixed = x.dtype != sdt
+    surrogate = cfg.surrogate
+    nb = min(N, CPU_BLOCK if (on_cpu and block is None) else (block or N))
+    vbuf = torch.empty(nb, dtype=sdt, device=dev)
+    buf = torch.empty(nb, dtype=sdt, device=dev)
+    hbuf = None if save_h else torch.empty(nb, dtype=sdt, device=dev)
+    sbuf = torch.empty(nb, dtype=sdt, device=dev) if (mixed or not cfg.spiking) else None
+    for c0, c1 in _blocks(N, dev, block):
+        n = c1 - c0
+        th = vth[c0:c1] if vth_tensor else vth
+        if cfg.store_v_seq:
+            v = v0[c0:c1]
+        else:
+            v = vbuf[:n]
+            v.copy_(v0[c0:c1])
+        b_ = buf[:n]
+        # per-step row views, made once per block (cheaper than indexing inside the loop)
+        xs = _rows(x, c0, c1)
+        ss = _rows(spikes, c0, c1)
+        hs = _rows(H, c0, c1) if save_h else [hbuf[:n]] * T
+        vs = _rows(v_out, c0, c1) if cfg.store_v_seq else None
+        for t in range(T):
+            h = hs[t]
+            _charge_(cfg, xs[t], v, h, b_, tau_t, on_cpu)
+            s_out = ss[t]
+            v_next = vs[t] if cfg.store_v_seq else v
+            if cfg.spiking:
+                s = sbuf[:n] if mixed else s_out
+                torch.ge(h, th, out=s)  # (h - vth >= 0) == (h >= vth) for finite floats
+                if mixed:
+                    s_out.copy_(s)
+                if hard:
+                    if vr == 0.0:  # s*0 + (1-s)*h == h - s*h exactly for s in {0, 1}
+                        torch.addcmul(h, s, h, value=-1.0, out=v_next)
+                    else:  # lerp is exact at weights 0 and 1
+                        torch.lerp(h, vr_t.expand(n), s, out=v_next)
+                elif vth_tensor:  # h - s*vth (the product is exact)
+                    torch.addcmul(h, s, th, value=-1.0, out=v_next)
+                else:
+                    torch.sub(h, s, alpha=th, out=v_next)
+            else:  # smooth primitive: reference expressions
+                s = sbuf[:n]
+                s.copy_(surrogate.primitive(h - th))
+                s_out.copy_(s)
+                if hard:
+                    v_next.copy_(s * vr + (1.0 - s) * h)
+                else:
+                    v_next.copy_(h - s * th)
+            v = v_next
+        if not cfg.store_v_seq:
+            v_out[c0:c1].copy_(v)
+    return spikes, v_out, H
+
+
+def _surrogate_grad_(name: str, alpha: float, h: torch.Tensor, th: Threshold, c0: torch.Tensor,
+                     g: torch.Tensor, one: torch.Tensor) -> float:
+    """``g <- P`` with :math:`g'(h - V_{th}) = \\text{scale}\\cdot P`; returns ``scale``.
+
+    ``c0`` is :math:`-\\alpha V_{th}` (0-dim, or the block of a threshold tensor).
+    """
+    if name == "sigmoid":  # alpha * sg * (1 - sg), sg = sigmoid(alpha u) = sigmoid(alpha h + c0)
+        torch.add(c0, h, alpha=alpha, out=g)
+        g.sigmoid_()
+        torch.addcmul(g, g, g, value=-1.0, out=g)
+        return alpha
+    if name == "atan":  # (alpha/2) / (1 + (pi/2 alpha u)^2)
+        c = math.pi / 2 * alpha
+        torch.sub(h, th, out=g)
+        torch.addcmul(one, g, g, value=c * c, out=g)
+        g.reciprocal_()
+        return alpha / 2
+    if name == "piecewise_quadratic":  # max(0, alpha - alpha^2 |u|) = alpha * relu(1 - alpha |u|)
+        torch.sub(h, th, out=g)
+        g.abs_()
+        torch.add(one, g, alpha=-alpha, out=g)
+        g.clamp_(min=0.0)
+        return alpha
+    raise ValueError(f"unknown surrogate {name!r}")  # pragma: no cover
+
+
+def neuron_backward_torch(
+    H: torch.Tensor,
+    grad_spikes: Optional[torch.Tensor],
+    grad_v: Optional[torch.Tensor],
+    vth: Threshold,
+    cfg: NeuronConfig,
+    block: Optional[int] = None,
+    tiled: Optional[bool] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""BPTT over the saved charges ``H`` ``[T, N]``.
+
+    ``grad_v`` is the gradient of ``v_out`` (``[T, N]`` with ``store_v_seq``, else ``[N]``) or
+    ``None``. Returns ``(grad_x [T, N], grad_v0 [N])`` in the state dtype.
+
+    Two schedules of the same arithmetic (``tiled=None`` picks): *tiled* computes everything that
+    depends on :math:`H_t` alone (:math:`G_t`, :math:`D_t`, the spike term
+    :math:`b\,\bar S_t G_t`) for a whole ``[T, block]`` tile at once and runs only the
+    recurrence step by step (one ``addcmul`` per step): fewest op dispatches, used on GPUs and for
+    small CPU sequences (at most :data:`TILED_MAX_BYTES` per ``[T, N]`` tensor, in tiles of
+    :data:`TILE_BYTES`); *per step* runs all 7 ops of a step on a :data:`CPU_BLOCK` slice, whose
+    temporaries stay in cache: faster for large CPU sequences.
+    """
+    T, N = H.shape
+    if tiled is None:
+        tiled = H.device.type != "cpu" or T * N * H.element_size() <= TILED_MAX_BYTES
+    if tiled:
+        if block is None and H.device.type == "cpu":
+            block = max(1024, TILE_BYTES // (T * H.element_size()))
+        return _neuron_backward_tiled(H, grad_spikes, grad_v, vth, cfg, block)
+    return _neuron_backward_steps(H, grad_spikes, grad_v, vth, cfg, block)
+
+
+def _neuron_backward_steps(
+    H: torch.Tensor,
+    grad_spikes: Optional[torch.Tensor],
+    grad_v: Optional[torch.Tensor],
+    vth: Threshold,
+    cfg: NeuronConfig,
+    block: Optional[int] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Per-step schedule of :func:`neuron_backward_torch`: per block and step (7 in-place ops for
+    the default LIF) :math:`G_t = \text{scale}\cdot P_t` from :math:`H_t`, :math:`D_t`, then
+    :math:`q_t = r_t D_t + b\,\bar S_t G_t` written straight into ``grad_x``, and
+    :math:`r_{t-1} = a q_t` kept as a scaled alias of that row."""
+    T, N = H.shape
+    sdt, dev = H.dtype, H.device
+    a, b = cfg.a, cfg.b
+    hard = cfg.v_reset is not None
+    vr = 0.0 if cfg.v_reset is None else cfg.v_reset
+    vth_tensor = isinstance(vth, torch.Tensor)
+    gx = _empty((T, N), sdt, dev)
+    gv0 = _empty((N,), sdt, dev)
+    one = torch.ones((), dtype=sdt, device=dev)
+    zero = torch.zeros((), dtype=sdt, device=dev)
+    seq = cfg.store_v_seq
+    on_cpu = dev.type == "cpu"
+    nb = min(N, CPU_BLOCK if (on_cpu and block is None) else (block or N))
+    gbuf = torch.empty(nb, dtype=sdt, device=dev)
+    dbuf = torch.empty(nb, dtype=sdt, device=dev)
+    rbuf = torch.empty(nb, dtype=sdt, device=dev)
+    surrogate = cfg.surrogate
+    c0_scalar = None if vth_tensor else torch.tensor(-cfg.alpha * vth, dtype=sdt, device=dev)
+    for c0, c1 in _blocks(N, dev, block):
+        n = c1 - c0
+        th = vth[c0:c1] if vth_tensor else vth
+        c0_ = th * (-cfg.alpha) if vth_tensor else c0_scalar
+        g, d = gbuf[:n], dbuf[:n]
+        # r = r_coef * r_tensor is b * w_t (w_t: total gradient reaching V_t)
+        r_tensor: Optional[torch.Tensor] = None
+        r_coef = b
+        if grad_v is not None:
+            r_tensor = rbuf[:n]
+            r_tensor.copy_(grad_v[T - 1, c0:c1] if seq else grad_v[c0:c1])
+        hs, qs = _rows(H, c0, c1), _rows(gx, c0, c1)
+        gss = _rows(grad_spikes, c0, c1) if grad_spikes is not None else None
+        gvs = _rows(grad_v, c0, c1) if (seq and grad_v is not None) else None
+        for t in range(T - 1, -1, -1):
+            h = hs[t]
+            q = qs[t]
+            if cfg.spiking:
+                scale = _surrogate_grad_(cfg.surrogate_name, cfg.alpha, h, th, c0_, g, one)  # G = scale * g
+                s_val = None
+            else:
+                u = h - th
+                g.copy_(surrogate.derivative(u))
+                s_val = surrogate.primitive(u)
+                scale = 1.0
+            # d <- D_t (d_is_one: D_t == 1)
+            d_is_one = False
+            if hard:
+                if cfg.spiking:
+                    torch.lt(h, th, out=d)  # 1 - S
+                else:
+                    torch.sub(one, s_val, out=d)
+                if not cfg.detach_reset:  # + (vr - h) G
+                    if vr == 0.0:
+                        torch.addcmul(d, h, g, value=-scale, out=d)
+                    else:
+                        d.addcmul_(h - vr, g, value=-scale)
+            elif cfg.detach_reset:
+                d_is_one = True
+            elif vth_tensor:  # 1 - vth G
+                torch.addcmul(one, g, th, value=-scale, out=d)
+            else:
+                torch.add(one, g, alpha=-scale * th, out=d)
+            # q = r D + (b scale) gS g
+            if r_tensor is None:
+                if gss is None:
+                    q.zero_()
+                else:
+                    torch.addcmul(zero, gss[t], g, value=b * scale, out=q)
+            else:
+                if d_is_one:
+                    m = torch.mul(r_tensor, r_coef, out=d)
+                else:
+                    m = torch.addcmul(zero, d, r_tensor, value=r_coef, out=d)
+                if gss is None:
+                    q.copy_(m)
+                else:
+                    torch.addcmul(m, gss[t], g, value=b * scale, out=q)
+            # r_{t-1} = a q_t + b gVseq_{t-1}
+            if gvs is not None and t > 0:
+                r_tensor = rbuf[:n]
+                torch.mul(q, a, out=r_tensor)
+                r_tensor.add_(gvs[t - 1], alpha=b)
+                r_coef = 1.0
+            else:
+                r_tensor, r_coef = q, a
+        # r_{-1} = b * gV_init
+        torch.mul(r_tensor, r_coef / b, out=gv0[c0:c1])
+    return gx, gv0
+
+
+def _neuron_backward_tiled(
+    H: torch.Tensor,
+    grad_spikes: Optional[torch.Tensor],
+    grad_v: Optional[torch.Tensor],
+    vth: Threshold,
+    cfg: NeuronConfig,
+    block: Optional[int] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tiled schedule of :func:`neuron_backward_torch` (``block`` neurons per tile; default all)."""
+    T, N = H.shape
+    sdt, dev = H.dtype, H.device
+    a, b = cfg.a, cfg.b
+    hard = cfg.v_reset is not None
+    vr = 0.0 if cfg.v_reset is None else cfg.v_reset
+    vth_tensor = isinstance(vth, torch.Tensor)
+    gx = _empty((T, N), sdt, dev)
+    gv0 = _empty((N,), sdt, dev)
+    one = torch.ones((), dtype=sdt, device=dev)
+    zero = torch.zeros((), dtype=sdt, device=dev)
+    seq = cfg.store_v_seq
+    nb = max(1, min(N, block or N))
+    pbuf = torch.empty((T, nb), dtype=sdt, device=dev)
+    dbuf = torch.empty((T, nb), dtype=sdt, device=dev)
+    rbuf = torch.empty(nb, dtype=sdt, device=dev)
+    surrogate = cfg.surrogate
+    c0_scalar = None if vth_tensor else torch.tensor(-cfg.alpha * vth, dtype=sdt, device=dev)
+    for c0, c1 in _blocks(N, dev, nb):
+        n = c1 - c0
+        Hb = H if n == N else H[:, c0:c1]
+        th = vth[c0:c1] if vth_tensor else vth
+        P = pbuf if n == nb else pbuf[:, :n]
+        D = dbuf if n == nb else dbuf[:, :n]
+        # P over the tile, G = scale * P
+        if cfg.spiking:
+            c0_ = th * (-cfg.alpha) if vth_tensor else c0_scalar
+            scale = _surrogate_grad_(cfg.surrogate_name, cfg.alpha, Hb, th, c0_, P, one)
+            s_val = None
+        else:
+            u = Hb - th
+            P.copy_(surrogate.derivative(u))
+            s_val = surrogate.primitive(u)
+            scale = 1.0
+        # D_t over the tile (d_is_one: D == 1)
+        d_is_one = False
+        if hard:
+            if cfg.spiking:
+                torch.lt(Hb, th, out=D)  # 1 - S
+            else:
+                torch.sub(one, s_val, out=D)
+            if not cfg.detach_reset:  # + (vr - h) G
+                D.addcmul_(Hb if vr == 0.0 else Hb - vr, P, value=-scale)
+        elif cfg.detach_reset:
+            d_is_one = True
+        elif vth_tensor:  # 1 - vth G
+            torch.addcmul(one, P, th, value=-scale, out=D)
+        else:
+            torch.add(one, P, alpha=-scale * th, out=D)
+        # spike term b gS G straight into grad_x
+        Gx = gx if n == N else gx[:, c0:c1]
+        if grad_spikes is None:
+            Gx.zero_()
+        else:
+            torch.addcmul(zero, grad_spikes if n == N else grad_spikes[:, c0:c1], P, value=b * scale, out=Gx)
+        # recurrence q_t += r D_t, r = r_coef * r_tensor = b * w_t
+        qs = Gx.unbind(0)
+        ds = D.unbind(0)
+        gvs = _rows(grad_v, c0, c1) if (seq and grad_v is not None) else None
+        r_tensor: Optional[torch.Tensor] = None
+        r_coef = b
+        if grad_v is not None:
+            r_tensor = rbuf[:n]
+            r_tensor.copy_(gvs[T - 1] if seq else grad_v[c0:c1])
+        for t in range(T - 1, -1, -1):
+            q = qs[t]
+            if r_tensor is not None:
+                if d_is_one:
+                    q.add_(r_tensor, alpha=r_coef)
+                else:
+                    q.addcmul_(ds[t], r_tensor, value=r_coef)
+            if gvs is not None and t > 0:  # r_{t-1} = a q_t + b gVseq_{t-1}
+                r_tensor = rbuf[:n]
+                torch.mul(q, a, out=r_tensor)
+                r_tensor.add_(gvs[t - 1], alpha=b)
+                r_coef = 1.0
+            else:
+                r_tensor, r_coef = q, a
+        torch.mul(r_tensor, r_coef / b, out=gv0[c0:c1])  # r_{-1} = b gV_init
+    return gx, gv0
+
+
+class FusedNeuronFunction(torch.autograd.Function):
+    """One autograd node for a whole IF/LIF sequence.
+
+    ``forward(x [T, N], v0 [N], vth_tensor or None, vth_float, cfg, impl)`` returns
+    ``(spikes [T, N], v_out)``; ``impl`` is a pair ``(forward_fn, backward_fn)`` with the
+    signatures of :func:`neuron_forward_torch` / :func:`neuron_backward_torch` (the Triton
+    backend supplies its own).
+    """
+
+    @staticmethod
+    def forward(ctx, x, v0, vth_t, vth_f, cfg, impl):  # type: ignore[override]
+        vth = vth_t if vth_t is not None else vth_f
+        save = x.requires_grad or v0.requires_grad
+        spikes, v_out, H = impl[0](x, v0, vth, cfg, save_h=save)
+        ctx.cfg, ctx.impl, ctx.vth_f = cfg, impl, vth_f
+        ctx.x_dtype, ctx.v_dtype = x.dtype, v0.dtype
+        ctx.set_materialize_grads(False)
+        if save:
+            ctx.save_for_backward(H, vth_t)
+        else:
+            ctx.save_for_backward(None, None)
+        return spikes, v_out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes, grad_v):  # type: ignore[override]
+        H, vth_t = ctx.saved_tensors
+        if H is None or (grad_spikes is None and grad_v is None):
+            return None, None, None, None, None, None
+        vth = vth_t if vth_t is not None else ctx.vth_f
+        if grad_spikes is not None:
+            grad_spikes = grad_spikes.contiguous()
+        if grad_v is not None:
+            grad_v = grad_v.contiguous()
+        gx, gv0 = ctx.impl[1](H, grad_spikes, grad_v, vth, ctx.cfg)
+        gx = gx.to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+        gv0 = gv0.to(ctx.v_dtype) if ctx.needs_input_grad[1] else None
+        return gx, gv0, None, None, None, None
+
+
+# ------------------------------------------------------------------------------------------------
+# synapse filter
+# ------------------------------------------------------------------------------------------------
+def synapse_forward_torch(x: torch.Tensor, i0: torch.Tensor, k: float, block: Optional[int] = None) -> torch.Tensor:
+    """``[T, N]`` output currents from input ``x`` ``[T, N]`` and ``i0`` ``[N]`` (state dtype)."""
+    T, N = x.shape
+    out = _empty((T, N), i0.dtype, i0.device)
+    for c0, c1 in _blocks(N, i0.device, block):
+        i = i0[c0:c1]
+        xs, os_ = _rows(x, c0, c1), _rows(out, c0, c1)
+        for t in range(T):
+            o = os_[t]
+            xt = xs[t]
+            torch.add(xt, i, alpha=1.0 - k, out=o)  # (1-k) I + S
+            o.addcmul_(xt, i, value=k)  # + k S I
+            i = o
+    return out
+
+
+def synapse_backward_torch(
+    x: torch.Tensor,
+    out: torch.Tensor,
+    i0: torch.Tensor,
+    k: float,
+    grad_out: torch.Tensor,
+    need_k: bool,
+    block: Optional[int] = None,
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Returns ``(grad_x [T, N], grad_i0 [N], grad_k 0-dim or None)`` in the state dtype."""
+    T, N = x.shape
+    sdt, dev = out.dtype, out.device
+    gx = _empty((T, N), sdt, dev)
+    gi0 = torch.empty(N, dtype=sdt, device=dev)
+    gk = torch.zeros((), dtype=sdt, device=dev) if need_k else None
+    for c0, c1 in _blocks(N, dev, block):
+        # W (stored in gx): w_t = gO_t + ((1-k) + k S_{t+1}) w_{t+1}
+        ws, gos, xs = _rows(gx, c0, c1), _rows(grad_out, c0, c1), _rows(x, c0, c1)
+        w = ws[T - 1]
+        w.copy_(gos[T - 1])
+        for t in range(T - 2, -1, -1):
+            wt = ws[t]
+            torch.add(gos[t], w, alpha=1.0 - k, out=wt)
+            wt.addcmul_(xs[t + 1], w, value=k)
+            w = wt
+        x0 = x[0, c0:c1]
+        torch.add(w * (1.0 - k), x0 * w, alpha=k, out=gi0[c0:c1])  # c_0 w_0
+        W = gx[:, c0:c1]
+        prev0 = i0[c0:c1]
+        if need_k:  # -sum w (1 - S) I_prev
+            p0 = W[0] * prev0
+            acc = p0.sum() - (p0 * x0).sum()
+            if T > 1:
+                p = W[1:] * out[:-1, c0:c1]
+                acc = acc + p.sum() - (p * x[1:, c0:c1]).sum()
+            gk -= acc
+        # grad_x = w (1 + k I_prev)
+        W[0].addcmul_(W[0], prev0, value=k)
+        if T > 1:
+            W[1:].addcmul_(W[1:], out[:-1, c0:c1], value=k)
+    return gx, gi0, gk
+
+
+class FusedSynapseFunction(torch.autograd.Function):
+    """One autograd node for a whole synapse-filter sequence.
+
+    ``forward(x [T, N], i0 [N], k_tensor or None, k_float, impl)`` returns the output ``[T, N]``.
+    ``k_tensor`` is the 0-dim ``1/tau`` carrying the gradient of a learnable time constant.
+    """
+
+    @staticmethod
+    def forward(ctx, x, i0, k_t, k_f, impl):  # type: ignore[override]
+        k = k_f if k_t is None else float(k_t)
+        out = impl[0](x, i0, k)
+        ctx.impl, ctx.k = impl, k
+        ctx.x_dtype, ctx.i_dtype = x.dtype, i0.dtype
+        ctx.save_for_backward(x, out, i0, k_t)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        x, out, i0, k_t = ctx.saved_tensors
+        need_k = k_t is not None and ctx.needs_input_grad[2]
+        gx, gi0, gk = ctx.impl[1](x, out, i0, ctx.k, grad_out.contiguous(), need_k)
+        gx = gx.to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+        gi0 = gi0.to(ctx.i_dtype) if ctx.needs_input_grad[1] else None
+        if gk is not None:
+            gk = gk.to(k_t.dtype).reshape(k_t.shape)
+        return gx, gi0, gk, None, None
