@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwsnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="the main job on the embedded default task")
-    run.add_argument("--epochs", type=_positive_int, default=8, help="training epochs (default: 8)")
+    run.add_argument("--epochs", type=_positive_int, default=15, help="training epochs (default: 15)")
     run.add_argument("--seed", type=int, default=0, help="seed of data, weights and masks (default: 0)")
     run.add_argument("--train-samples", type=_positive_int, default=2000, help="training samples (default: 2000)")
     run.add_argument("--test-samples", type=_positive_int, default=500, help="held-out samples (default: 500)")

@@ -1,8 +1,9 @@
 """Embedded data for demos and tests (generated, never downloaded).
 
 :func:`temporal_patterns` draws a spike-pattern classification task: each class owns a fixed
-random spatio-temporal template (``[T, channels]``, firing probability ``template_rate``); a
-sample is its class template with every spike moved by a random jitter of at most ``jitter``
+random spatio-temporal template (``[T, channels]``) in which every channel fires
+``round(template_rate * T)`` times at class-specific steps (equal rates across classes: only the
+timing tells them apart); a sample is its class template with every spike moved by a random jitter of at most ``jitter``
 steps, dropped with probability ``drop``, plus background spikes at rate ``noise``. Telling the
 classes apart needs timing, so the network needs memory (membranes, synapse filters, delays).
 """
@@ -38,7 +39,10 @@ def temporal_patterns(
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"temporal_patterns: {name} must lie in [0, 1]; got {value!r}")
     g_templates = torch.Generator().manual_seed(seed)
-    templates = (torch.rand(classes, T, channels, generator=g_templates) < template_rate).float()
+    # every channel fires the same number of times in every class: only the timing differs
+    k = max(1, round(template_rate * T))
+    order = torch.rand(classes, T, channels, generator=g_templates).argsort(dim=1)
+    templates = (order < k).float()
     g = torch.Generator().manual_seed(seed + 1 if sample_seed is None else sample_seed)
     labels = torch.randint(0, classes, (n_samples,), generator=g)
     x = templates[labels]  # [n, T, C]

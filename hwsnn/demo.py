@@ -23,7 +23,7 @@ __all__ = ["DemoConfig", "DemoResult", "default_network", "run_float_demo"]
 
 @dataclass(frozen=True)
 class DemoConfig:
-    epochs: int = 8
+    epochs: int = 15
     seed: int = 0
     train_samples: int = 2000
     test_samples: int = 500
@@ -31,8 +31,8 @@ class DemoConfig:
     lr: float = 5e-3
     T: int = 20
     channels: int = 16
-    classes: int = 4
-    hidden: int = 64
+    classes: int = 10
+    hidden: int = 128
     voting_size: int = 10
 
 
@@ -44,7 +44,7 @@ class DemoResult:
     seconds: float
 
 
-def default_network(channels: int = 16, hidden: int = 64, classes: int = 4, voting_size: int = 10) -> nn.Sequential:
+def default_network(channels: int = 16, hidden: int = 128, classes: int = 10, voting_size: int = 10) -> nn.Sequential:
     """The default network: spikes ``[T, N, channels]`` in, voted class rates ``[T, N, classes]`` out."""
     net = nn.Sequential(
         layer.Linear(channels, hidden),
