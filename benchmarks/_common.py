@@ -143,6 +143,24 @@ def reset_states(model: nn.Module) -> None:
 # ------------------------------------------------------------------------------------------------
 # timing
 # ------------------------------------------------------------------------------------------------
+def training_steps(names: list[str], build: Callable[[str], nn.Module], x: torch.Tensor,
+                   loss_fn: Callable[[torch.Tensor], torch.Tensor], device: str) -> dict[str, Callable[[], None]]:
+    """One forward + backward per call for each implementation: reset, ``loss_fn(model(x))``,
+    backward, drop the gradients."""
+    fns = {}
+    for name in names:
+        model = build(name).to(device)
+
+        def step(model: nn.Module = model) -> None:
+            reset_states(model)
+            loss_fn(model(x)).backward()
+            for p in model.parameters():
+                p.grad = None
+
+        fns[name] = step
+    return fns
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()

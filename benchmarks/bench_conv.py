@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from _common import Fold, available, make_lif, parse_args, print_table, reset_states, time_alternating
+from _common import Fold, available, make_lif, parse_args, print_table, time_alternating, training_steps
 
 
 def build(framework: str) -> nn.Module:
@@ -28,19 +28,7 @@ def main() -> None:
     torch.manual_seed(0)
     x = (torch.rand(T, B, 2, 34, 34) < 0.1).float().to(args.device)
     labels = torch.randint(0, 10, (B,), device=args.device)
-    fns = {}
-    for name in names:
-        model = build(name).to(args.device)
-
-        def step(model=model):
-            reset_states(model)
-            out = model(x)
-            loss = nn.functional.cross_entropy(out.mean(0), labels)
-            loss.backward()
-            for p in model.parameters():
-                p.grad = None
-
-        fns[name] = step
+    fns = training_steps(names, build, x, lambda out: nn.functional.cross_entropy(out.mean(0), labels), args.device)
     times = time_alternating(fns, args.reps, args.warmup, args.device)
     print_table(f"Conv net 2-32-64 + BN + LIF, 34x34, T={T}, batch {B}, forward+backward ({args.device})", times, missing)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from _common import Fold, available, make_lif, parse_args, print_table, reset_states, time_alternating
+from _common import Fold, available, make_lif, parse_args, print_table, time_alternating, training_steps
 
 
 def build(framework: str) -> nn.Module:
@@ -27,19 +27,7 @@ def main() -> None:
     torch.manual_seed(0)
     x = (torch.rand(T, B, 784) < 0.2).float().to(args.device)  # Poisson-like input spikes
     target = torch.nn.functional.one_hot(torch.randint(0, 10, (B,)), 10).float().to(args.device)
-    fns = {}
-    for name in names:
-        model = build(name).to(args.device)
-
-        def step(model=model):
-            reset_states(model)
-            out = model(x)
-            loss = nn.functional.mse_loss(out.mean(0), target)
-            loss.backward()
-            for p in model.parameters():
-                p.grad = None
-
-        fns[name] = step
+    fns = training_steps(names, build, x, lambda out: nn.functional.mse_loss(out.mean(0), target), args.device)
     times = time_alternating(fns, args.reps, args.warmup, args.device)
     print_table(f"MLP 784-512-512-10 + LIF, T={T}, batch {B}, forward+backward ({args.device})", times, missing)
 
