@@ -139,13 +139,14 @@ def test_gradcheck_with_smooth_surrogate(kind, kw, sg):
     assert torch.autograd.gradcheck(f, (x,))
 
 
-def test_tensor_threshold_from_set_threshold_margin():
-    out = neuron.LIFNode(step_mode="m")
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_tensor_threshold_from_set_threshold_margin(step_mode):
+    out = neuron.LIFNode(step_mode=step_mode)
     label = torch.nn.functional.one_hot(torch.tensor([0, 2, 1]), 3).float()
     functional.set_threshold_margin(out, label)
     assert out.v_threshold.shape == (3, 3)
     x = torch.rand(4, 3, 3) * 3
-    y = out(x)
+    y = out(x) if step_mode == "m" else torch.stack([out(x[t]) for t in range(4)])
     # reference with the per-element threshold
     vth = label * 1.1 + (1 - label) * 0.9
     v = torch.zeros(3, 3)
