@@ -187,6 +187,16 @@ def _impl(kind: str, what: str) -> tuple[Callable, Callable]:
     return (synapse_forward_torch, synapse_backward_torch)
 
 
+def _sequence_plan(x_seq: torch.Tensor, backend: str) -> tuple[int, torch.Size, torch.dtype, str]:
+    """``(T, step shape, state dtype, implementation)`` for a ``[T, ...]`` sequence; float64 runs on
+    the torch kernels (Triton scalar arguments are float32)."""
+    sdt = state_dtype_for(x_seq.dtype)
+    kind = resolve_backend(backend, x_seq.device)
+    if kind == "triton" and sdt == torch.float64:
+        kind = "torch"
+    return x_seq.shape[0], x_seq.shape[1:], sdt, kind
+
+
 def neuron_multi_step(
     x_seq: torch.Tensor,
     v: torch.Tensor,
@@ -210,12 +220,7 @@ def neuron_multi_step(
     spec = surrogate_spec(surrogate_function)
     if spec is None:
         raise TypeError("neuron_multi_step (fused): surrogate_function must be a built-in hwsnn surrogate")
-    T = x_seq.shape[0]
-    shape = x_seq.shape[1:]
-    sdt = state_dtype_for(x_seq.dtype)
-    kind = resolve_backend(backend, x_seq.device)
-    if kind == "triton" and sdt == torch.float64:
-        kind = "torch"
+    T, shape, sdt, kind = _sequence_plan(x_seq, backend)
     cfg = NeuronConfig(
         tau=None if tau is None else float(tau),
         decay_input=bool(decay_input),
@@ -257,12 +262,7 @@ def synapse_multi_step(
     """Fused synapse filter: the output sequence ``[T, *shape]`` (state dtype) from ``i`` (the
     current entering the sequence). ``inv_tau`` is ``1/tau``: a number, or a 0-dim tensor carrying
     the gradient of a learnable time constant. The last output is the new state."""
-    T = x_seq.shape[0]
-    shape = x_seq.shape[1:]
-    sdt = state_dtype_for(x_seq.dtype)
-    kind = resolve_backend(backend, x_seq.device)
-    if kind == "triton" and sdt == torch.float64:
-        kind = "torch"
+    T, shape, sdt, kind = _sequence_plan(x_seq, backend)
     x2 = x_seq.contiguous().reshape(T, -1)
     i1 = i.to(sdt).contiguous().reshape(-1)
     if isinstance(inv_tau, torch.Tensor):

@@ -382,6 +382,39 @@ def _surrogate_grad_(name: str, alpha: float, h: torch.Tensor, th: Threshold, c0
     raise ValueError(f"unknown surrogate {name!r}")  # pragma: no cover
 
 
+def _surrogate_and_reset_grad_(cfg: NeuronConfig, h: torch.Tensor, th: Threshold, c0: torch.Tensor,
+                               g: torch.Tensor, d: torch.Tensor, one: torch.Tensor) -> tuple[float, bool]:
+    r"""The pieces of the backward that depend on :math:`H_t` alone, for a row or a ``[T, n]`` tile.
+
+    ``g <- P`` with :math:`G_t = \text{scale}\cdot P`, and ``d <- D_t`` (the reset derivative of
+    the module docstring). Returns ``(scale, d_is_one)``; ``d_is_one`` (soft reset with
+    ``detach_reset``) means :math:`D_t = 1` and ``d`` was not written.
+    """
+    if cfg.spiking:
+        scale = _surrogate_grad_(cfg.surrogate_name, cfg.alpha, h, th, c0, g, one)
+        s_val = None
+    else:
+        u = h - th
+        g.copy_(cfg.surrogate.derivative(u))
+        s_val = cfg.surrogate.primitive(u)
+        scale = 1.0
+    if cfg.v_reset is not None:  # hard: (1 - S) + (vr - h) G
+        if cfg.spiking:
+            torch.lt(h, th, out=d)
+        else:
+            torch.sub(one, s_val, out=d)
+        if not cfg.detach_reset:
+            d.addcmul_(h if cfg.v_reset == 0.0 else h - cfg.v_reset, g, value=-scale)
+        return scale, False
+    if cfg.detach_reset:
+        return scale, True
+    if isinstance(th, torch.Tensor):  # soft: 1 - vth G
+        torch.addcmul(one, g, th, value=-scale, out=d)
+    else:
+        torch.add(one, g, alpha=-scale * th, out=d)
+    return scale, False
+
+
 def neuron_backward_torch(
     H: torch.Tensor,
     grad_spikes: Optional[torch.Tensor],
@@ -429,8 +462,6 @@ def _neuron_backward_steps(
     T, N = H.shape
     sdt, dev = H.dtype, H.device
     a, b = cfg.a, cfg.b
-    hard = cfg.v_reset is not None
-    vr = 0.0 if cfg.v_reset is None else cfg.v_reset
     vth_tensor = isinstance(vth, torch.Tensor)
     gx = _empty((T, N), sdt, dev)
     gv0 = _empty((N,), sdt, dev)
@@ -442,7 +473,6 @@ def _neuron_backward_steps(
     gbuf = torch.empty(nb, dtype=sdt, device=dev)
     dbuf = torch.empty(nb, dtype=sdt, device=dev)
     rbuf = torch.empty(nb, dtype=sdt, device=dev)
-    surrogate = cfg.surrogate
     c0_scalar = None if vth_tensor else torch.tensor(-cfg.alpha * vth, dtype=sdt, device=dev)
     for c0, c1 in _blocks(N, dev, block):
         n = c1 - c0
@@ -461,32 +491,7 @@ def _neuron_backward_steps(
         for t in range(T - 1, -1, -1):
             h = hs[t]
             q = qs[t]
-            if cfg.spiking:
-                scale = _surrogate_grad_(cfg.surrogate_name, cfg.alpha, h, th, c0_, g, one)  # G = scale * g
-                s_val = None
-            else:
-                u = h - th
-                g.copy_(surrogate.derivative(u))
-                s_val = surrogate.primitive(u)
-                scale = 1.0
-            # d <- D_t (d_is_one: D_t == 1)
-            d_is_one = False
-            if hard:
-                if cfg.spiking:
-                    torch.lt(h, th, out=d)  # 1 - S
-                else:
-                    torch.sub(one, s_val, out=d)
-                if not cfg.detach_reset:  # + (vr - h) G
-                    if vr == 0.0:
-                        torch.addcmul(d, h, g, value=-scale, out=d)
-                    else:
-                        d.addcmul_(h - vr, g, value=-scale)
-            elif cfg.detach_reset:
-                d_is_one = True
-            elif vth_tensor:  # 1 - vth G
-                torch.addcmul(one, g, th, value=-scale, out=d)
-            else:
-                torch.add(one, g, alpha=-scale * th, out=d)
+            scale, d_is_one = _surrogate_and_reset_grad_(cfg, h, th, c0_, g, d, one)  # G = scale * g, D = d
             # q = r D + (b scale) gS g
             if r_tensor is None:
                 if gss is None:
@@ -527,8 +532,6 @@ def _neuron_backward_tiled(
     T, N = H.shape
     sdt, dev = H.dtype, H.device
     a, b = cfg.a, cfg.b
-    hard = cfg.v_reset is not None
-    vr = 0.0 if cfg.v_reset is None else cfg.v_reset
     vth_tensor = isinstance(vth, torch.Tensor)
     gx = _empty((T, N), sdt, dev)
     gv0 = _empty((N,), sdt, dev)
@@ -539,7 +542,6 @@ def _neuron_backward_tiled(
     pbuf = torch.empty((T, nb), dtype=sdt, device=dev)
     dbuf = torch.empty((T, nb), dtype=sdt, device=dev)
     rbuf = torch.empty(nb, dtype=sdt, device=dev)
-    surrogate = cfg.surrogate
     c0_scalar = None if vth_tensor else torch.tensor(-cfg.alpha * vth, dtype=sdt, device=dev)
     for c0, c1 in _blocks(N, dev, nb):
         n = c1 - c0
@@ -547,31 +549,9 @@ def _neuron_backward_tiled(
         th = vth[c0:c1] if vth_tensor else vth
         P = pbuf if n == nb else pbuf[:, :n]
         D = dbuf if n == nb else dbuf[:, :n]
-        # P over the tile, G = scale * P
-        if cfg.spiking:
-            c0_ = th * (-cfg.alpha) if vth_tensor else c0_scalar
-            scale = _surrogate_grad_(cfg.surrogate_name, cfg.alpha, Hb, th, c0_, P, one)
-            s_val = None
-        else:
-            u = Hb - th
-            P.copy_(surrogate.derivative(u))
-            s_val = surrogate.primitive(u)
-            scale = 1.0
-        # D_t over the tile (d_is_one: D == 1)
-        d_is_one = False
-        if hard:
-            if cfg.spiking:
-                torch.lt(Hb, th, out=D)  # 1 - S
-            else:
-                torch.sub(one, s_val, out=D)
-            if not cfg.detach_reset:  # + (vr - h) G
-                D.addcmul_(Hb if vr == 0.0 else Hb - vr, P, value=-scale)
-        elif cfg.detach_reset:
-            d_is_one = True
-        elif vth_tensor:  # 1 - vth G
-            torch.addcmul(one, P, th, value=-scale, out=D)
-        else:
-            torch.add(one, P, alpha=-scale * th, out=D)
+        # P and D_t over the tile, G = scale * P
+        c0_ = th * (-cfg.alpha) if vth_tensor else c0_scalar
+        scale, d_is_one = _surrogate_and_reset_grad_(cfg, Hb, th, c0_, P, D, one)
         # spike term b gS G straight into grad_x
         Gx = gx if n == N else gx[:, c0:c1]
         if grad_spikes is None:
