@@ -66,6 +66,7 @@ __all__ = [
     "SurrogateSpec",
     "surrogate_spec",
     "state_dtype_for",
+    "fused_state",
     "neuron_multi_step",
     "synapse_multi_step",
     "NeuronConfig",
@@ -172,6 +173,25 @@ def surrogate_spec(fn: Any) -> Optional[SurrogateSpec]:
 def state_dtype_for(dtype: torch.dtype) -> torch.dtype:
     """State dtype of the fused kernels: float64 for float64 inputs, else float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def fused_state(state: object, x_seq: torch.Tensor, init: float) -> Optional[torch.Tensor]:
+    """The state entering a fused sequence, shaped like one step of ``x_seq`` in the fused state dtype.
+
+    A number, or a tensor of another shape, starts afresh at ``init``; a narrower floating state
+    is widened. ``None`` when the fused kernels cannot take the state without changing the
+    reference's result (e.g. a float64 state with float32 inputs, which the reference promotes):
+    the caller then runs the step-by-step loop.
+    """
+    sdt = state_dtype_for(x_seq.dtype)
+    step_shape = x_seq.shape[1:]
+    if not isinstance(state, torch.Tensor) or state.shape != step_shape:
+        return torch.full(step_shape, init, dtype=sdt, device=x_seq.device)
+    if state.dtype == sdt:
+        return state
+    if state.is_floating_point() and state.dtype.itemsize < sdt.itemsize:
+        return state.to(sdt)
+    return None
 
 
 def _impl(kind: str, what: str) -> tuple[Callable, Callable]:

@@ -8,7 +8,7 @@ from typing import Union
 import torch
 import torch.nn as nn
 
-from ..backend import check_backend, state_dtype_for, synapse_multi_step
+from ..backend import check_backend, fused_state, synapse_multi_step
 from ..base import MemoryModule, require_time_axis
 from ..functional.layer import synapse_filter_step
 
@@ -78,15 +78,9 @@ class SynapseFilter(MemoryModule):
         require_time_axis(x_seq, "SynapseFilter")
         if not x_seq.is_floating_point():
             return super().multi_step_forward(x_seq)
-        sdt = state_dtype_for(x_seq.dtype)
-        i = self.out_i
-        step_shape = x_seq.shape[1:]
-        if not isinstance(i, torch.Tensor) or i.shape != step_shape:
-            i = torch.zeros(step_shape, dtype=sdt, device=x_seq.device)
-        elif i.dtype != sdt:
-            if not (i.is_floating_point() and i.dtype.itemsize < sdt.itemsize):
-                return super().multi_step_forward(x_seq)
-            i = i.to(sdt)
+        i = fused_state(self.out_i, x_seq, 0.0)
+        if i is None:
+            return super().multi_step_forward(x_seq)
         out_seq = synapse_multi_step(x_seq, i, self.inv_tau, backend=self.backend)
         self.out_i = out_seq[-1]
         return out_seq

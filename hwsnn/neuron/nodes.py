@@ -20,7 +20,7 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from ..backend import check_backend, state_dtype_for, surrogate_spec
+from ..backend import check_backend, fused_state, surrogate_spec
 from ..backend import neuron_multi_step as neuron_multi_step_fused
 from ..base import MemoryModule, require_time_axis
 from ..functional import neuron as F
@@ -79,16 +79,20 @@ class BaseNode(MemoryModule):
         self.detach_reset = bool(detach_reset)
         self.store_v_seq = bool(store_v_seq)
         self.step_mode = step_mode
-        self.register_memory("v", 0.0 if v_reset is None else v_reset)
+        self.register_memory("v", self.v_init)
         if self.store_v_seq:
             self.register_memory("v_seq", None)
 
     # -- helpers ------------------------------------------------------------------------------
+    @property
+    def v_init(self) -> float:
+        """The membrane a fresh state starts at: ``v_reset``, or 0 for the soft reset."""
+        return 0.0 if self.v_reset is None else self.v_reset
+
     def v_float_to_tensor(self, x: torch.Tensor) -> None:
         """Make ``self.v`` a tensor shaped like one step of input ``x`` (re-initialised on a shape change)."""
         if not isinstance(self.v, torch.Tensor) or self.v.shape != x.shape:
-            init = 0.0 if self.v_reset is None else self.v_reset
-            self.v = torch.full_like(x, init)
+            self.v = torch.full_like(x, self.v_init)
 
     def threshold_for(self, x: torch.Tensor) -> Threshold:
         """``v_threshold`` ready to combine with one step ``x`` (tensor thresholds cast and shape-checked)."""
@@ -154,16 +158,9 @@ class BaseNode(MemoryModule):
             if vth.requires_grad and torch.is_grad_enabled():
                 return None
             self.threshold_for(x_seq[0])  # shape check with the reference's message
-        sdt = state_dtype_for(x_seq.dtype)
-        v = self.v
-        step_shape = x_seq.shape[1:]
-        if not isinstance(v, torch.Tensor) or v.shape != step_shape:
-            init = 0.0 if self.v_reset is None else self.v_reset
-            v = torch.full(step_shape, init, dtype=sdt, device=x_seq.device)
-        elif v.dtype != sdt:
-            if not (v.is_floating_point() and v.dtype.itemsize < sdt.itemsize):
-                return None  # e.g. a float64 membrane with float32 inputs: the reference promotes
-            v = v.to(sdt)
+        v = fused_state(self.v, x_seq, self.v_init)
+        if v is None:
+            return None
         spike_seq, v_last, v_seq = neuron_multi_step_fused(
             x_seq,
             v,
