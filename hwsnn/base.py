@@ -56,6 +56,12 @@ class StepModule:
     def step_mode(self, value: str) -> None:
         self._step_mode = check_step_mode(value, self.supported_step_modes(), type(self).__name__)
 
+    def to_fixed(self, target: Any, **options: Any) -> nn.Module:
+        """The integer twin of this layer on ``target`` (see :func:`hwsnn.fixed.to_fixed`)."""
+        from .fixed import to_fixed
+
+        return to_fixed(self, target, **options)
+
 
 class MemoryModule(nn.Module, StepModule):
     """Base of every stateful layer.

@@ -3,6 +3,8 @@
 ``hwsnn run`` is the main job. In this release it runs its float stage on the embedded default
 task (train the default network, report held-out accuracy); QAT, conversion to integer twins,
 export, cycle-level simulation and the bit-exact report join it in the next releases.
+
+``hwsnn targets list|show NAME|validate FILE...`` lists, prints and checks chip descriptions.
 """
 
 from __future__ import annotations
@@ -36,7 +38,51 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train-samples", type=_positive_int, default=2000, help="training samples (default: 2000)")
     run.add_argument("--test-samples", type=_positive_int, default=500, help="held-out samples (default: 500)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    tgt = sub.add_parser("targets", help="list, show or validate chip target descriptions")
+    tsub = tgt.add_subparsers(dest="targets_command", required=True)
+    tsub.add_parser("list", help="the shipped targets, one line each")
+    show = tsub.add_parser("show", help="the resolved parameters of a target (name or YAML path)")
+    show.add_argument("name", help="a shipped target name (see `hwsnn targets list`) or a path to a .yaml file")
+    val = tsub.add_parser("validate", help="check a target YAML file; lists every problem")
+    val.add_argument("file", nargs="+", help="target YAML file(s)")
     return parser
+
+
+def _targets(args: argparse.Namespace) -> int:
+    import yaml
+
+    import targets
+
+    if args.targets_command == "list":
+        rows = [(name, targets.load(name)) for name in targets.available()]
+        width = max(len(name) for name, _ in rows)
+        print(f"{'name':<{width}}  description")
+        for name, t in rows:
+            print(f"{name:<{width}}  {t.description}")
+        print(f"\n{len(rows)} targets in {targets.target_dir()}")
+        return 0
+    if args.targets_command == "show":
+        try:
+            t = targets.load(args.name)
+        except targets.TargetError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(yaml.safe_dump(targets.to_dict(t), sort_keys=False, default_flow_style=None).rstrip())
+        unverified = [k for k, f in vars(t.costs).items() if not f.verified]
+        if unverified:
+            print(f"# unverified figures: {', '.join(unverified)}")
+        return 0
+    status = 0
+    for path in args.file:
+        try:
+            t = targets.load(path if path.endswith((".yaml", ".yml")) or "/" in path else f"./{path}")
+        except targets.TargetError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: OK (target {t.name!r})")
+    return status
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -68,6 +114,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "targets":
+        return _targets(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a known command
 
 
