@@ -1,6 +1,7 @@
 """Spiking neurons (float). Equations: :mod:`hwsnn.functional.neuron`."""
 
+from .cuba import CubaLIFNode
 from .nodes import BaseNode, IFNode, LIFNode
 from .online import OTTTLIFNode
 
-__all__ = ["BaseNode", "IFNode", "LIFNode", "OTTTLIFNode"]
+__all__ = ["BaseNode", "IFNode", "LIFNode", "CubaLIFNode", "OTTTLIFNode"]

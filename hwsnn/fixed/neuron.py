@@ -1,0 +1,531 @@
+r"""Integer twins of the spiking neurons: :class:`FixedIFNode`, :class:`FixedLIFNode`, :class:`FixedCubaLIFNode`.
+
+States are integers with the exponent ``state_exponent`` (real value :math:`q\,2^{e}`): ``v``
+(membrane width) and, for CUBA, ``i`` (current width). The input is an integer tensor in *input
+units*, exponent :math:`e + s` with :math:`s` = ``target.neuron.input_shift`` (the twin applies
+:math:`x \ll s`, Loihi's ``a_in << 6``), or a :class:`~hwsnn.fixed.events.SynapticEvents` (Xylo:
+saturation after every event). Spikes come out as int8: 0/1, or counts ``0..max_spikes``.
+
+===================================================  ===========================================================
+float                                                integer twin (:math:`\mathrm{ovf}` = the target's overflow)
+===================================================  ===========================================================
+:math:`I \leftarrow I - I/\tau_s + X` (CUBA)         ``decay_then_add``: :math:`I = \mathrm{ovf}(I - D_s(I) + (X \ll s))`;
+                                                     ``add_then_decay`` (Xylo): :math:`I = \mathrm{sat}(I + \text{events})`, :math:`I \mathrel{-}= D_s(I)`
+:math:`H = V - (V - V_r)/\tau + I + b`               ``direct``: :math:`V = \mathrm{ovf}(V - D_m(V - V_r) + I + B)`;
+                                                     ``saturated_delta`` (Xylo): :math:`\delta = \mathrm{wrap}(-D_m(V))`,
+                                                     :math:`\delta = \mathrm{sat}(\mathrm{sat}(\delta + I) + B)`, :math:`V = \mathrm{sat}(V + \delta)`
+:math:`S = \Theta(H - V_{th})`                       :math:`n = [V \mathbin{\mathrm{cmp}} TH]`, :math:`TH = \mathit{mant} \ll` ``threshold_shift``;
+                                                     subtract: ``while V cmp TH and n < cap: n += 1; V -= TH``
+hard / soft reset                                    ``zero``: :math:`V = V_r` where :math:`n > 0`; ``subtract`` as above
+===================================================  ===========================================================
+
+Decay amounts :math:`D(x)` by ``decay.mechanism``: ``shift``, :math:`D(x, k)` of
+:func:`~hwsnn.fixed.arith.decay_amount` with ``decay.rounding`` (floor, toward_zero, xylo_min1:
+:math:`25 \to 13`, :math:`-25 \to -12`, :math:`\pm1 \to 0` for :math:`k = 1`), :math:`\tau = 2^k`;
+``mul12`` (Loihi), :math:`x - \mathrm{tz}(x (4096 - d) / 4096)` with :math:`d = du + 1` for the
+current and :math:`d = dv` for the membrane (:math:`\tau = 4096/d`). For IF/LIF the input current
+:math:`X \ll s` replaces :math:`I` (brought into the current width, ``saturations['i']``).
+A tensor input is added in one go (one overflow); only :class:`SynapticEvents` replay Xylo's
+per-event saturation. Overflow counts: ``saturations['i']``, ``['v']``, ``['dv']`` (Xylo delta,
+wraps included).
+Loihi: zero reset, ``u`` (the current) is never reset; bias :math:`B = \mathit{mant} \ll \mathit{exp}`
+(floor :math:`\gg` for a negative exponent).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Optional, Union
+
+import torch
+
+from targets import Target, Width
+
+from ..base import require_time_axis
+from ..neuron import CubaLIFNode, IFNode, LIFNode
+from . import arith
+from .arith import FitError
+from .base import FixedModule
+from .convert import register
+from .events import SynapticEvents, accumulate_events
+
+__all__ = ["FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay", "fire_and_reset"]
+
+Input = Union[torch.Tensor, SynapticEvents]
+IntOrTensor = Union[int, torch.Tensor]
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _as_int(owner: str, name: str, value: object) -> int:
+    """``value`` as a Python int (numpy/torch integers accepted), else ``TypeError`` naming it."""
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be an integer; got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must be an integer; got {value!r}") from None
+
+
+def decay_limits(target: Target, which: str) -> tuple[int, int, str]:
+    """``(lo, hi, name)`` of the decay parameter of the current (``which='syn'``) or membrane (``'mem'``)."""
+    if target.decay.mechanism == "shift":
+        return 0, target.decay.max_shift, f"k_{which}"
+    n = target.neuron
+    if which == "syn":  # du: factor du + 1 in 0..4096
+        return max(n.mul12_min, -1), n.mul12_max - 1, "du"
+    return max(n.mul12_min, 0), n.mul12_max, "dv"
+
+
+def decay_amount(x: torch.Tensor, param: int, target: Target, which: str) -> torch.Tensor:
+    """What one step of decay removes from ``x`` (int64): :math:`D(x, k)`, or ``x - mul12(x)``."""
+    if target.decay.mechanism == "shift":
+        return arith.decay_amount(x, param, target.decay.rounding)
+    d = param + 1 if which == "syn" else param
+    return x.to(torch.int64) - arith.mul12_decay(x, d, target.decay.rounding)
+
+
+def tau_of(param: int, target: Target, which: str) -> float:
+    r"""The time constant a decay parameter implements: :math:`2^k`, or :math:`4096/d` (inf for :math:`d = 0`)."""
+    if target.decay.mechanism == "shift":
+        return float(2**param)
+    d = param + 1 if which == "syn" else param
+    return math.inf if d == 0 else 4096.0 / d
+
+
+def tau_to_decay(tau: float, target: Target, which: str, *, layer: str, parameter: str, clip: bool = False) -> tuple[int, int]:
+    r"""Float :math:`\tau` to the target's decay parameter; returns ``(param, number clipped)``.
+
+    ``shift``: :math:`k = \mathrm{round}(\log_2 \tau)`; ``mul12``: :math:`d = \mathrm{round}(4096/\tau)`,
+    ``du = d - 1`` (current) or ``dv = d`` (membrane). Out of range: :class:`FitError` unless ``clip``.
+    """
+    if not (math.isfinite(tau) and tau > 0):
+        raise FitError(layer, parameter, tau, "tau must be a finite number > 0", target.name)
+    if target.decay.mechanism == "shift":
+        p = int(round(math.log2(tau)))
+    else:
+        p = int(round(4096.0 / tau)) - (1 if which == "syn" else 0)
+    lo, hi, pname = decay_limits(target, which)
+    if lo <= p <= hi:
+        return p, 0
+    if not clip:
+        rule = "tau = 2^k" if target.decay.mechanism == "shift" else "tau = 4096/d"
+        raise FitError(layer, parameter, tau, f"{rule} needs {pname} = {p}, allowed [{lo}, {hi}]", target.name)
+    return min(max(p, lo), hi), 1
+
+
+def fire_and_reset(
+    v: torch.Tensor, th: int, compare: str, reset: str, v_reset: int, cap: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spike counts and the reset membrane (int64): ``n = [v cmp th]``, zero reset to ``v_reset``, or the
+    subtractive loop ``while v cmp th and n < cap: n += 1; v -= th`` in closed form."""
+    fired = v >= th if compare == ">=" else v > th
+    if reset == "zero":
+        return fired.to(torch.int64), torch.where(fired, torch.full_like(v, v_reset), v)
+    if cap == 1:
+        n = fired.to(torch.int64)
+    elif th > 0:  # number of loop turns: floor(v/th) for '>=', ceil(v/th) - 1 for '>'
+        n = torch.div(v if compare == ">=" else v - 1, th, rounding_mode="floor").clamp(0, cap)
+    else:  # th <= 0: subtracting keeps the comparison true, the cap ends the loop
+        n = fired.to(torch.int64) * cap
+    return n, v - n * th
+
+
+def _spike_dtype(cap: int) -> torch.dtype:
+    """Smallest signed dtype holding spike counts ``0..cap`` (int8 for every shipped target)."""
+    return torch.int8 if cap <= 127 else torch.int16 if cap <= 32767 else torch.int32
+
+
+# -- the twins -------------------------------------------------------------------------------------
+class _FixedNeuron(FixedModule):
+    """Parameters, fire/reset and stepping shared by the neuron twins (see the module docstring).
+
+    :param threshold: threshold mantissa (``widths.threshold``); effective ``mant << threshold_shift``
+    :param state_exponent: exponent of ``v`` (and ``i``); inputs have ``state_exponent + input_shift``
+    :param reset: ``'subtract'`` or ``'zero'`` (must be one of ``target.neuron.reset``; default the first)
+    :param v_reset: integer reset value of the zero reset (state units); 0 on ``mul12`` targets
+    :param bias: bias (mantissa on ``bias_exponent`` targets), int or per-neuron tensor, ``widths.bias``
+    :param bias_exp: bias exponent (``bias_exponent_min..max``; must be 0 elsewhere)
+    :param readout: a readout neuron (``readout_max_spikes_per_step``)
+    :param clip: clip parameters that do not fit (counted in ``clipped``) instead of raising
+    """
+
+    _states: tuple[str, ...] = ("v",)
+
+    def __init__(
+        self,
+        target: Union[str, Target],
+        threshold: int,
+        *,
+        state_exponent: int = 0,
+        reset: Optional[str] = None,
+        v_reset: int = 0,
+        bias: IntOrTensor = 0,
+        bias_exp: int = 0,
+        readout: bool = False,
+        clip: bool = False,
+        name: Optional[str] = None,
+        step_mode: str = "s",
+    ) -> None:
+        super().__init__(target, name)
+        t, nn_ = self.target, self.target.neuron
+        self.clip = bool(clip)
+        self.state_exponent = _as_int(self.layer_name, "state_exponent", state_exponent)
+        self.input_shift = nn_.input_shift
+        self.input_exponent = self.state_exponent + self.input_shift
+        self.reset_kind = t.default_reset if reset is None else reset
+        if self.reset_kind not in nn_.reset:
+            raise ValueError(
+                f"{self.layer_name}: reset {self.reset_kind!r} is not available on target {t.name!r}; "
+                f"allowed reset kinds: {', '.join(nn_.reset)}"
+            )
+        self.readout = bool(readout)
+        cap = nn_.readout_max_spikes_per_step if self.readout else nn_.max_spikes_per_step
+        self.max_spikes = cap if self.reset_kind == "subtract" else 1
+        self.threshold = self._fit_threshold(_as_int(self.layer_name, "threshold", threshold))
+        self.threshold_int = self.threshold << nn_.threshold_shift
+        self.v_reset = self._fit_v_reset(_as_int(self.layer_name, "v_reset", v_reset))
+        self.bias, self.bias_exp = self._fit_bias(bias, _as_int(self.layer_name, "bias_exp", bias_exp))
+        self.bias_int = arith.shift(self.bias, self.bias_exp, "floor")
+        self.tau_requested: dict[str, float] = {}
+        for s in self._states:
+            self.exponents[s] = self.state_exponent
+        self.saturations = {"i": 0, "v": 0, **({"dv": 0} if nn_.membrane_update == "saturated_delta" else {})}
+        self.register_memory("v", self.v_reset if self.reset_kind == "zero" else 0)
+        self.step_mode = step_mode
+
+    # -- parameter checks ----------------------------------------------------------------------
+    def _fit(self, value: IntOrTensor, width: Width, parameter: str, **kw: int) -> torch.Tensor:
+        """:func:`arith.fit` with this layer's name, target and ``clip``; clipped values are counted."""
+        q, n = arith.fit(torch.as_tensor(value), width, layer=self.layer_name, parameter=parameter,
+                         target=self.target.name, clip=self.clip, **kw)
+        self.count_clipped(parameter, n)
+        return q
+
+    def _fit_threshold(self, th: int) -> int:
+        """Threshold mantissa in ``widths.threshold``, and > 0 where ``threshold_positive``."""
+        th = int(self._fit(th, self.target.widths.threshold, "threshold"))
+        if self.target.neuron.threshold_positive and th <= 0:
+            if not self.clip:
+                raise FitError(self.layer_name, "threshold", th, "must be > 0 (threshold_positive)", self.target.name)
+            self.count_clipped("threshold", 1)
+            th = 1
+        return th
+
+    def _fit_v_reset(self, v_reset: int) -> int:
+        """Integer reset value of the zero reset (0 for subtract; only 0 where the chip resets to 0)."""
+        if self.reset_kind != "zero":
+            return 0
+        if v_reset != 0 and (self.target.decay.mechanism == "mul12" or self.target.neuron.membrane_update != "direct"):
+            raise ValueError(f"{self.layer_name}: target {self.target.name!r} resets the membrane to 0; got v_reset = {v_reset}")
+        return int(self._fit(v_reset, self.target.widths.membrane, "v_reset"))
+
+    def _fit_bias(self, bias: IntOrTensor, bias_exp: int) -> tuple[torch.Tensor, int]:
+        """Bias (mantissa) in ``widths.bias`` and its exponent in the target's range (0 without one)."""
+        nn_ = self.target.neuron
+        lo, hi = (nn_.bias_exponent_min, nn_.bias_exponent_max) if nn_.bias_exponent else (0, 0)
+        if not lo <= bias_exp <= hi:
+            raise FitError(self.layer_name, "bias_exp", bias_exp, f"allowed [{lo}, {hi}]", self.target.name)
+        return self._fit(bias, self.target.widths.bias, "bias"), bias_exp
+
+    def _fit_decay(self, value: int, which: str) -> int:
+        """Decay parameter (``k`` or ``du``/``dv``) in :func:`decay_limits`."""
+        lo, hi, pname = decay_limits(self.target, which)
+        value = _as_int(self.layer_name, pname, value)
+        return int(self._fit(value, Width(64), pname, lo=lo, hi=hi))
+
+    # -- one step --------------------------------------------------------------------------------
+    def _ovf(self, x: torch.Tensor, state: str, width: Width, mode: str) -> torch.Tensor:
+        """:func:`arith.overflow` counted in ``saturations[state]``."""
+        y, n = arith.overflow(x, width, mode)
+        self.count_saturations(state, n)
+        return y
+
+    def _as_input(self, x: Input) -> Input:
+        """Check one step's input: integer tensor (as int64) or :class:`SynapticEvents`; float: ``TypeError``."""
+        if isinstance(x, SynapticEvents):
+            if self.input_shift != 0 or self.target.overflow.current != "saturate":
+                raise ValueError(f"{self.layer_name}: SynapticEvents need input_shift 0 and a saturating current "
+                                 f"(target {self.target.name!r} has {self.input_shift}, {self.target.overflow.current!r})")
+            return x
+        if not isinstance(x, torch.Tensor) or x.is_floating_point() or x.is_complex():
+            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"{self.layer_name}: the integer twin takes an integer tensor in input units "
+                            f"(exponent {self.input_exponent}: q = round(x * 2**{-self.input_exponent})) or SynapticEvents; got {got}")
+        return x.to(torch.int64)
+
+    def _add_input(self, i: torch.Tensor, x: Input) -> torch.Tensor:
+        """``i`` plus this step's input, brought into the current width (per event for SynapticEvents)."""
+        width = self.target.widths.current
+        if isinstance(x, SynapticEvents):
+            i, n = accumulate_events(i, x, width)
+            self.count_saturations("i", n)
+            return i
+        return self._ovf(i + (x << self.input_shift), "i", width, self.target.overflow.current)
+
+    def _ensure_state(self, shape: torch.Size, device: torch.device) -> None:
+        """Make every state a tensor of ``shape`` (reset values) on first use or a shape/device change."""
+        for s in self._states:
+            cur = getattr(self, s)
+            if not isinstance(cur, torch.Tensor) or cur.shape != shape or cur.device != device:
+                init = self.v_reset if (s == "v" and self.reset_kind == "zero") else 0
+                width = self.target.widths.membrane if s == "v" else self.target.widths.current
+                setattr(self, s, torch.full(shape, init, dtype=arith.storage_dtype(width), device=device))
+
+    def _mem_decay(self, v: torch.Tensor) -> torch.Tensor:
+        """What the membrane leak removes this step (IF: nothing)."""
+        return torch.zeros_like(v)
+
+    def _membrane(self, v: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """The membrane update of ``target.neuron.membrane_update`` with current ``i`` and the bias."""
+        t = self.target
+        w, mode, b = t.widths.membrane, t.overflow.membrane, self.bias_int.to(v.device)
+        if t.neuron.membrane_update == "direct":
+            return self._ovf(v - self._mem_decay(v) + i + b, "v", w, mode)
+        dv = self._ovf(-self._mem_decay(v), "dv", w, "wrap")
+        dv = self._ovf(dv + i, "dv", w, mode)
+        dv = self._ovf(dv + b, "dv", w, mode)
+        return self._ovf(v + dv, "v", w, mode)
+
+    def _current(self, x: Input, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        """This step's current entering the membrane (IF/LIF: the input alone)."""
+        return self._add_input(torch.zeros(shape, dtype=torch.int64, device=device), x)
+
+    def single_step_forward(self, x: Input) -> torch.Tensor:
+        """One step: current, membrane update, fire and reset; returns the spike counts (int8)."""
+        x = self._as_input(x)
+        device = x.counts.device if isinstance(x, SynapticEvents) else x.device
+        self._ensure_state(x.shape, device)
+        i = self._current(x, x.shape, device)
+        v = self._membrane(self.v.to(torch.int64), i)
+        n, v = fire_and_reset(v, self.threshold_int, self.target.neuron.compare, self.reset_kind, self.v_reset, self.max_spikes)
+        v = self._ovf(v, "v", self.target.widths.membrane, self.target.overflow.membrane)
+        self.v = v.to(self.v.dtype)
+        return n.to(_spike_dtype(self.max_spikes))
+
+    def multi_step_forward(self, x_seq: Input) -> torch.Tensor:
+        """``[T, ...]`` integer inputs or sequence :class:`SynapticEvents`: the single step over ``t``."""
+        if not isinstance(x_seq, SynapticEvents):
+            require_time_axis(x_seq, self.layer_name)
+        return torch.stack([self.single_step_forward(x_seq[t]) for t in range(len(x_seq))])
+
+    # -- report ----------------------------------------------------------------------------------
+    def _decay_params(self) -> dict[str, int]:
+        """Decay parameters by their chip names (``k_syn``/``k_mem`` or ``du``/``dv``)."""
+        return {}
+
+    @property
+    def tau_used(self) -> dict[str, float]:
+        """Time constants actually computed, keyed like the float layer's (``tau``, ``tau_syn``, ``tau_mem``)."""
+        return {}
+
+    def fixed_report(self) -> dict:
+        """Base report plus decay parameters, tau requested vs used, thresholds, exponents, reset, bias."""
+        rep = super().fixed_report()
+        rep.update(self._decay_params())
+        rep.update(tau_requested=dict(self.tau_requested), tau_used=self.tau_used, threshold=self.threshold,
+                   threshold_int=self.threshold_int, state_exponent=self.state_exponent,
+                   input_exponent=self.input_exponent, input_shift=self.input_shift, reset=self.reset_kind,
+                   v_reset=self.v_reset, max_spikes=self.max_spikes, bias_exp=self.bias_exp,
+                   bias=self.bias.tolist(), readout=self.readout)
+        return rep
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, threshold_int={self.threshold_int}, state_exponent={self.state_exponent}, "
+                f"reset={self.reset_kind}, {self._decay_params()}")
+
+
+class FixedIFNode(_FixedNeuron):
+    r"""Integer IF neuron: float :math:`H = V + X` :math:`\leftrightarrow` twin ``direct``
+    :math:`V = \mathrm{ovf}(V + (X \ll s) + B)` (``saturated_delta``: :math:`\delta = \mathrm{sat}(X + B)`).
+
+    Rejected on ``xylo_min1`` targets: their membrane always leaks (minimum decrement 1), use
+    :class:`FixedLIFNode`. Other parameters: see :class:`_FixedNeuron`.
+    """
+
+    def __init__(self, target: Union[str, Target], threshold: int, **kw: object) -> None:
+        super().__init__(target, threshold, **kw)  # type: ignore[arg-type]
+        if self.target.decay.rounding == "xylo_min1":
+            raise ValueError(f"{self.layer_name}: target {self.target.name!r} has no leak-free membrane "
+                             "(xylo_min1 decay); convert an LIFNode with a large tau instead of an IFNode")
+
+
+class FixedLIFNode(_FixedNeuron):
+    r"""Integer LIF neuron, membrane decay ``decay_mem`` (:math:`k`, or ``dv`` on ``mul12`` targets).
+
+    float ``decay_input=False``: :math:`H = V - (V - V_r)/\tau + X`  :math:`\leftrightarrow`
+    ``direct``: :math:`V = \mathrm{ovf}(V - D(V - V_r, k) + (X \ll s) + B)`; ``saturated_delta``
+    (Xylo; the input is taken as the already-filtered current): :math:`\delta = \mathrm{wrap}(-D(V, k))`,
+    :math:`\delta = \mathrm{sat}(\mathrm{sat}(\delta + X) + B)`, :math:`V = \mathrm{sat}(V + \delta)`.
+
+    float ``decay_input=True``: :math:`H = V + (X - (V - V_r))/\tau`  :math:`\leftrightarrow` the input
+    term becomes :math:`X \gg k` (floor, or toward zero on toward_zero targets; ``mul12``:
+    :math:`(X\,dv) \gg 12`). Only on ``direct`` targets without input shift: elsewhere use
+    ``decay_input=False`` and fold :math:`1/\tau` into the weights.
+    """
+
+    def __init__(self, target: Union[str, Target], threshold: int, decay_mem: int, *, decay_input: bool = False,
+                 **kw: object) -> None:
+        super().__init__(target, threshold, **kw)  # type: ignore[arg-type]
+        self.decay_mem = self._fit_decay(decay_mem, "mem")
+        self.decay_input = bool(decay_input)
+        if self.decay_input and (self.target.neuron.membrane_update != "direct" or self.input_shift > 0):
+            raise ValueError(f"{self.layer_name}: decay_input=True cannot be computed on target {self.target.name!r}; "
+                             "use decay_input=False and fold 1/tau into the weights")
+
+    def _mem_decay(self, v: torch.Tensor) -> torch.Tensor:
+        return decay_amount(v - self.v_reset, self.decay_mem, self.target, "mem")
+
+    def _current(self, x: Input, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        c = super()._current(x, shape, device)
+        if not self.decay_input:
+            return c
+        rnd = "toward_zero" if self.target.decay.rounding == "toward_zero" else "floor"
+        if self.target.decay.mechanism == "mul12":
+            return arith.shift_right(c * self.decay_mem, 12, rnd)
+        return arith.shift_right(c, self.decay_mem, rnd)
+
+    def _decay_params(self) -> dict[str, int]:
+        return {decay_limits(self.target, "mem")[2]: self.decay_mem}
+
+    @property
+    def tau_used(self) -> dict[str, float]:
+        return {"tau": tau_of(self.decay_mem, self.target, "mem")}
+
+
+class FixedCubaLIFNode(FixedLIFNode):
+    r"""Integer CUBA LIF neuron: current decay ``decay_syn`` (:math:`k_s`, or ``du``), membrane ``decay_mem``.
+
+    float :math:`I = I - I/\tau_s + X` :math:`\leftrightarrow` ``decay_then_add`` (Loihi):
+    :math:`I = \mathrm{ovf}(I - D(I, k_s) + (X \ll s))` (Loihi: ``fold_once``, toward-zero mul12 with
+    factor ``du + 1``); ``add_then_decay`` (Xylo): :math:`I = \mathrm{sat}(I + \text{events})` per event,
+    then :math:`I \mathrel{-}= D(I, k_s)` (the input decays in its own step: the current is the float
+    one times :math:`1 - 2^{-k_s}`, ``current_gain`` in the report). The membrane is
+    :class:`FixedLIFNode`'s with :math:`I` as input; the current is never reset by a spike.
+    """
+
+    _states = ("i", "v")
+
+    def __init__(self, target: Union[str, Target], threshold: int, decay_syn: int, decay_mem: int,
+                 **kw: object) -> None:
+        super().__init__(target, threshold, decay_mem, **kw)  # type: ignore[arg-type]
+        if self.decay_input:
+            raise ValueError(f"{self.layer_name}: a CUBA neuron has no decay_input form")
+        self.decay_syn = self._fit_decay(decay_syn, "syn")
+        self.register_memory("i", 0)
+
+    def _current(self, x: Input, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        i = self.i.to(torch.int64)
+        if self.target.decay.current_order == "decay_then_add":
+            i = self._add_input(i - decay_amount(i, self.decay_syn, self.target, "syn"), x)
+        else:
+            i = self._add_input(i, x)
+            i = i - decay_amount(i, self.decay_syn, self.target, "syn")
+        self.i = i.to(self.i.dtype)
+        return i
+
+    def _decay_params(self) -> dict[str, int]:
+        return {decay_limits(self.target, "syn")[2]: self.decay_syn, **super()._decay_params()}
+
+    @property
+    def tau_used(self) -> dict[str, float]:
+        return {"tau_syn": tau_of(self.decay_syn, self.target, "syn"), "tau_mem": tau_of(self.decay_mem, self.target, "mem")}
+
+    def fixed_report(self) -> dict:
+        rep = super().fixed_report()
+        if self.target.decay.current_order == "add_then_decay":
+            rep["current_gain"] = 1.0 - 1.0 / self.tau_used["tau_syn"]
+        return rep
+
+
+# -- converters ------------------------------------------------------------------------------------
+def choose_state_exponent(v_threshold: float, target: Target) -> int:
+    r"""Exponent :math:`e` putting the threshold integer near :math:`2^{b-3}` (:math:`b` = membrane bits),
+    so the membrane keeps about 2 bits of headroom above it; coarser if the mantissa would not fit."""
+    m = abs(v_threshold) or 1.0
+    e = math.ceil(math.log2(m)) - (target.widths.membrane.bits - 3)
+    while round(m * 2.0 ** -(e + target.neuron.threshold_shift)) > target.widths.threshold.hi:
+        e += 1
+    return e
+
+
+def _common(layer: object, target: Target, name: str, clip: bool, options: dict) -> tuple[dict, dict[str, int]]:
+    """Twin keyword arguments from a float neuron: exponent, threshold mantissa, reset, v_reset."""
+    allowed = {"state_exponent", "input_exponent", "readout"}
+    if set(options) - allowed:
+        raise TypeError(f"{name}: unknown conversion option(s) {sorted(set(options) - allowed)}; "
+                        f"known: clip, name, {', '.join(sorted(allowed))}")
+    vth = layer.v_threshold
+    if isinstance(vth, torch.Tensor):
+        if vth.numel() != 1:
+            raise ValueError(f"{name}: tensor thresholds (shape {tuple(vth.shape)}) are not supported by the integer "
+                             "twins yet; set a scalar v_threshold before converting")
+        vth = float(vth)
+    e, e_in = options.get("state_exponent"), options.get("input_exponent")
+    if e_in is not None:
+        if e is not None and e != e_in - target.neuron.input_shift:
+            raise ValueError(f"{name}: state_exponent {e} and input_exponent {e_in} disagree (input_shift "
+                             f"{target.neuron.input_shift})")
+        e = e_in - target.neuron.input_shift
+    e = choose_state_exponent(vth, target) if e is None else int(e)
+    if target.neuron.threshold_positive and vth <= 0 and not clip:
+        raise FitError(name, "v_threshold", vth, "must be > 0 (threshold_positive)", target.name)
+    th, n_th = arith.quantize(torch.tensor(vth), e + target.neuron.threshold_shift, target.widths.threshold,
+                              layer=name, parameter="v_threshold", target=target.name, clip=clip)
+    reset = "subtract" if layer.v_reset is None else "zero"
+    if reset not in target.neuron.reset:
+        what = "soft reset (v_reset=None)" if reset == "subtract" else f"hard reset (v_reset={layer.v_reset})"
+        raise ValueError(f"{name}: {what} needs reset {reset!r}, not available on target {target.name!r}; "
+                         f"allowed reset kinds: {', '.join(target.neuron.reset)}")
+    vr, n_vr = 0, 0
+    if reset == "zero":
+        q, n_vr = arith.quantize(torch.tensor(layer.v_reset), e, target.widths.membrane,
+                                 layer=name, parameter="v_reset", target=target.name, clip=clip)
+        vr = int(q)
+    kw = dict(threshold=int(th), state_exponent=e, reset=reset, v_reset=vr, readout=bool(options.get("readout", False)),
+              clip=clip, name=name)
+    return kw, {"v_threshold": n_th, "v_reset": n_vr}
+
+
+def _finish(twin: _FixedNeuron, clipped: dict[str, int], taus: dict[str, float]) -> _FixedNeuron:
+    """Record the converter's clip counts and the requested time constants on the twin."""
+    for k, n in clipped.items():
+        twin.count_clipped(k, n)
+    twin.tau_requested = dict(taus)
+    return twin
+
+
+@register(IFNode)
+def if_to_fixed(layer: IFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
+                **options: object) -> FixedIFNode:
+    """Float :class:`~hwsnn.neuron.IFNode` to :class:`FixedIFNode` (options: ``state_exponent`` or
+    ``input_exponent``, ``readout``; ``state_exponent=None`` uses :func:`choose_state_exponent`)."""
+    name = name or "IFNode"
+    kw, n = _common(layer, target, name, clip, options)
+    return _finish(FixedIFNode(target, **kw), n, {})
+
+
+@register(LIFNode)
+def lif_to_fixed(layer: LIFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
+                 **options: object) -> FixedLIFNode:
+    r"""Float :class:`~hwsnn.neuron.LIFNode` to :class:`FixedLIFNode`; :math:`\tau \to k` (nearest power
+    of two in log2) or ``dv = round(4096/tau)`` via :func:`tau_to_decay`. Options as :func:`if_to_fixed`."""
+    name = name or type(layer).__name__
+    kw, n = _common(layer, target, name, clip, options)
+    k, n_tau = tau_to_decay(layer.tau, target, "mem", layer=name, parameter="tau", clip=clip)
+    twin = FixedLIFNode(target, decay_mem=k, decay_input=layer.decay_input, **kw)
+    return _finish(twin, {**n, "tau": n_tau}, {"tau": layer.tau})
+
+
+@register(CubaLIFNode)
+def cuba_to_fixed(layer: CubaLIFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
+                  **options: object) -> FixedCubaLIFNode:
+    """Float :class:`~hwsnn.neuron.CubaLIFNode` to :class:`FixedCubaLIFNode` (``du = round(4096/tau_syn) - 1``,
+    ``dv = round(4096/tau_mem)`` on ``mul12`` targets, else nearest :math:`k`). Options as :func:`if_to_fixed`."""
+    name = name or "CubaLIFNode"
+    kw, n = _common(layer, target, name, clip, options)
+    ks, n_s = tau_to_decay(layer.tau_syn, target, "syn", layer=name, parameter="tau_syn", clip=clip)
+    km, n_m = tau_to_decay(layer.tau_mem, target, "mem", layer=name, parameter="tau_mem", clip=clip)
+    twin = FixedCubaLIFNode(target, decay_syn=ks, decay_mem=km, **kw)
+    return _finish(twin, {**n, "tau_syn": n_s, "tau_mem": n_m},
+                   {"tau_syn": layer.tau_syn, "tau_mem": layer.tau_mem})
