@@ -1,14 +1,26 @@
-"""Integer twins of the float layers (see :mod:`hwsnn.fixed.base`)."""
+"""Integer twins of the float layers: what a chip computes, integer for integer, per target.
 
+``layer.to_fixed(target, **scales)`` (or :func:`to_fixed`) turns a float layer into its twin;
+see :mod:`hwsnn.fixed.base` for the conventions (integer states with power-of-two exponents,
+saturation and clip counters, ``dequantize``).
+"""
+
+from . import rng
 from .arith import FitError
 from .base import FixedModule, resolve_target
+from .conv import FixedConv2d
 from .convert import converters, register, to_fixed
+from .delay import FixedDelay
+from .dense import FixedLinear
+from .dropout import FixedDropConnectLinear, FixedDropout, FixedDropout2d, fold_rescale
 from .events import SynapticEvents, accumulate_events
-
-# Twin modules register their converters on import.
-from . import _load_all  # noqa: E402,F401
+from .neuron import FixedCubaLIFNode, FixedIFNode, FixedLIFNode
+from .pool import FixedAvgPool2d, FixedFlatten, FixedMaxPool2d
+from .synapse import FixedSynapseFilter
+from .voting import FixedVotingLayer
 
 __all__ = [
+    "rng",
     "FitError",
     "FixedModule",
     "resolve_target",
@@ -17,4 +29,19 @@ __all__ = [
     "to_fixed",
     "SynapticEvents",
     "accumulate_events",
+    "FixedIFNode",
+    "FixedLIFNode",
+    "FixedCubaLIFNode",
+    "FixedLinear",
+    "FixedConv2d",
+    "FixedSynapseFilter",
+    "FixedDropout",
+    "FixedDropout2d",
+    "FixedDropConnectLinear",
+    "fold_rescale",
+    "FixedDelay",
+    "FixedVotingLayer",
+    "FixedAvgPool2d",
+    "FixedMaxPool2d",
+    "FixedFlatten",
 ]

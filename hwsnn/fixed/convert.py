@@ -5,6 +5,7 @@ Each twin module registers a converter for the float classes it twins::
     @register(LIFNode)
     def _lif_to_fixed(layer, target, **options) -> FixedLIFNode: ...
 
+Importing :mod:`hwsnn.fixed` imports every twin module, so every converter is registered.
 ``to_fixed(layer, target, **options)`` (also ``layer.to_fixed(target, **options)`` on every hwsnn
 layer) looks the layer's class up along its MRO. The options are the scales the layer needs
 (e.g. ``input_exponent``), ``clip`` (clip values that do not fit instead of raising
@@ -37,14 +38,11 @@ def register(*float_types: type) -> Callable[[Callable[..., nn.Module]], Callabl
 
 def converters() -> dict[type, Callable[..., nn.Module]]:
     """A copy of the registry (float class -> converter)."""
-    from . import _load_all  # noqa: F401  (registers every twin)
-
     return dict(_CONVERTERS)
 
 
 def to_fixed(layer: nn.Module, target: Union[str, Target], **options: Any) -> nn.Module:
     """The integer twin of ``layer`` on ``target`` (a :class:`~targets.Target`, name or path)."""
-    from . import _load_all  # noqa: F401
     from .base import resolve_target
 
     for cls in type(layer).__mro__:

@@ -39,8 +39,10 @@ __all__ = ["FixedSynapseFilter", "synapse_filter_to_fixed", "default_state_expon
 
 
 def default_state_exponent(target: Target) -> int:
-    """:math:`-(b - 8)` for the target's :math:`b`-bit current: 7 integer bits plus the sign (see module)."""
-    return -(target.widths.current.bits - 8)
+    r""":math:`-(\min(b, 32) - 8)` for the target's :math:`b`-bit current: 7 integer bits plus the sign
+    (see module), and at most 24 fraction bits, so that a downstream dense layer's integer sum of
+    such values times wide weights stays within int64 even on the wide ``ideal`` target."""
+    return -(min(target.widths.current.bits, 32) - 8)
 
 
 class FixedSynapseFilter(FixedModule):
