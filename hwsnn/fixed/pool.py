@@ -134,7 +134,24 @@ def _check_pool_input(x: object, who: str, ranks: tuple[int, ...], shape: str) -
     return x
 
 
-class FixedAvgPool2d(_SumDivide):
+class _WindowStep:
+    """Both step modes of a 2-d pooling twin around its ``_step`` (one step ``[N, C, H, W]``)."""
+
+    layer_name: str
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _check_pool_input(x, self.layer_name, (3, 4), "a step [N, C, H, W] (or [C, H, W])")
+        return self._step(x)
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        x_seq = _check_pool_input(x_seq, self.layer_name, (5,), "[T, N, C, H, W] in step_mode 'm'")
+        return _per_step(self, x_seq, self._step)
+
+
+class FixedAvgPool2d(_WindowStep, _SumDivide):
     r"""Integer twin of ``AvgPool2d`` (zero padding counted, ``ceil_mode=False``).
 
     * float layer: :math:`y = \frac1{A}\sum_{(i,j)\in\text{window}} x_{ij}`;
@@ -185,14 +202,6 @@ class FixedAvgPool2d(_SumDivide):
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         return self._divide(window_sum(x, self.kernel_size, self.stride, self.padding))
 
-    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _check_pool_input(x, self.layer_name, (3, 4), "a step [N, C, H, W] (or [C, H, W])")
-        return self._step(x)
-
-    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        x_seq = _check_pool_input(x_seq, self.layer_name, (5,), "[T, N, C, H, W] in step_mode 'm'")
-        return _per_step(self, x_seq, self._step)
-
     def fixed_report(self) -> dict:
         """Base report plus the window and the division rule."""
         rep = super().fixed_report()
@@ -208,7 +217,7 @@ class FixedAvgPool2d(_SumDivide):
         )
 
 
-class FixedMaxPool2d(FixedModule):
+class FixedMaxPool2d(_WindowStep, FixedModule):
     r"""Integer twin of ``MaxPool2d``: :math:`y = \max_{\text{window}} x` on both sides,
     :math:`y_q = \max_{\text{window}} x_q` (padding never wins; exponent and dtype of the input;
     no rounding or overflow on any target).
@@ -245,14 +254,6 @@ class FixedMaxPool2d(FixedModule):
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         return window_max(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
-
-    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _check_pool_input(x, self.layer_name, (3, 4), "a step [N, C, H, W] (or [C, H, W])")
-        return self._step(x)
-
-    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        x_seq = _check_pool_input(x_seq, self.layer_name, (5,), "[T, N, C, H, W] in step_mode 'm'")
-        return _per_step(self, x_seq, self._step)
 
     def fixed_report(self) -> dict:
         """Base report plus the window."""
