@@ -443,3 +443,20 @@ def test_conv_converters_and_xylo_error():
         to_fixed(nn.Conv2d(1, 1, 3, bias=False), "xylo")
     with pytest.raises(ValueError, match="no convolution"):
         FixedConv2d(torch.ones(1, 1, 3, 3, dtype=torch.int64), "xylo")
+
+
+def test_fan_in_beyond_the_limit_is_refused_naming_layer_and_limit():
+    import dataclasses
+
+    import targets as _targets
+
+    base = _targets.load("generic_int8")
+    chip = dataclasses.replace(base, limits=dataclasses.replace(base.limits, max_fan_in=3))
+    w = torch.zeros(2, 6, dtype=torch.int64)
+    w[0, :3] = 1  # 3 synapses into neuron 0: fits
+    FixedLinear(w, chip, name="fc")
+    w[1, :4] = -2  # 4 synapses into neuron 1: beyond the limit
+    with pytest.raises(FitError) as info:
+        FixedLinear(w, chip, name="fc")
+    msg = str(info.value)
+    assert "fc" in msg and "fan" in msg and "3" in msg and "4" in msg
