@@ -139,3 +139,24 @@ def test_cuba_network_runs_on_xylo_in_both_step_modes():
     single = torch.stack([twin(x[t]) for t in range(x.shape[0])])
     assert torch.equal(multi, single)
     assert int(multi.max()) <= 1, "readout neurons emit at most one spike per step"
+
+
+def test_compare_reports_the_error_and_its_causes():
+    from hwsnn.fixed.compare import compare
+
+    lif = N.LIFNode(tau=2.0, decay_input=False, v_reset=None, step_mode="m").double()
+    twin = lif.to_fixed("generic_int8")
+    g = torch.Generator().manual_seed(0)
+    q = torch.randint(-2000, 6000, (30, 5, 7), generator=g)
+    x = q.double() * 2.0**twin.input_exponent
+    r = compare(lif(x), twin(q), 0, twin=twin)
+    assert r.layer == "LIFNode" and r.target == "generic_int8" and r.values == q.numel()
+    assert r.spike_agreement is not None and 0.9 <= r.spike_agreement <= 1.0
+    assert r.max_abs in (0.0, 1.0) and "saturations" in str(r)
+    # a hand-made case: one of four values off by 0.5 -> max 0.5, RMSE 0.25
+    r2 = compare(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([2, 4, 6, 9]), -1)
+    assert (r2.max_abs, r2.rmse, r2.spike_agreement) == (0.5, 0.25, None)
+    with pytest.raises(ValueError, match="shape"):
+        compare(torch.zeros(3), torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(TypeError, match="integer"):
+        compare(torch.zeros(3), torch.zeros(3))

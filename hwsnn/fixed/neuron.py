@@ -440,10 +440,12 @@ class FixedCubaLIFNode(FixedLIFNode):
 
 # -- converters ------------------------------------------------------------------------------------
 def choose_state_exponent(v_threshold: float, target: Target) -> int:
-    r"""Exponent :math:`e` putting the threshold integer near :math:`2^{b-3}` (:math:`b` = membrane bits),
-    so the membrane keeps about 2 bits of headroom above it; coarser if the mantissa would not fit."""
+    r"""Exponent :math:`e` putting the threshold integer near :math:`2^{f}`, :math:`f = \min(b - 3, 24)`
+    (:math:`b` = membrane bits): the membrane keeps at least 2 bits of headroom above the threshold,
+    and a wide target (``ideal``) spends its extra bits on headroom rather than on more than 24
+    fraction bits; coarser if the mantissa would not fit the threshold width."""
     m = abs(v_threshold) or 1.0
-    e = math.ceil(math.log2(m)) - (target.widths.membrane.bits - 3)
+    e = math.ceil(math.log2(m)) - min(target.widths.membrane.bits - 3, 24)
     while round(m * 2.0 ** -(e + target.neuron.threshold_shift)) > target.widths.threshold.hi:
         e += 1
     return e
