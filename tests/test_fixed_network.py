@@ -160,3 +160,15 @@ def test_compare_reports_the_error_and_its_causes():
         compare(torch.zeros(3), torch.zeros(4, dtype=torch.int64))
     with pytest.raises(TypeError, match="integer"):
         compare(torch.zeros(3), torch.zeros(3))
+
+
+def test_twin_error_benchmark_prints_a_row_per_layer_and_target():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "twin_error.py"
+    out = subprocess.run([sys.executable, str(script), "--t", "20", "--n", "16"], capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| layer")]
+    assert len(rows) == 6 * 4
+    assert sum("refused" in r for r in rows) == 2  # IF and a biased Linear on Xylo
