@@ -1,12 +1,13 @@
 """hwsnn: spiking neural networks for hardware.
 
 Float layers with the SpikingJelly ``activation_based`` API (``hwsnn.neuron``, ``hwsnn.layer``,
-``hwsnn.functional``, ``hwsnn.surrogate``, ``hwsnn.base``). Integer twins, export, the
-cycle-level simulator and QAT arrive in ``targets``, ``quant`` and ``sim``.
+``hwsnn.functional``, ``hwsnn.surrogate``, ``hwsnn.base``), their integer twins per chip target
+(``hwsnn.fixed``, targets in the ``targets`` package). Export, the cycle-level simulator and QAT
+arrive in ``quant`` and ``sim``.
 """
 
 from . import backend, base, functional, layer, neuron, surrogate
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["backend", "base", "functional", "layer", "neuron", "surrogate", "__version__"]
