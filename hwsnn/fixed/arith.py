@@ -27,6 +27,7 @@ from targets import Width
 __all__ = [
     "FitError",
     "storage_dtype",
+    "require_integer",
     "shift_right",
     "shift",
     "decay_amount",
@@ -59,6 +60,18 @@ def storage_dtype(width: Width) -> torch.dtype:
         if need <= bits:
             return dtype
     return torch.int64
+
+
+def require_integer(x: object, who: str) -> torch.Tensor:
+    """``x`` if it is an integer (or bool) tensor, else a ``TypeError`` naming ``who`` and the fix."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects an integer tensor (spikes or quantized values); got {type(x).__name__}")
+    if x.is_floating_point() or x.is_complex():
+        raise TypeError(
+            f"{who} is an integer twin: it takes integer tensors (0/1 spikes or quantized values); got a "
+            f"{x.dtype} tensor. Quantize the input first: q = round(x * 2**-e) as an integer tensor."
+        )
+    return x
 
 
 def _long(x: torch.Tensor) -> torch.Tensor:

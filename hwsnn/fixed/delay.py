@@ -71,11 +71,7 @@ class FixedDelay(FixedModule):
         return self._delay_steps
 
     def _check(self, x: object) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self.layer_name} expects an integer tensor; got {type(x).__name__}")
-        if x.is_floating_point() or x.is_complex():
-            raise TypeError(f"{self.layer_name} is an integer twin: it takes integer tensors; got {x.dtype}")
-        return x
+        return arith.require_integer(x, self.layer_name)
 
     def _fifo_for(self, x: torch.Tensor) -> torch.Tensor:
         shape = (self._delay_steps,) + tuple(x.shape)

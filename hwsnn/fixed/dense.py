@@ -54,18 +54,6 @@ _F64_EXACT = 1 << 53
 _I64_LIMIT = 1 << 63
 
 
-def _require_int(x: Any, who: str) -> torch.Tensor:
-    """``x`` as a tensor if it is an integer (or bool) tensor, else a clear ``TypeError``."""
-    if not torch.is_tensor(x):
-        raise TypeError(f"{who}: expects an integer tensor (spikes or integer inputs); got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex():
-        raise TypeError(
-            f"{who}: integer twins take integer inputs (0/1 spikes or integers at the input exponent); "
-            f"got a {x.dtype} tensor. Quantize the input first (e.g. x.round().to(torch.int64))."
-        )
-    return x
-
-
 def _max_abs(x: torch.Tensor) -> int:
     """max |x| as a Python int (0 for an empty tensor), without int8/int16 overflow of ``abs``."""
     if x.numel() == 0:
@@ -141,7 +129,7 @@ class _FixedSynapticLayer(FixedModule):
         self.clip = bool(clip)
         self.first_layer = bool(first_layer)
         lname = self.layer_name
-        weight_int = _require_int(torch.as_tensor(weight_int), f"{lname} weight")
+        weight_int = arith.require_integer(torch.as_tensor(weight_int), f"{lname} weight")
         w, n = arith.fit(
             weight_int, tg.widths.weight, layer=lname, parameter="weight", target=tg.name, clip=clip, step=syn.weight_step
         )
@@ -155,7 +143,7 @@ class _FixedSynapticLayer(FixedModule):
         self.weight_shift = s
         self.per_event = syn.accumulation == "per_event_saturate"
         if bias_int is not None:
-            bias_int = _require_int(torch.as_tensor(bias_int), f"{lname} bias")
+            bias_int = arith.require_integer(torch.as_tensor(bias_int), f"{lname} bias")
             if self.per_event and bool((bias_int != 0).any()):
                 raise FitError(
                     lname, "bias", "a nonzero bias",
@@ -224,14 +212,14 @@ class _FixedSynapticLayer(FixedModule):
         raise NotImplementedError  # pragma: no cover
 
     def single_step_forward(self, x: torch.Tensor) -> Any:
-        x = _require_int(x, self.layer_name)
+        x = arith.require_integer(x, self.layer_name)
         out = self._run(x.unsqueeze(0))
         out = out[0]  # SynapticEvents.__getitem__ drops the time axis of the counts too
         self.output = out if torch.is_tensor(out) else None
         return out
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> Any:
-        x_seq = _require_int(x_seq, self.layer_name)
+        x_seq = arith.require_integer(x_seq, self.layer_name)
         if x_seq.dim() < 2 or x_seq.shape[0] == 0:
             raise ValueError(f"{self.layer_name} in multi-step mode expects [T, N, ...] with T >= 1; got {tuple(x_seq.shape)}")
         out = self._run(x_seq)
@@ -322,7 +310,7 @@ class FixedLinear(_FixedSynapticLayer):
 
     def _set_delays(self, delays: torch.Tensor) -> None:
         tg, lname = self.target, self.layer_name
-        d = _require_int(torch.as_tensor(delays), f"{lname} delays")
+        d = arith.require_integer(torch.as_tensor(delays), f"{lname} delays")
         if tuple(d.shape) != tuple(self.weight.shape):
             raise ValueError(f"{lname}: delays must have the weight's shape {tuple(self.weight.shape)}; got {tuple(d.shape)}")
         if not tg.synapse.per_synapse_delay:

@@ -40,17 +40,6 @@ __all__ = [
 ]
 
 
-def _check_int_input(x: object, who: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{who} expects an integer tensor; got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex():
-        raise TypeError(
-            f"{who} is an integer twin: it takes integer tensors (quantized values or spikes); got "
-            f"{x.dtype}. Quantize the input first (round(x * 2**-e))."
-        )
-    return x
-
-
 def _check_seed(seed: object, who: str) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"{who}: seed must be an int; got {seed!r}")
@@ -173,14 +162,14 @@ class FixedDropout(FixedModule):
 
     # -- stepping -----------------------------------------------------------------------------
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _check_int_input(x, self.layer_name)
+        x = arith.require_integer(x, self.layer_name)
         if not self.training:
             return x
         return torch.where(self._mask_for(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         require_time_axis(x_seq, self.layer_name)
-        x_seq = _check_int_input(x_seq, self.layer_name)
+        x_seq = arith.require_integer(x_seq, self.layer_name)
         if not self.training:
             return x_seq
         mask = self._mask_for(x_seq[0])
@@ -301,7 +290,7 @@ class FixedDropConnectLinear(FixedModule):
         if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
             raise ValueError(f"{who}: weight must be an integer tensor [out, in]")
         w, n = arith.fit(
-            _check_int_input(weight, who),
+            arith.require_integer(weight, who),
             self.target.widths.weight,
             layer=who,
             parameter="weight",
@@ -316,7 +305,7 @@ class FixedDropConnectLinear(FixedModule):
             if not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (self.out_features,):
                 raise ValueError(f"{who}: bias must be an integer tensor [out] = [{self.out_features}]")
             b, n = arith.fit(
-                _check_int_input(bias, who),
+                arith.require_integer(bias, who),
                 self.target.widths.bias,
                 layer=who,
                 parameter="bias",
@@ -393,7 +382,7 @@ class FixedDropConnectLinear(FixedModule):
 
     # -- stepping -----------------------------------------------------------------------------
     def _check_step(self, x: object) -> torch.Tensor:
-        x = _check_int_input(x, self.layer_name)
+        x = arith.require_integer(x, self.layer_name)
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"{self.layer_name} expects a step of shape [N, in_features] = [N, {self.in_features}]; got "

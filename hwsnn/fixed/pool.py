@@ -23,9 +23,10 @@ from targets import Target
 
 from ..base import require_time_axis
 from ..layer.stateless import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
+from . import arith
 from .base import FixedModule
 from .convert import register
-from .voting import _SumDivide, check_integer_input
+from .voting import _SumDivide
 
 __all__ = ["FixedAvgPool2d", "FixedMaxPool2d", "FixedFlatten", "window_sum", "window_max"]
 
@@ -128,7 +129,7 @@ def _per_step(module: FixedModule, x_seq: torch.Tensor, fn) -> torch.Tensor:
 
 
 def _check_pool_input(x: object, who: str, ranks: tuple[int, ...], shape: str) -> torch.Tensor:
-    x = check_integer_input(x, who)
+    x = arith.require_integer(x, who)
     if x.dim() not in ranks:
         raise ValueError(f"{who} expects {shape}; got shape {tuple(x.shape)}")
     return x
@@ -287,10 +288,10 @@ class FixedFlatten(FixedModule):
         self.step_mode = step_mode
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return check_integer_input(x, self.layer_name).flatten(self.start_dim, self.end_dim)
+        return arith.require_integer(x, self.layer_name).flatten(self.start_dim, self.end_dim)
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        x_seq = check_integer_input(x_seq, self.layer_name)
+        x_seq = arith.require_integer(x_seq, self.layer_name)
         return _per_step(self, x_seq, lambda z: z.flatten(self.start_dim, self.end_dim))
 
 

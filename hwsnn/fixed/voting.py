@@ -27,18 +27,7 @@ from . import arith
 from .base import FixedModule
 from .convert import register
 
-__all__ = ["FixedVotingLayer", "check_integer_input"]
-
-
-def check_integer_input(x: object, who: str) -> torch.Tensor:
-    """``x`` if it is an integer (or bool) tensor, else ``TypeError`` naming ``who``."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{who} expects an integer tensor; got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex():
-        raise TypeError(
-            f"{who} is an integer twin: it takes integer tensors (quantized values or spikes); got {x.dtype}"
-        )
-    return x
+__all__ = ["FixedVotingLayer"]
 
 
 def _log2_exact(v: int) -> Optional[int]:
@@ -148,7 +137,7 @@ class FixedVotingLayer(_SumDivide):
         self.step_mode = step_mode
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = check_integer_input(x, self.layer_name)
+        x = arith.require_integer(x, self.layer_name)
         if x.dim() < 1:
             raise ValueError(f"{self.layer_name} expects a tensor [..., C*voting_size]; got a scalar")
         v, n = self.voting_size, x.shape[-1]
