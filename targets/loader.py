@@ -155,8 +155,9 @@ def from_dict(data: Any, source: str = "<dict>") -> Target:
     return target
 
 
-def load(name_or_path: Union[str, os.PathLike]) -> Target:
-    """A shipped target by name (``targets.available()``), or a YAML file by path.
+def load(name_or_path: Union[str, os.PathLike, Target]) -> Target:
+    """A shipped target by name (``targets.available()``), or a YAML file by path (a
+    :class:`Target` is returned as it is).
 
     Read with ``yaml.safe_load``; every problem of the file is reported at once
     (:class:`TargetError`).

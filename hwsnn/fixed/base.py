@@ -26,8 +26,8 @@ __all__ = ["FixedModule", "resolve_target"]
 
 
 def resolve_target(target: Union[str, Target]) -> Target:
-    """A :class:`~targets.Target` from a target or a name/path (:func:`targets.load`)."""
-    return target if isinstance(target, Target) else targets.load(target)
+    """A :class:`~targets.Target` from a target or a name/path (:func:`targets.load` passes a target through)."""
+    return targets.load(target)
 
 
 class FixedModule(MemoryModule):
