@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -42,6 +43,10 @@ class DemoResult:
     test_accuracy: float
     final_loss: float
     seconds: float
+    #: the trained float network (eval mode) and the held-out spikes [T, N, C] / labels [N]
+    net: Optional[nn.Module] = None
+    x_test: Optional[torch.Tensor] = None
+    y_test: Optional[torch.Tensor] = None
 
 
 def default_network(channels: int = 16, hidden: int = 128, classes: int = 10, voting_size: int = 10) -> nn.Sequential:
@@ -101,10 +106,15 @@ def run_float_demo(config: DemoConfig = DemoConfig(), progress: bool = True) -> 
             bar.update()
     bar.close()
     seconds = time.perf_counter() - start
-    return DemoResult(
+    result = DemoResult(
         train_accuracy=_accuracy(net, x_train, y_train, 256),
         test_accuracy=_accuracy(net, x_test, y_test, 256),
         final_loss=loss_value,
         seconds=seconds,
+        net=net,
+        x_test=x_test,
+        y_test=y_test,
     )
+    net.eval()
+    return result
 

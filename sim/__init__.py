@@ -1,0 +1,32 @@
+"""hwsnn's cycle-level integer simulator: NumPy only, reads nothing but an export directory.
+
+It never imports torch: it is the second, independent implementation of the integer semantics
+(the golden model) against which the torch twins are checked bit for bit.
+
+>>> import sim
+>>> result = sim.run("out/export", spikes)     # doctest: +SKIP  spikes: int array [T, N, ...]
+>>> result.costs["cycles_per_step_mean"], result.fit["fits"]   # doctest: +SKIP
+"""
+
+from importlib import import_module
+from typing import Any
+
+from .bundle import Export, ExportError, load_export
+
+__all__ = ["run", "load_export", "Export", "ExportError", "SimResult", "LayerCounters", "fit_check", "core_map", "estimate_costs"]
+
+_LAZY = {
+    "run": "engine",
+    "SimResult": "result",
+    "LayerCounters": "result",
+    "fit_check": "mapping",
+    "core_map": "mapping",
+    "estimate_costs": "mapping",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # the engine (and every op) loads on first use, so that reading an export stays light
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")

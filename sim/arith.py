@@ -1,0 +1,94 @@
+r"""Integer arithmetic of the simulator (NumPy ``int64``), written from the target specs.
+
+This is the golden model's own arithmetic: it shares no code with :mod:`hwsnn.fixed.arith`.
+Every function takes and returns ``numpy`` integer arrays and computes in ``int64``.
+
+==============  ==============================================================
+rule            amount removed by one decay step, :math:`D(x, k)`
+==============  ==============================================================
+``floor``       :math:`x \gg k` (arithmetic, toward :math:`-\infty`)
+``toward_zero`` :math:`\mathrm{sign}(x)\,(|x| \gg k)`
+``xylo_min1``   :math:`x \gg k`, but 1 when that is 0 and :math:`x > 0`
+==============  ==============================================================
+
+Overflow modes: ``saturate`` (clip to the width), ``wrap`` (two's complement), ``fold_once``
+(Loihi's ``u``: :math:`x - 2^b` above :math:`2^{b-1}`, :math:`x + 2^b` at or below
+:math:`-2^{b-1}`, nothing more).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_i64", "rshift", "shift", "decay_amount", "mul12", "overflow", "wrap"]
+
+
+def as_i64(x) -> np.ndarray:
+    """``x`` as an ``int64`` array; a float array is refused (never silently rounded)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"integer arithmetic needs an integer array; got {a.dtype}")
+    return a.astype(np.int64, copy=False)
+
+
+def rshift(x: np.ndarray, k, rounding: str = "floor") -> np.ndarray:
+    """:math:`x \\gg k` with ``floor`` or ``toward_zero`` rounding."""
+    x = as_i64(x)
+    if rounding == "floor":
+        return x >> k
+    if rounding == "toward_zero":
+        return np.where(x < 0, -((-x) >> k), x >> k)
+    raise ValueError(f"rshift: unknown rounding {rounding!r}")
+
+
+def shift(x: np.ndarray, s: int, rounding: str = "floor") -> np.ndarray:
+    """:math:`x\\,2^s`: left shift for :math:`s \\ge 0`, else a right shift with ``rounding``."""
+    x = as_i64(x)
+    return x << s if s >= 0 else rshift(x, -s, rounding)
+
+
+def decay_amount(x: np.ndarray, k, rounding: str) -> np.ndarray:
+    """:math:`D(x, k)` of the module table."""
+    x = as_i64(x)
+    if rounding == "xylo_min1":
+        d = x >> k
+        return np.where((d == 0) & (x > 0), 1, d)
+    return rshift(x, k, rounding)
+
+
+def mul12(x: np.ndarray, factor, rounding: str = "toward_zero") -> np.ndarray:
+    """Loihi's decay: :math:`x\\,(4096 - d)` divided by 4096 with ``rounding`` (``factor`` = d)."""
+    x = as_i64(x)
+    return rshift(x * (4096 - np.int64(factor)), 12, rounding)
+
+
+def wrap(x: np.ndarray, width) -> np.ndarray:
+    """Two's complement (modulo for unsigned) reduction into ``width``."""
+    x = as_i64(x)
+    b = width.bits
+    if b >= 64:
+        return x
+    y = x & np.int64((1 << b) - 1)
+    if width.signed:
+        y = np.where(y >= (1 << (b - 1)), y - np.int64(1 << b), y)
+    return y
+
+
+def overflow(x: np.ndarray, width, mode: str) -> tuple[np.ndarray, int]:
+    """Bring ``x`` into ``width`` by ``mode``; returns ``(value, number of values out of range)``."""
+    x = as_i64(x)
+    if mode == "fold_once":
+        half, full = 1 << (width.bits - 1), 1 << width.bits
+        up, down = x > half, x <= -half
+        n = int(np.count_nonzero(up | down))
+        return (np.where(up, x - full, np.where(down, x + full, x)) if n else x), n
+    lo, hi = width.lo, width.hi
+    bad = (x < lo) | (x > hi)
+    n = int(np.count_nonzero(bad))
+    if not n:
+        return x, 0
+    if mode == "saturate":
+        return np.clip(x, lo, hi), n
+    if mode == "wrap":
+        return wrap(x, width), n
+    raise ValueError(f"overflow: unknown mode {mode!r}")

@@ -1,0 +1,622 @@
+r"""Synaptic ops of the simulator: ``dense``, ``conv2d`` and ``dropconnect`` (NumPy, ``int64``).
+
+Written from the export format (``docs/EXPORT_FORMAT.md``) and the target semantics; it shares
+no code with the torch twins (:mod:`hwsnn.fixed.dense`, :mod:`hwsnn.fixed.conv`,
+:mod:`hwsnn.fixed.dropout`) and must reproduce them bit for bit.
+
+Notation: :math:`W` integer weights, :math:`X` integer inputs of one step, :math:`s` the weight
+shift (``params.weight_shift``), :math:`B` the integer bias (output units), ``ovf`` the target's
+accumulator width and overflow mode (``target.widths.accumulator``,
+``target.overflow.accumulator``), :math:`\mathrm{shift}(a, s) = a \ll s` for :math:`s \ge 0`,
+else :math:`\lfloor a / 2^{-s} \rfloor` (arithmetic right shift).
+
+``dense``, accumulation ``sum`` (float :math:`y = w x + b`, :math:`w = W 2^{e_w}`,
+:math:`x = X 2^{e_x}`, :math:`e_{out} = e_w + e_x - s`)::
+
+    A[t]  = ovf(W X[t])                 (exact integer sum)
+    Y[t]  = ovf(shift(A[t], s) + B)     (both overflows counted under 'accumulator')
+    out[t] = Y[t - L]  for t >= L, else 0    (latency L = params.latency; zeros, bias included,
+                                              for the first L steps after reset; a FIFO across chunks)
+
+With per-synapse delays (table ``delays`` [out, in], :math:`d_{oi}`): the raw sum that
+*arrives* at step :math:`t` is :math:`\sum_i W_{oi} X_i[t - d_{oi}]` (a ring buffer of future raw
+sums across chunks); overflow, shift and bias apply to that arriving sum, then the latency FIFO:
+a spike at step :math:`t` reaches the output at :math:`t + L + d`.
+
+``dense``, accumulation ``per_event_saturate`` (Xylo): no sum. The event counts :math:`c` must lie
+in ``0 .. params.event_cap`` (an error naming the layer, unless ``params.clip_events``: then
+clipped to that range and counted in :attr:`DenseOp.clipped` ``['input_events']`` and in the
+per-step ``saturations`` counter); they go through the latency FIFO (zeros first) and are returned
+as :class:`~sim.ops.base.Events` with the effective weight
+:math:`\mathrm{wrap}_{\text{current}}(W \ll s)`, which the following neuron adds one event at a
+time.
+
+``conv2d``: :math:`A = W \star X` is the exact integer cross-correlation of ``torch.conv2d``
+(stride, zero padding ``[left, right, top, bottom]``, dilation, groups); overflow, shift, bias and
+latency as ``dense`` (``sum`` targets only).
+
+``dropconnect`` (training, ``params.active``): per sample :math:`n` and step,
+:math:`A_n = \mathrm{ovf}(\sum_i M_{n,oi} W_{oi} X_{n,i})`,
+:math:`Y_n = \mathrm{ovf}(\mathrm{shift}(A_n, s) + m_{n,o} B_o)` (the second overflow, and the
+shift, only when :math:`s \ne 0` or there is a bias), then ReLU :math:`\max(Y, 0)` when
+``params.relu``. Masks from :mod:`sim.rng`: one draw covers the batch, ``S = out*in (+ out)``
+bits per sample, weight bit :math:`(n, o, i)` at index ``n*S + o*in + i``, bias bit
+:math:`(n, o)` at ``n*S + out*in + o``; ``keep = (bits(seed, draw, index) >> 8) <
+keep_threshold``. ``invariant: false`` draws a mask every step with ``draw = params.draw + t``
+(``t`` = steps since reset); ``invariant: true`` draws once per run with ``params.draw``; every
+``reset()`` starts again at ``params.draw``. Stored masks (``mask_w``/``mask_b`` with
+``params.mask_batch``) must equal the generator's masks of ``params.draw`` (checked at
+construction: the exporter writes the stored masks' draw). Eval
+(``active: false``): the plain integer dense layer :math:`a(\mathrm{ovf}(\ldots W X \ldots + B))`
+without masks. No latency.
+
+**Exact sums.** Every :math:`W X` / :math:`W \star X` is computed with a float64 matmul only when
+:math:`\max|X|\,\max|W|\,K < 2^{53}` (``K`` the fan-in per output, ``in`` or ``C/g*kh*kw``): every
+partial sum is then an integer of magnitude below :math:`2^{53}`, held exactly by float64, so
+BLAS's summation order cannot change the result. Otherwise an ``int64`` matmul (exact; an
+``OverflowError`` naming the layer when the bound reaches :math:`2^{63}`).
+
+**Counters** (per step and per block of output elements, summed over the batch):
+
+* ``synaptic_events[t, b]`` :math:`= \sum_{n, i} \mathrm{count}(X_{n,i}[t]) \cdot
+  \#\{o \in b : W_{oi} \ne 0\}` where ``count`` is the value for ``spikes``/``counts`` inputs and
+  1 per nonzero value for ``values`` inputs (:attr:`input_kind`; when unknown, a chunk with a
+  negative value is taken as values, otherwise as counts). Conv: an integer convolution of the
+  counts with :math:`[W \ne 0]` gives the events per output element. Dropconnect (active): the
+  masked weights :math:`M \odot W`. Sum rule: counted at the step the input arrives; per-event
+  rule: counted at the step the events are delivered (after the latency FIFO), with the nonzero
+  effective weights.
+* ``words_read = synaptic_events`` (one weight word per event); ``neuron_updates = 0``.
+* ``saturations[t]``: accumulator values brought into range at step ``t`` (per-event: clipped
+  input counts).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .. import arith
+from .. import rng
+from .base import Events, Op, register_op, table
+
+__all__ = ["DenseOp", "Conv2dOp", "DropConnectOp", "exact_matmul", "int_conv2d"]
+
+_F64_EXACT = 1 << 53
+_I64_LIMIT = 1 << 63
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _max_abs(a: np.ndarray) -> int:
+    """max |a| as a Python int (0 for an empty array)."""
+    if a.size == 0:
+        return 0
+    return max(abs(int(a.max())), abs(int(a.min())))
+
+
+def _matmul_bound(x_max: int, w_max: int, k: int, who: str) -> bool:
+    """True when a float64 product is exact (``x_max * w_max * k < 2^53``); raises when even int64
+    could overflow."""
+    bound = int(x_max) * int(w_max) * max(int(k), 1)
+    if bound >= _I64_LIMIT:
+        raise OverflowError(f"{who}: max|X| * max|W| * fan-in = {bound} >= 2^63; the integer sum could overflow int64")
+    return bound < _F64_EXACT
+
+
+def exact_matmul(x: np.ndarray, w_t: np.ndarray, who: str = "matmul", force_int64: bool = False) -> np.ndarray:
+    r"""Exact :math:`X W^T` (``x`` ``[..., K]``, ``w_t`` ``[K, M]`` or batched ``[..., K, M]``) as int64.
+
+    float64 while :math:`\max|X|\,\max|W|\,K < 2^{53}` (exact, see the module docstring), else int64.
+    """
+    k = w_t.shape[-2]
+    if _matmul_bound(_max_abs(x), _max_abs(w_t), k, who) and not force_int64:
+        return np.rint(np.matmul(x.astype(np.float64), w_t.astype(np.float64))).astype(np.int64)
+    return np.matmul(x.astype(np.int64), w_t.astype(np.int64))
+
+
+def _conv_out_size(n: int, pad: int, k: int, s: int, d: int) -> int:
+    return (n + pad - d * (k - 1) - 1) // s + 1
+
+
+def int_conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    who: str = "conv2d",
+    force_int64: bool = False,
+) -> np.ndarray:
+    r"""Exact integer cross-correlation of ``x`` ``[B, C, H, W]`` with ``w`` ``[O, C/g, kh, kw]``
+    (as ``torch.nn.functional.conv2d``), ``padding`` = (left, right, top, bottom) zeros.
+
+    im2col with NumPy stride tricks, then one (grouped) matmul: float64 when
+    :math:`\max|X|\,\max|W|\,(C/g)\,k_h k_w < 2^{53}`, else int64. Returns int64 ``[B, O, Ho, Wo]``.
+    """
+    b, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    sh, sw = stride
+    left, right, top, bottom = padding
+    dh, dw = dilation
+    g = int(groups)
+    k = cg * kh * kw
+    use_f64 = _matmul_bound(_max_abs(x), _max_abs(w), k, who) and not force_int64
+    dt = np.float64 if use_f64 else np.int64
+    xp = np.zeros((b, c, h + top + bottom, wd + left + right), dt)
+    xp[:, :, top:top + h, left:left + wd] = x
+    ho = _conv_out_size(h, top + bottom, kh, sh, dh)
+    wo = _conv_out_size(wd, left + right, kw, sw, dw)
+    if ho <= 0 or wo <= 0:
+        raise ValueError(f"{who}: input {h}x{wd} is too small for the kernel (output {ho}x{wo})")
+    s0, s1, s2, s3 = xp.strides
+    win = as_strided(xp, (b, c, ho, wo, kh, kw), (s0, s1, s2 * sh, s3 * sw, s2 * dh, s3 * dw), writeable=False)
+    # [B, G, Cg, Ho, Wo, kh, kw] -> [B, G, Ho*Wo, Cg*kh*kw]
+    cols = win.reshape(b, g, cg, ho, wo, kh, kw).transpose(0, 1, 3, 4, 2, 5, 6).reshape(b, g, ho * wo, k)
+    wg = w.astype(dt).reshape(g, o // g, k).transpose(0, 2, 1)  # [G, K, O/g]
+    y = np.matmul(cols, wg)  # [B, G, Ho*Wo, O/g]
+    if use_f64:
+        y = np.rint(y).astype(np.int64)
+    return y.transpose(0, 1, 3, 2).reshape(b, o, ho, wo)
+
+
+def _overflow_steps(x: np.ndarray, width, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """``arith.overflow`` of ``x`` ``[Tc, ...]`` plus the number of out-of-range values per step."""
+    y, n = arith.overflow(x, width, mode)
+    per_step = np.zeros(x.shape[0], np.int64)
+    if n:
+        if mode == "fold_once":
+            half = 1 << (width.bits - 1)
+            bad = (x > half) | (x <= -half)
+        else:
+            bad = (x < width.lo) | (x > width.hi)
+        per_step = bad.reshape(x.shape[0], -1).sum(axis=1).astype(np.int64)
+    return y, per_step
+
+
+def _int_param(op: Op, key: str, default=None, lo: Optional[int] = None, hi: Optional[int] = None) -> int:
+    """An integer parameter of the layer (``default`` when absent), checked against ``lo .. hi``."""
+    v = op.params.get(key, default)
+    if v is None:
+        raise op.error(f"params.{key} is missing")
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise op.error(f"params.{key} must be an integer; got {v!r}")
+    v = int(v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise op.error(f"params.{key} = {v} is outside the allowed range [{lo}, {hi}]")
+    return v
+
+
+def _int_table(op: Op, role: str, shape: tuple, width=None, required: bool = True) -> Optional[np.ndarray]:
+    """Table ``role`` as int64, checked for an integer dtype, ``shape`` and (optionally) ``width``."""
+    a = table(op, role, required)
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.dtype.kind not in "iub":
+        raise op.error(f"table {role!r} must hold integers; got dtype {a.dtype}")
+    if tuple(a.shape) != tuple(shape):
+        raise op.error(f"table {role!r} must have shape {tuple(shape)}; got {tuple(a.shape)}")
+    a = a.astype(np.int64)
+    if width is not None and a.size and (int(a.min()) < width.lo or int(a.max()) > width.hi):
+        raise op.error(f"table {role!r} holds values outside the target's {width} range [{width.lo}, {width.hi}]")
+    return a
+
+
+def _resolve_target(target):
+    if isinstance(target, str):
+        import targets
+
+        return targets.load(target)
+    return target
+
+
+class _SynapticOp(Op):
+    """Shared part: input checks, weight shift, accumulator overflow, latency FIFO, counters."""
+
+    #: ``spikes``, ``counts`` or ``values``: how inputs are counted as events (None: inferred per chunk)
+    input_kind: Optional[str] = None
+
+    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
+        super().__init__(layer, tables, _resolve_target(target), batch)
+        kind = layer.get("input_kind") or (layer.get("input") or {}).get("kind")
+        self.input_kind = kind
+        self.clipped: dict[str, int] = {}
+        self._block_cache: Optional[tuple] = None
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _check_input(self, x) -> np.ndarray:
+        if isinstance(x, Events):
+            raise self.error("expects an integer array [Tc, N, ...], not synaptic events")
+        a = np.asarray(x)
+        if a.dtype.kind not in "iub":
+            raise TypeError(f"{self.name} ({self.kind}): expects integer inputs (spikes, counts or integer values); got dtype {a.dtype}")
+        want = (self.batch, *self.input_shape)
+        if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != want:
+            raise self.error(f"expects input [Tc, N, *input_shape] = [Tc, {', '.join(map(str, want))}]; got {tuple(a.shape)}")
+        return a.astype(np.int64, copy=False)
+
+    def _event_counts(self, x: np.ndarray) -> np.ndarray:
+        """Events per input element (value for spikes/counts, 1 per nonzero for values).
+
+        ``spikes`` inputs must be 0/1 and ``counts`` inputs non-negative (else the manifest's input
+        kind is wrong: an error naming the layer)."""
+        kind = self.input_kind
+        lo = int(x.min()) if x.size else 0
+        if kind is None:
+            kind = "values" if lo < 0 else "counts"
+        if kind == "values":
+            return (x != 0).astype(np.int64)
+        if kind not in ("spikes", "counts"):
+            raise self.error(f"input kind must be 'spikes', 'counts' or 'values'; got {kind!r}")
+        hi = int(x.max()) if x.size else 0
+        if lo < 0 or (kind == "spikes" and hi > 1):
+            raise self.error(
+                f"input kind is {kind!r} but the input holds values in [{lo}, {hi}] "
+                f"({'0/1 spikes' if kind == 'spikes' else 'non-negative counts'} expected)"
+            )
+        return x
+
+    def _shift_bias(self, acc: np.ndarray, bias: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """ovf(shift(ovf(acc), s) + bias) with per-step overflow counts (``acc`` [Tc, ...])."""
+        width, mode = self.target.widths.accumulator, self.target.overflow.accumulator
+        acc, n1 = _overflow_steps(acc, width, mode)
+        y = arith.shift(acc, self.weight_shift, "floor")
+        if bias is not None:
+            y = y + bias
+        y, n2 = _overflow_steps(y, width, mode)
+        n = n1 + n2
+        self.count_saturations("accumulator", int(n.sum()))
+        return y, n
+
+    def _latency(self, y: np.ndarray) -> np.ndarray:
+        """Delay ``y`` [Tc, ...] by ``self.latency`` steps through the FIFO (zeros after reset)."""
+        if self.latency == 0:
+            return y
+        full = np.concatenate([self._fifo, y], axis=0)
+        tc = y.shape[0]
+        self._fifo = full[tc:].copy()
+        return full[:tc]
+
+    def _check_common(self, accumulation: str) -> None:
+        syn = self.target.synapse
+        self.weight_shift = _int_param(self, "weight_shift", 0, syn.weight_shift_min, syn.weight_shift_max)
+        if accumulation not in ("sum", "per_event_saturate"):
+            raise self.error(f"params.accumulation must be 'sum' or 'per_event_saturate'; got {accumulation!r}")
+        if accumulation != syn.accumulation:
+            raise self.error(
+                f"params.accumulation is {accumulation!r} but target {self.target.name!r} accumulates by {syn.accumulation!r}"
+            )
+
+    def _fill_counters(self, events_per_out: np.ndarray, sat: np.ndarray) -> None:
+        """Counters of a chunk from synaptic events per flat output element ``[Tc, E]``."""
+        self.new_counters(events_per_out.shape[0])
+        ev = self.block_sums(events_per_out)
+        self.counters["synaptic_events"] += ev
+        self.counters["words_read"] += ev
+        self.counters["saturations"] += sat
+
+
+# -- dense --------------------------------------------------------------------------------------
+@register_op("dense")
+class DenseOp(_SynapticOp):
+    """``dense`` (module docstring): ``sum`` rule with latency and optional per-synapse delays, or
+    the Xylo ``per_event_saturate`` rule returning :class:`~sim.ops.base.Events`."""
+
+    kind = "dense"
+
+    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        tg = self.target
+        syn = tg.synapse
+        p = self.params
+        self.accumulation = p.get("accumulation", syn.accumulation)
+        self._check_common(self.accumulation)
+        self.per_event = self.accumulation == "per_event_saturate"
+        if len(self.input_shape) != 1 or len(self.output_shape) != 1:
+            raise self.error(f"input_shape and output_shape must be [in] and [out]; got {list(self.input_shape)}, {list(self.output_shape)}")
+        self.in_features = _int_param(self, "in_features", self.input_shape[0], 1)
+        self.out_features = _int_param(self, "out_features", self.output_shape[0], 1)
+        if (self.in_features,) != self.input_shape or (self.out_features,) != self.output_shape:
+            raise self.error(
+                f"in_features/out_features ({self.in_features}, {self.out_features}) disagree with "
+                f"input_shape {list(self.input_shape)} / output_shape {list(self.output_shape)}"
+            )
+        self.first_layer = bool(p.get("first_layer", False))
+        default_latency = syn.first_latency if self.first_layer else syn.latency
+        self.latency = _int_param(self, "latency", default_latency, 0)
+        shape = (self.out_features, self.in_features)
+        self.weight = _int_table(self, "weight", shape, tg.widths.weight)
+        self.bias = _int_table(self, "bias", (self.out_features,), tg.widths.bias, required=False)
+        self.delays = _int_table(self, "delays", shape, required=False)
+        if self.per_event:
+            if self.bias is not None and np.any(self.bias != 0):
+                raise self.error("a per-event (Xylo) dense layer has no bias; fold it into the neuron's bias")
+            self.bias = None
+            if self.delays is not None:
+                raise self.error("per-synapse delays are not supported with per-event accumulation")
+            cap_default = syn.max_input_events if self.first_layer else tg.neuron.max_spikes_per_step
+            if cap_default is None:
+                cap_default = tg.neuron.max_spikes_per_step
+            self.event_cap = _int_param(self, "event_cap", cap_default, 0)
+            self.clip_events = bool(p.get("clip_events", False))
+            # effective weight: wrap to the current width of W << s (one shift per matrix)
+            self.effective_weight = arith.wrap(arith.shift(self.weight, self.weight_shift), tg.widths.current)
+        if self.delays is not None:
+            if not syn.per_synapse_delay:
+                raise self.error(f"target {tg.name!r} has no per-synapse delays, but the export has a 'delays' table")
+            if self.delays.size and (int(self.delays.min()) < 0 or int(self.delays.max()) > syn.max_delay):
+                raise self.error(f"delays must lie in [0, {syn.max_delay}] (synapse.max_delay)")
+            self._delay_values = [int(d) for d in np.unique(self.delays)]
+            self._delay_weights = [np.where(self.delays == d, self.weight, 0) for d in self._delay_values]
+            self.max_delay_used = max(self._delay_values) if self._delay_values else 0
+        self.reset()
+
+    def reset(self) -> None:
+        n, o, i = self.batch, self.out_features, self.in_features
+        width = i if self.per_event else o
+        self._fifo = np.zeros((self.latency, n, width), np.int64)
+        if self.delays is not None:
+            self._pending = np.zeros((self.max_delay_used, n, o), np.int64)
+
+    def _nnz_per_block(self, w: np.ndarray) -> np.ndarray:
+        """``[in, n_blocks]``: nonzero weights from each input to the outputs of each block."""
+        key = (tuple(self.blocks), id(w))
+        if self._block_cache is None or self._block_cache[0] != key:
+            nz = (w != 0).astype(np.int64)
+            m = np.stack([nz[a:b].sum(axis=0) for a, b in self.blocks], axis=1)
+            self._block_cache = (key, m)
+        return self._block_cache[1]
+
+    def _count(self, counts: np.ndarray, w: np.ndarray, sat: np.ndarray) -> None:
+        """Counters from event counts ``[Tc, N, in]`` through weights ``w``."""
+        tc = counts.shape[0]
+        self.new_counters(tc)
+        ev = counts.sum(axis=1) @ self._nnz_per_block(w)  # [Tc, n_blocks], exact int64
+        self.counters["synaptic_events"] += ev
+        self.counters["words_read"] += ev
+        self.counters["saturations"] += sat
+
+    def _raw_sum(self, x: np.ndarray) -> np.ndarray:
+        """Raw sums arriving at each step of the chunk, ``[Tc, N, out]`` (delays: ring buffer)."""
+        tc = x.shape[0]
+        if self.delays is None:
+            return exact_matmul(x, self.weight.T, self.name)
+        dmax = self.max_delay_used
+        buf = np.zeros((tc + dmax, *x.shape[1:-1], self.out_features), np.int64)
+        buf[:dmax] += self._pending
+        for d, wd in zip(self._delay_values, self._delay_weights):
+            buf[d:d + tc] += exact_matmul(x, wd.T, self.name)
+        self._pending = buf[tc:].copy()
+        return buf[:tc]
+
+    def _cap(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Counts checked against ``0 .. event_cap`` (clipped and counted with ``clip_events``)."""
+        cap = self.event_cap
+        bad = (x < 0) | (x > cap)
+        n = int(np.count_nonzero(bad))
+        per_step = np.zeros(x.shape[0], np.int64)
+        if n:
+            if not self.clip_events:
+                worst = int(x[bad].flat[0])
+                raise self.error(
+                    f"input events per step must lie in [0, {cap}] (params.event_cap); got {worst} "
+                    f"({n} value(s) outside); export with clip_events to clip them"
+                )
+            per_step = bad.reshape(x.shape[0], -1).sum(axis=1).astype(np.int64)
+            self.clipped["input_events"] = self.clipped.get("input_events", 0) + n
+            x = np.clip(x, 0, cap)
+        return x, per_step
+
+    def run(self, x, t0: int, record_states: bool = False):
+        x = self._check_input(x)
+        if self.per_event:
+            counts, sat = self._cap(x)
+            counts = self._latency(counts)
+            self._count(counts, self.effective_weight, sat)
+            return Events(counts=counts, weight=self.effective_weight), {}
+        y, sat = self._shift_bias(self._raw_sum(x), self.bias)
+        self._count(self._event_counts(x), self.weight, sat)
+        return self._latency(y), {}
+
+
+# -- conv2d -------------------------------------------------------------------------------------
+def _pair_param(op: Op, key: str, default, n: int = 2) -> tuple:
+    v = op.params.get(key, default)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = [int(v)] * n
+    if not isinstance(v, (list, tuple)) or len(v) != n or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in v):
+        raise op.error(f"params.{key} must be a list of {n} integers; got {v!r}")
+    return tuple(int(a) for a in v)
+
+
+@register_op("conv2d")
+class Conv2dOp(_SynapticOp):
+    """``conv2d`` (module docstring): input ``[Tc, N, C, H, W]``, output ``[Tc, N, O, Ho, Wo]``."""
+
+    kind = "conv2d"
+    #: testing: always take the int64 path
+    force_int64: bool = False
+
+    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        tg = self.target
+        syn = tg.synapse
+        p = self.params
+        if syn.accumulation != "sum":
+            raise self.error(f"target {tg.name!r} accumulates events one by one ({syn.accumulation}) and has no convolution")
+        self._check_common(p.get("accumulation", syn.accumulation))
+        if len(self.input_shape) != 3 or len(self.output_shape) != 3:
+            raise self.error(f"input_shape and output_shape must be [C, H, W]; got {list(self.input_shape)}, {list(self.output_shape)}")
+        self.in_channels = _int_param(self, "in_channels", self.input_shape[0], 1)
+        self.out_channels = _int_param(self, "out_channels", self.output_shape[0], 1)
+        self.groups = _int_param(self, "groups", 1, 1)
+        self.kernel_size = _pair_param(self, "kernel_size", None)
+        self.stride = _pair_param(self, "stride", [1, 1])
+        self.dilation = _pair_param(self, "dilation", [1, 1])
+        self.padding = _pair_param(self, "padding", [0, 0, 0, 0], 4)
+        if min(self.kernel_size + self.stride + self.dilation) < 1 or min(self.padding) < 0:
+            raise self.error("kernel_size, stride and dilation must be >= 1 and padding >= 0")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise self.error(f"groups={self.groups} must divide in_channels={self.in_channels} and out_channels={self.out_channels}")
+        if self.input_shape[0] != self.in_channels or self.output_shape[0] != self.out_channels:
+            raise self.error("in_channels/out_channels disagree with input_shape/output_shape")
+        kh, kw = self.kernel_size
+        left, right, top, bottom = self.padding
+        ho = _conv_out_size(self.input_shape[1], top + bottom, kh, self.stride[0], self.dilation[0])
+        wo = _conv_out_size(self.input_shape[2], left + right, kw, self.stride[1], self.dilation[1])
+        if (ho, wo) != tuple(self.output_shape[1:]):
+            raise self.error(f"output_shape {list(self.output_shape)} disagrees with the convolution's [{self.out_channels}, {ho}, {wo}]")
+        self.first_layer = bool(p.get("first_layer", False))
+        self.latency = _int_param(self, "latency", syn.first_latency if self.first_layer else syn.latency, 0)
+        wshape = (self.out_channels, self.in_channels // self.groups, kh, kw)
+        self.weight = _int_table(self, "weight", wshape, tg.widths.weight)
+        bias = _int_table(self, "bias", (self.out_channels,), tg.widths.bias, required=False)
+        self.bias = None if bias is None else bias.reshape(-1, 1, 1)
+        self._nz = (self.weight != 0).astype(np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        self._fifo = np.zeros((self.latency, self.batch, *self.output_shape), np.int64)
+
+    def _conv(self, x: np.ndarray, w: np.ndarray, force_int64: bool = False) -> np.ndarray:
+        tc, n = x.shape[:2]
+        y = int_conv2d(x.reshape(tc * n, *x.shape[2:]), w, self.stride, self.padding, self.dilation, self.groups,
+                       self.name, force_int64)
+        return y.reshape(tc, n, *y.shape[1:])
+
+    def run(self, x, t0: int, record_states: bool = False):
+        x = self._check_input(x)
+        tc = x.shape[0]
+        y, sat = self._shift_bias(self._conv(x, self.weight, self.force_int64), self.bias)
+        ev = self._conv(self._event_counts(x), self._nz).sum(axis=1).reshape(tc, -1)
+        self._fill_counters(ev, sat)
+        return self._latency(y), {}
+
+
+# -- dropconnect --------------------------------------------------------------------------------
+@register_op("dropconnect")
+class DropConnectOp(_SynapticOp):
+    """``dropconnect`` (module docstring): masked integer dense layer, masks from :mod:`sim.rng`."""
+
+    kind = "dropconnect"
+
+    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        tg = self.target
+        p = self.params
+        self._check_common(tg.synapse.accumulation if "accumulation" not in p else p["accumulation"])
+        if len(self.input_shape) != 1 or len(self.output_shape) != 1:
+            raise self.error("input_shape and output_shape must be [in] and [out]")
+        self.in_features = _int_param(self, "in_features", self.input_shape[0], 1)
+        self.out_features = _int_param(self, "out_features", self.output_shape[0], 1)
+        if (self.in_features,) != self.input_shape or (self.out_features,) != self.output_shape:
+            raise self.error("in_features/out_features disagree with input_shape/output_shape")
+        o, i = self.out_features, self.in_features
+        self.weight = _int_table(self, "weight", (o, i), tg.widths.weight)
+        self.bias = _int_table(self, "bias", (o,), tg.widths.bias, required=False)
+        has_bias = bool(p.get("has_bias", self.bias is not None))
+        if has_bias != (self.bias is not None):
+            raise self.error(f"params.has_bias is {has_bias} but the export {'lacks' if has_bias else 'has'} a 'bias' table")
+        self.relu = bool(p.get("relu", True))
+        self.invariant = bool(p.get("invariant", False))
+        self.active = bool(p.get("active", False))
+        self.latency = 0
+        self.seed = _int_param(self, "seed", 0)
+        self.draw = _int_param(self, "draw", 0, 0)
+        self.keep_threshold = _int_param(self, "keep_threshold", None, 0, 1 << rng.KEEP_BITS)
+        try:
+            thr_p = None if p.get("p") is None else rng.keep_threshold(p["p"])
+        except (TypeError, ValueError) as e:
+            raise self.error(f"params.p: {e}") from None
+        if thr_p is not None and thr_p != self.keep_threshold:
+            raise self.error(f"params.keep_threshold {self.keep_threshold} disagrees with p = {p['p']} "
+                             f"(round((1-p) 2^24) = {rng.keep_threshold(p['p'])})")
+        #: mask bits per sample
+        self.bits_per_sample = o * i + (o if self.bias is not None else 0)
+        self._check_mask_tables()
+        #: the last masks drawn (packed, ``[N, out, in]`` / ``[N, out]``), like the twin's memories
+        self.mask_w_packed: Optional[np.ndarray] = None
+        self.mask_b_packed: Optional[np.ndarray] = None
+        self.reset()
+
+    def _check_mask_tables(self) -> None:
+        """The stored masks (``mask_w``/``mask_b``, drawn for ``mask_batch`` samples) must be the
+        generator's masks of ``(seed, draw, keep_threshold)``: the exporter writes the draw of the
+        stored masks as ``draw`` (a twin exported mid-run), so a mismatch means the exported
+        generator state is inconsistent (refused rather than simulated with other masks)."""
+        mb = self.params.get("mask_batch")
+        if mb is None:
+            return
+        o, i = self.out_features, self.in_features
+        stored = {"mask_w": (int(mb), o, i), "mask_b": (int(mb), o)}
+        masks = None
+        for role, shape in stored.items():
+            packed = table(self, role, required=False)
+            if packed is None:
+                continue
+            if masks is None:
+                masks = self._draw_masks(self.draw, int(mb))
+            want = masks[0] if role == "mask_w" else masks[1]
+            try:
+                got = rng.unpack_mask(np.asarray(packed), shape)
+            except (TypeError, ValueError) as e:
+                raise self.error(f"table {role!r}: {e}") from None
+            if want is None or not np.array_equal(got, want):
+                raise self.error(
+                    f"table {role!r} is not the mask of (seed={self.seed}, draw={self.draw}, "
+                    f"keep_threshold={self.keep_threshold}) for {mb} samples; the exported generator state is inconsistent"
+                )
+
+    def reset(self) -> None:
+        self._t = 0
+        self._masks = None  # invariant masks of this run
+
+    def _draw_masks(self, draw: int, n: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(mask_w [n, out, in], mask_b [n, out] or None)`` of draw ``draw`` (bool)."""
+        o, i = self.out_features, self.in_features
+        flat = rng.keep_mask(self.seed, draw, (n, self.bits_per_sample), self.keep_threshold)
+        mw = flat[:, : o * i].reshape(n, o, i)
+        mb = flat[:, o * i:] if self.bias is not None else None
+        self.mask_w_packed = rng.pack_mask(mw)
+        self.mask_b_packed = None if mb is None else rng.pack_mask(mb)
+        return mw, mb
+
+    def run(self, x, t0: int, record_states: bool = False):
+        x = self._check_input(x)
+        tc, n = x.shape[:2]
+        w = self.weight
+        cnt = self._event_counts(x)
+        if not self.active:
+            acc = exact_matmul(x, w.T, self.name)
+            bias = self.bias
+            ev_out = cnt.sum(axis=1) @ (w != 0).astype(np.int64).T  # [Tc, out]
+        else:
+            if self.invariant:
+                if self._masks is None:
+                    self._masks = self._draw_masks(self.draw, n)
+                mws = [self._masks] * tc
+            else:
+                mws = [self._draw_masks(self.draw + self._t + k, n) for k in range(tc)]
+            acc = np.empty((tc, n, self.out_features), np.int64)
+            ev_out = np.zeros((tc, self.out_features), np.int64)
+            bias = None if self.bias is None else np.empty((tc, n, self.out_features), np.int64)
+            for k, (mw, mb) in enumerate(mws):
+                wm = np.where(mw, w[None], 0)  # [N, out, in]
+                acc[k] = exact_matmul(x[k][:, None, :], wm.transpose(0, 2, 1), self.name)[:, 0, :]
+                ev_out[k] = np.einsum("ni,noi->o", cnt[k], (wm != 0).astype(np.int64))
+                if bias is not None:
+                    bias[k] = np.where(mb, self.bias[None], 0)
+        self._t += tc
+        width, mode = self.target.widths.accumulator, self.target.overflow.accumulator
+        if self.weight_shift or self.bias is not None:
+            y, sat = self._shift_bias(acc, bias)
+        else:
+            y, sat = _overflow_steps(acc, width, mode)
+            self.count_saturations("accumulator", int(sat.sum()))
+        if self.relu:
+            y = np.maximum(y, 0)
+        self._fill_counters(ev_out, sat)
+        return y, {}

@@ -1,0 +1,426 @@
+r"""Spiking neurons of the simulator: manifest ops ``if``, ``lif`` and ``cuba``.
+
+Written from ``docs/EXPORT_FORMAT.md`` and the target specs (``targets/*.yaml``,
+``shared/targets/{loihi,xylo}.md``); the reference it must match bit for bit is the torch twin of
+the same name (``hwsnn.fixed.neuron``), but no code is shared with it.
+
+States (int64 here, in the target's widths): ``v`` (membrane) and, for ``cuba``, ``i`` (current),
+exponent ``state_exponent``. The input is an integer array in *input units* (exponent
+``state_exponent + input_shift``) or :class:`~sim.ops.base.Events` (per-event accumulation).
+Notation: :math:`\mathrm{ovf}` = the target's overflow mode of the state's width, :math:`s` =
+``input_shift``, :math:`D_m`, :math:`D_s` = the decay amounts of ``decay_mem``/``decay_syn``,
+:math:`B` = ``bias << bias_exp`` (floor right shift for a negative exponent),
+:math:`TH` = ``threshold_int``.
+
+=================================================  =============================================================
+float                                              integer rule of one step
+=================================================  =============================================================
+input current (``if``/``lif``)                     :math:`I = \mathrm{ovf}(X \ll s)` (a fresh current each step);
+                                                   ``lif`` with ``decay_input``: :math:`I \gg k` (floor; toward zero
+                                                   on toward_zero targets; mul12: :math:`(I\,dv) \gg 12`)
+:math:`I \leftarrow I - I/\tau_s + X` (``cuba``)   ``decay_then_add``: :math:`I = \mathrm{ovf}(I - D_s(I) + (X \ll s))`;
+                                                   ``add_then_decay``: :math:`I = \mathrm{ovf}(I + X)`, :math:`I \mathrel{-}= D_s(I)`
+:math:`H = V - (V - V_r)/\tau + I + b`             ``direct``: :math:`V = \mathrm{ovf}(V - D_m(V - V_r) + I + B)` (``if``: no :math:`D_m`);
+                                                   ``saturated_delta`` (Xylo): :math:`\delta = \mathrm{wrap}(-D_m(V - V_r))`,
+                                                   :math:`\delta = \mathrm{ovf}(\delta + I)`, :math:`\delta = \mathrm{ovf}(\delta + B)`,
+                                                   :math:`V = \mathrm{ovf}(V + \delta)`
+:math:`S = \Theta(H - V_{th})`, reset              ``zero``: :math:`n = [V \mathbin{cmp} TH]`, :math:`V = V_r` where :math:`n`;
+                                                   ``subtract``: ``while V cmp TH and n < max_spikes: n += 1; V -= TH``;
+                                                   then :math:`V = \mathrm{ovf}(V)` once more
+=================================================  =============================================================
+
+Decay amounts: ``shift`` targets :math:`D(x, k)` of :func:`sim.arith.decay_amount` with the target's
+rounding; ``mul12`` (Loihi) :math:`D(x) = x - \mathrm{tz}(x\,(4096 - d) / 4096)` with
+:math:`d = du + 1` for the current and :math:`d = dv` for the membrane. Loihi in these terms: ``u``
+is the current (``fold_once``, never reset), ``v`` saturates in the symmetric 24-bit range,
+``>`` against ``vth << 6``, zero reset, input ``a_in << 6``.
+
+The subtractive loop in closed form: for :math:`TH > 0` it turns
+:math:`\min(\max(\lfloor V'/TH \rfloor, 0), \mathit{cap})` times, :math:`V' = V` for ``>=`` and
+:math:`V - 1` for ``>`` (integers: :math:`V > TH \Leftrightarrow V - 1 \ge TH`); for
+:math:`TH \le 0` a fired neuron stays above threshold, so it turns ``cap`` times.
+
+Per-event input (:class:`Events`, Xylo): for each source :math:`j` in order,
+:math:`I \leftarrow \mathrm{sat}(I + c_j w_{:,j})` (see :func:`accumulate_events`); for ``if``/``lif``
+the events add into a zero current. Saturation counters, as the twins name them: ``i`` (current),
+``v`` (membrane), ``dv`` (Xylo's delta, wraps included).
+
+Counting model (per step, per core block of output elements, summed over the batch):
+``neuron_updates = N * block size``; ``words_read = neuron_updates * words`` (``if``/``lif``: 1 state
+word, ``cuba``: 2); ``synaptic_events = 0``; ``saturations[t]`` = the values of all states brought
+into range in step ``t`` (``i`` + ``v`` + ``dv``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import numpy as np
+
+import targets as _targets
+
+from .. import arith as A
+from .base import Events, Op, register_op, table
+
+__all__ = ["NeuronOp", "IFOp", "LIFOp", "CubaOp", "accumulate_events", "exact_matmul"]
+
+_F64_EXACT = 1 << 53
+_I64_LIMIT = 1 << 63
+
+
+def _max_abs(a: np.ndarray) -> int:
+    """max |a| as a Python int (0 for an empty array)."""
+    if a.size == 0:
+        return 0
+    return max(abs(int(a.max())), abs(int(a.min())))
+
+
+def exact_matmul(x: np.ndarray, w_t: np.ndarray, who: str = "matmul") -> np.ndarray:
+    r"""Exact ``x @ w_t`` of int64 arrays (``[..., K] @ [K, M]``) as int64.
+
+    Float64 BLAS while :math:`\max|x|\,\max|w|\,K < 2^{53}` (every partial sum is then an integer
+    float64 holds exactly), else an int64 matmul; ``OverflowError`` if even int64 could overflow.
+    """
+    bound = _max_abs(x) * _max_abs(w_t) * max(w_t.shape[0], 1)
+    if bound < _F64_EXACT:
+        return np.rint(x.astype(np.float64) @ w_t.astype(np.float64)).astype(np.int64)
+    if bound >= _I64_LIMIT:
+        raise OverflowError(f"{who}: max|x| * max|w| * fan-in = {bound} >= 2^63; the integer sum could overflow int64")
+    return np.matmul(x.astype(np.int64), w_t.astype(np.int64))
+
+
+def accumulate_events(current: np.ndarray, counts: np.ndarray, weight: np.ndarray, lo: int, hi: int,
+                      who: str = "events") -> tuple[np.ndarray, int]:
+    r"""Add events into ``current`` ``[R, M]`` saturating to ``[lo, hi]`` after every source, in source order.
+
+    ``counts`` ``[R, K]`` (non-negative), ``weight`` ``[M, K]``. Rule (Xylo): for ``j = 0..K-1``,
+    :math:`I \leftarrow \mathrm{clip}(I + c_j w_{:,j})`. Returns ``(new current, number of
+    saturating adds)``; a source counts once however many events it carries.
+
+    *One add per source.* The :math:`c_j` events of source :math:`j` all add :math:`w_{:,j}`, of one
+    sign, so the running value moves monotonically; once clipped at a bound it stays there, hence
+    :math:`c_j` clipped adds equal one clipped add of :math:`c_j w_{:,j}`.
+
+    *Skipping the replay.* Let :math:`P = \sum_j c_j \max(w_j, 0)` and
+    :math:`Q = \sum_j c_j \min(w_j, 0)` (:math:`c_j \ge 0`). Every unclipped partial sum
+    :math:`I_0 + \sum_{j<m} c_j w_j` lies in :math:`[I_0 + Q, I_0 + P]`, since its positive terms
+    are a sub-sum of :math:`P`'s (:math:`\le P`) and its negative terms a sub-sum of :math:`Q`'s
+    (:math:`\ge Q`). So if :math:`I_0 + P \le hi` and :math:`I_0 + Q \ge lo` no add ever clips
+    (by induction, each clipped partial sum equals the unclipped one), and the result is exactly
+    :math:`I_0 + P + Q` with no saturation. Only the other (row, neuron) pairs are replayed.
+    """
+    i0 = current.astype(np.int64)
+    c = counts.astype(np.int64)
+    w = weight.astype(np.int64)
+    pos = exact_matmul(c, np.maximum(w, 0).T, who)
+    neg = exact_matmul(c, np.minimum(w, 0).T, who)
+    out = i0 + pos + neg
+    risky = (i0 + pos > hi) | (i0 + neg < lo)
+    n_sat = 0
+    if risky.any():
+        rows, cols = np.nonzero(risky)
+        acc = i0[rows, cols]
+        cnt, wt = c[rows], w[cols]  # [P, K] each
+        steps = cnt * wt
+        for j in np.flatnonzero(np.any(steps != 0, axis=0)):  # a zero add neither moves nor clips
+            raw = acc + steps[:, j]
+            acc = np.clip(raw, lo, hi)
+            n_sat += int(np.count_nonzero(acc != raw))
+        out[rows, cols] = acc
+    return out, n_sat
+
+
+class NeuronOp(Op):
+    """Shared part of ``if``/``lif``/``cuba``: parameter checks, input checks, fire and reset, stepping."""
+
+    state_names: tuple[str, ...] = ("v",)
+    #: state words read per neuron update (counting model)
+    words: int = 1
+    has_mem_decay: bool = False
+
+    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        self.target = tg = _targets.load(target) if isinstance(target, str) else target
+        nn_ = tg.neuron
+        if self.input_shape != self.output_shape:
+            raise self.error(f"a neuron keeps its shape: input_shape {list(self.input_shape)} != "
+                             f"output_shape {list(self.output_shape)}")
+        self.shape = self.input_shape
+        self.threshold = self._int("threshold")
+        self.threshold_int = self._int("threshold_int")
+        if self.threshold_int != self.threshold << nn_.threshold_shift:
+            raise self.error(f"threshold_int = {self.threshold_int} is not threshold << threshold_shift = "
+                             f"{self.threshold} << {nn_.threshold_shift} on target {tg.name!r}")
+        self._in_width("threshold", self.threshold, tg.widths.threshold)
+        if nn_.threshold_positive and self.threshold <= 0:
+            raise self.error(f"threshold = {self.threshold} must be > 0 on target {tg.name!r}")
+        self.reset_kind = self._param("reset")
+        if self.reset_kind not in nn_.reset:
+            raise self.error(f"reset {self.reset_kind!r} is not available on target {tg.name!r} "
+                             f"(allowed: {', '.join(nn_.reset)})")
+        self.v_reset = self._int("v_reset")
+        if self.v_reset != 0 and (self.reset_kind != "zero" or tg.decay.mechanism == "mul12"
+                                  or nn_.membrane_update != "direct"):
+            raise self.error(f"v_reset = {self.v_reset} must be 0 (reset {self.reset_kind!r} on target {tg.name!r})")
+        self._in_width("v_reset", self.v_reset, tg.widths.membrane)
+        self.readout = self._param("readout")
+        if not isinstance(self.readout, bool):
+            raise self.error(f"param 'readout' must be a bool; got {self.readout!r}")
+        self.max_spikes = self._int("max_spikes")
+        cap = nn_.readout_max_spikes_per_step if self.readout else nn_.max_spikes_per_step
+        if self.reset_kind == "zero" and self.max_spikes != 1:
+            raise self.error(f"max_spikes = {self.max_spikes} must be 1 with the zero reset")
+        if not 1 <= self.max_spikes <= cap:
+            raise self.error(f"max_spikes = {self.max_spikes} outside [1, {cap}] "
+                             f"({'readout' if self.readout else 'hidden'} neurons of target {tg.name!r})")
+        self.spike_dtype = np.int8 if self.max_spikes <= 127 else np.int16 if self.max_spikes <= 32767 else np.int32
+        self.state_exponent = self._int("state_exponent")
+        self.input_shift = self._int("input_shift")
+        if self.input_shift != nn_.input_shift:
+            raise self.error(f"input_shift = {self.input_shift} but target {tg.name!r} shifts inputs by {nn_.input_shift}")
+        self.bias_exp = self._int("bias_exp")
+        lo, hi = (nn_.bias_exponent_min, nn_.bias_exponent_max) if nn_.bias_exponent else (0, 0)
+        if not lo <= self.bias_exp <= hi:
+            raise self.error(f"bias_exp = {self.bias_exp} outside [{lo}, {hi}] on target {tg.name!r}")
+        bias = table(self, "bias", required=False)
+        if bias is None:
+            bias = np.zeros((), np.int64)
+        bias = np.asarray(bias)
+        if bias.dtype.kind not in "iu":
+            raise self.error(f"the bias table must hold integers; got {bias.dtype}")
+        if bias.shape not in ((), self.shape):
+            raise self.error(f"the bias table has shape {list(bias.shape)}; expected [] or the neuron shape {list(self.shape)}")
+        bias = bias.astype(np.int64)
+        if bias.size and not (int(bias.min()) >= tg.widths.bias.lo and int(bias.max()) <= tg.widths.bias.hi):
+            raise self.error(f"bias outside {tg.widths.bias} on target {tg.name!r}")
+        self.bias = bias
+        self.bias_int = A.shift(bias, self.bias_exp, "floor")
+        self.decay_mem: Optional[int] = None
+        self.decay_syn: Optional[int] = None
+        self.decay_input = False
+        self.reset()
+
+    # -- parameter helpers ---------------------------------------------------------------------
+    def _param(self, key: str):
+        if key not in self.params:
+            raise self.error(f"missing param {key!r} (see docs/EXPORT_FORMAT.md)")
+        return self.params[key]
+
+    def _int(self, key: str) -> int:
+        v = self._param(key)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise self.error(f"param {key!r} must be an integer; got {v!r}")
+        return int(v)
+
+    def _in_width(self, key: str, value: int, width) -> None:
+        if not width.lo <= value <= width.hi:
+            raise self.error(f"{key} = {value} outside {width} on target {self.target.name!r}")
+
+    def _decay_param(self, key: str, which: str) -> int:
+        """``decay_mem``/``decay_syn`` in the target's range: ``k`` in ``0..max_shift``, or ``du``/``dv``."""
+        v, tg = self._int(key), self.target
+        if tg.decay.mechanism == "shift":
+            lo, hi = 0, tg.decay.max_shift
+        elif which == "syn":  # du, factor du + 1 in 0..4096
+            lo, hi = max(tg.neuron.mul12_min, -1), tg.neuron.mul12_max - 1
+        else:
+            lo, hi = max(tg.neuron.mul12_min, 0), tg.neuron.mul12_max
+        if not lo <= v <= hi:
+            raise self.error(f"{key} = {v} outside [{lo}, {hi}] on target {tg.name!r}")
+        return v
+
+    # -- engine interface ----------------------------------------------------------------------
+    def reset(self) -> None:
+        """States back to their start values: ``v = v_reset`` (zero reset) or 0; ``i = 0``."""
+        full = (self.batch, *self.shape)
+        self.v = np.full(full, self.v_reset if self.reset_kind == "zero" else 0, np.int64)
+        if "i" in self.state_names:
+            self.i = np.zeros(full, np.int64)
+
+    def states(self) -> dict[str, np.ndarray]:
+        return {s: getattr(self, s).copy() for s in self.state_names}
+
+    # -- arithmetic ----------------------------------------------------------------------------
+    def _ovf(self, x: np.ndarray, state: str, width, mode: str) -> np.ndarray:
+        y, n = A.overflow(x, width, mode)
+        if n:
+            self.count_saturations(state, n)
+            self._step_sat += n
+        return y
+
+    def _decay(self, x: np.ndarray, param: int, which: str) -> np.ndarray:
+        """What one decay step removes from ``x``: :math:`D(x, k)`, or :math:`x - \\mathrm{mul12}(x, d)`."""
+        d = self.target.decay
+        if d.mechanism == "shift":
+            return A.decay_amount(x, param, d.rounding)
+        factor = param + 1 if which == "syn" else param
+        return x - A.mul12(x, factor, d.rounding)
+
+    def _add_input(self, i: np.ndarray, x: Union[np.ndarray, tuple]) -> np.ndarray:
+        """``i`` plus one step's input in the current width (per source for events)."""
+        tg = self.target
+        w = tg.widths.current
+        if isinstance(x, tuple):  # (counts [N, K], weight [M, K])
+            y, n = accumulate_events(i, x[0], x[1], w.lo, w.hi, self.name)
+            if n:
+                self.count_saturations("i", n)
+                self._step_sat += n
+            return y
+        return self._ovf(i + (x << self.input_shift), "i", w, tg.overflow.current)
+
+    def _current(self, x) -> np.ndarray:
+        """This step's current entering the membrane (``if``/``lif``: the input alone)."""
+        c = self._add_input(np.zeros((self.batch, *self.shape), np.int64), x)
+        if not self.decay_input:
+            return c
+        tz = "toward_zero" if self.target.decay.rounding == "toward_zero" else "floor"
+        if self.target.decay.mechanism == "mul12":
+            return A.rshift(c * self.decay_mem, 12, tz)
+        return A.rshift(c, self.decay_mem, tz)
+
+    def _membrane(self, v: np.ndarray, i: np.ndarray) -> np.ndarray:
+        tg = self.target
+        w, mode = tg.widths.membrane, tg.overflow.membrane
+        leak = self._decay(v - self.v_reset, self.decay_mem, "mem") if self.has_mem_decay else 0
+        if tg.neuron.membrane_update == "direct":
+            return self._ovf(v - leak + i + self.bias_int, "v", w, mode)
+        dv = self._ovf(-np.asarray(leak, np.int64) + np.zeros_like(v), "dv", w, "wrap")
+        dv = self._ovf(dv + i, "dv", w, mode)
+        dv = self._ovf(dv + self.bias_int, "dv", w, mode)
+        return self._ovf(v + dv, "v", w, mode)
+
+    def _fire(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Spike counts and the membrane after the reset (before its last overflow)."""
+        th, strict = self.threshold_int, self.target.neuron.compare == ">"
+        fired = v > th if strict else v >= th
+        if self.reset_kind == "zero":
+            return fired.astype(np.int64), np.where(fired, np.int64(self.v_reset), v)
+        cap = self.max_spikes
+        if cap == 1:
+            n = fired.astype(np.int64)
+        elif th > 0:
+            n = np.clip(np.floor_divide(v - 1 if strict else v, th), 0, cap)
+        else:  # TH <= 0: subtracting TH keeps the neuron above threshold until the cap
+            n = fired.astype(np.int64) * cap
+        return n, v - n * th
+
+    def _step(self, x) -> np.ndarray:
+        i = self._current(x)
+        v = self._membrane(self.v, i)
+        n, v = self._fire(v)
+        tg = self.target
+        self.v = self._ovf(v, "v", tg.widths.membrane, tg.overflow.membrane)
+        return n
+
+    # -- input checks --------------------------------------------------------------------------
+    def _check_input(self, x) -> tuple[int, object]:
+        """``(Tc, x)`` with ``x`` an int64 array ``[Tc, N, *shape]`` or ``(counts, weight)`` int64."""
+        tg = self.target
+        if isinstance(x, Events):
+            if self.input_shift != 0 or tg.overflow.current != "saturate":
+                raise self.error(f"per-event input needs input_shift 0 and a saturating current (target {tg.name!r} "
+                                 f"has {self.input_shift}, {tg.overflow.current!r})")
+            c, w = np.asarray(x.counts), np.asarray(x.weight)
+            if c.dtype.kind not in "iub" or w.dtype.kind not in "iu":
+                raise self.error(f"events need integer counts and weights; got {c.dtype}, {w.dtype}")
+            if len(self.shape) != 1 or w.ndim != 2 or w.shape[0] != self.shape[0]:
+                raise self.error(f"events with weights of shape {list(w.shape)} do not feed neurons of shape "
+                                 f"{list(self.shape)} (expected weights [{', '.join(map(str, self.shape))}, in])")
+            if c.ndim != 3 or c.shape[1] != self.batch or c.shape[2] != w.shape[1]:
+                raise self.error(f"event counts must be [Tc, {self.batch}, {w.shape[1]}]; got {list(c.shape)}")
+            if c.size and int(c.min()) < 0:
+                raise self.error(f"event counts must be >= 0; got {int(c.min())}")
+            return c.shape[0], (c.astype(np.int64), w.astype(np.int64))
+        a = np.asarray(x)
+        if a.dtype.kind not in "iub":
+            raise self.error(f"expects an integer array [Tc, N, {', '.join(map(str, self.shape))}] in input units "
+                             f"(exponent {self.state_exponent + self.input_shift}) or Events; got dtype {a.dtype}")
+        if a.ndim < 2 or a.shape[1:] != (self.batch, *self.shape):
+            raise self.error(f"expects input [Tc, {self.batch}, {', '.join(map(str, self.shape))}]; got {list(a.shape)}")
+        a = a.astype(np.int64)
+        lim = 1 << (61 - self.input_shift)
+        if a.size and _max_abs(a) >= lim:
+            raise self.error(f"input magnitude {_max_abs(a)} >= 2^{61 - self.input_shift} would overflow int64 "
+                             f"after the input shift {self.input_shift}")
+        return a.shape[0], a
+
+    def run(self, x, t0: int, record_states: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        tc, xs = self._check_input(x)
+        self.new_counters(tc)
+        full = (self.batch, *self.shape)
+        y = np.zeros((tc, *full), self.spike_dtype)
+        rec = {s: np.zeros((tc, *full), np.int64) for s in self.state_names} if record_states else {}
+        for t in range(tc):
+            self._step_sat = 0
+            xt = (xs[0][t], xs[1]) if isinstance(xs, tuple) else xs[t]
+            y[t] = self._step(xt)
+            self.counters["saturations"][t] = self._step_sat
+            for s in rec:
+                rec[s][t] = getattr(self, s)
+        sizes = np.array([b - a for a, b in self.blocks], np.int64) * self.batch
+        self.counters["neuron_updates"][:] = sizes
+        self.counters["words_read"][:] = sizes * self.words
+        return y, rec
+
+
+@register_op("if")
+class IFOp(NeuronOp):
+    """``if``: :math:`V = \\mathrm{ovf}(V + I + B)` (no leak); refused on ``xylo_min1`` targets, whose
+    membrane always leaks (the twin refuses them too)."""
+
+    kind = "if"
+
+    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        if self.target.decay.rounding == "xylo_min1":
+            raise self.error(f"target {self.target.name!r} has no leak-free membrane (xylo_min1 decay); "
+                             "an exported IF neuron cannot run there")
+
+
+@register_op("lif")
+class LIFOp(NeuronOp):
+    """``lif``: membrane leak ``decay_mem``; ``decay_input`` scales the input by :math:`1/\\tau`."""
+
+    kind = "lif"
+    has_mem_decay = True
+
+    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        self.decay_mem = self._decay_param("decay_mem", "mem")
+        self.decay_input = self._decay_input()
+
+    def _decay_input(self) -> bool:
+        di = self._param("decay_input")
+        if not isinstance(di, bool):
+            raise self.error(f"param 'decay_input' must be a bool; got {di!r}")
+        if di and (self.target.neuron.membrane_update != "direct" or self.input_shift > 0):
+            raise self.error(f"decay_input=True cannot be computed on target {self.target.name!r}")
+        return di
+
+
+@register_op("cuba")
+class CubaOp(LIFOp):
+    """``cuba``: a current state ``i`` with decay ``decay_syn`` feeding the ``lif`` membrane."""
+
+    kind = "cuba"
+    state_names = ("i", "v")
+    words = 2
+
+    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        self.decay_syn = self._decay_param("decay_syn", "syn")
+
+    def _decay_input(self) -> bool:
+        if self.params.get("decay_input", False) is not False:
+            raise self.error("a cuba neuron has no decay_input form (must be absent or false)")
+        return False
+
+    def _current(self, x) -> np.ndarray:
+        i = self.i
+        if self.target.decay.current_order == "decay_then_add":
+            i = self._add_input(i - self._decay(i, self.decay_syn, "syn"), x)
+        else:  # add_then_decay: the input decays in its own step
+            i = self._add_input(i, x)
+            i = i - self._decay(i, self.decay_syn, "syn")
+        self.i = i
+        return i
