@@ -62,7 +62,7 @@ def integer_stages(
     clipped = {m.layer_name: dict(m.clipped) for m in twin if getattr(m, "clipped", None)}
     print(f"  conversion + export: {len(twin)} layers, clipped {clipped or 'nothing'} -> {path} ({time.perf_counter() - t0:.1f} s)")
     t0 = time.perf_counter()
-    report = make_report(twin, path, x, float_model=float_net, labels=y, out_dir=out / "report", plots=plots,
+    report = make_report(twin, path, x.to(torch.int8), float_model=float_net, labels=y, out_dir=out / "report", plots=plots,
                          progress=progress)
     print(f"  simulation + report: {time.perf_counter() - t0:.1f} s -> {out / 'report'}")
     reset_net(twin)

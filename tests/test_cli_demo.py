@@ -1,3 +1,5 @@
+import json
+import re
 import subprocess
 import sys
 
@@ -55,10 +57,20 @@ def test_float_demo_learns_beyond_chance():
     assert r.test_accuracy > 0.5  # 10 classes: chance is 0.1
 
 
-def test_cli_run_prints_the_summary(capsys):
-    assert cli.main(["run", "--epochs", "1", "--train-samples", "128", "--test-samples", "64", "--no-progress"]) == 0
+def test_cli_run_prints_the_summary(capsys, tmp_path):
+    """The main job at a tiny size, end to end: training, conversion, export, simulation, report."""
+    out_dir = tmp_path / "out"
+    argv = ["run", "--epochs", "1", "--train-samples", "128", "--test-samples", "16", "--no-progress", "--no-plots",
+            "--out", str(out_dir)]
+    assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "float accuracy (held-out)" in out and "%" in out
+    assert re.search(r"bit-exact \(sim vs twin\)\s+yes", out), out
+    assert re.search(r"integer accuracy \(sim, generic_int8\)\s+\d+\.\d %", out), out
+    assert (out_dir / "export" / "manifest.json").is_file() and (out_dir / "export" / "examples.npz").is_file()
+    report = json.loads((out_dir / "report" / "report.json").read_text())
+    assert report["bit_exact"] is True
+    assert (out_dir / "report" / "report.md").read_text().count("BIT-EXACT: yes") == 1
 
 
 def test_cli_rejects_bad_flags():
