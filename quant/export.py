@@ -109,6 +109,13 @@ def _step_probe(twin: nn.Module, input_shape: Shape) -> Shape:
     return tuple(int(s) for s in shape[1:])
 
 
+def _held_draw(twin: Any) -> Optional[int]:
+    """The draw of the masks a twin holds for its current sample (dropout; invariant drop-connect), else None."""
+    if isinstance(twin, FixedDropConnectLinear) and not twin.invariant:
+        return None
+    return None if twin.mask_draw is None else int(twin.mask_draw)
+
+
 def _synaptic_params(twin: Any) -> dict:
     return dict(
         weight_shift=int(twin.weight_shift),
@@ -187,14 +194,17 @@ def _describe(twin: nn.Module, input_shape: Shape, in_kind: str, in_exp: Optiona
         params = dict(
             in_features=twin.in_features, out_features=twin.out_features, has_bias=twin.bias is not None,
             relu=twin.relu, invariant=twin.invariant, p=twin.p, seed=int(twin.seed), keep_threshold=int(twin.keep_threshold),
-            active=bool(twin.training), draw=int(twin.mask_draw if twin.mask_draw is not None else twin.draws),
-            mask_batch=None if twin.mask_batch is None else int(twin.mask_batch), **_synaptic_params(twin),
+            # invariant masks held for the current sample are exported with their draw; per-step masks
+            # are transient, so a run starts from the next draw and no mask table is written
+            active=bool(twin.training), draw=int(held if (held := _held_draw(twin)) is not None else twin.draws),
+            mask_batch=None if twin.mask_batch is None or held is None else int(twin.mask_batch), **_synaptic_params(twin),
         )
         tabs["weight"] = _width_table(twin.weight, w.weight, twin.weight_exponent)
         if twin.bias is not None:
             tabs["bias"] = _width_table(twin.bias, w.bias, twin.output_exponent)
-        for role, packed in twin.mask_tables().items():
-            tabs[role] = _mask_table(packed)
+        if held is not None:
+            for role, packed in twin.mask_tables().items():
+                tabs[role] = _mask_table(packed)
         out_exp = twin.output_exponent
     elif isinstance(twin, (FixedIFNode, FixedLIFNode)):
         op = "cuba" if isinstance(twin, FixedCubaLIFNode) else "lif" if isinstance(twin, FixedLIFNode) else "if"

@@ -79,8 +79,8 @@ def _record_twin(twin_seq: nn.Module, inputs: Union[torch.Tensor, np.ndarray]) -
     names = _unique_names(twin_layers(twin_seq))
     net = copy.deepcopy(twin_seq)
     layers = twin_layers(net)
-    for m in layers:  # replay the exported mask (the manifest's draw = mask_draw, else draws)
-        if getattr(m, "mask_draw", None) is not None and hasattr(m, "draws"):
+    for m in layers:  # replay the exported masks (the manifest's draw: that of the held masks, else the next)
+        if getattr(m, "mask_draw", None) is not None and getattr(m, "invariant", True):
             m.draws = int(m.mask_draw)
     reset_net(net)
     set_step_mode(net, "s")

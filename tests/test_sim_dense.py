@@ -325,13 +325,17 @@ def test_dropconnect_bit_exact_with_masks(invariant, bias, relu, shift):
     w = rand_w(gen, (out_f, in_f), tg.widths.weight)
     b = torch.from_numpy(gen.integers(-4000, 4000, out_f)) if bias else None
     twin = FixedDropConnectLinear(w, b, 0.4, 1234, tg, invariant=invariant, relu=relu, weight_shift=shift, name="dc")
-    # an earlier run, exported mid-run: `draw` is the stored masks' draw (checked against them)
+    # an earlier run, exported mid-run: invariant masks are held for the sample and exported with
+    # their draw (checked against them); per-step masks are transient: the next draw, no table
     for _ in range(3):
         twin(torch.from_numpy(gen.integers(0, 2, (n, in_f))))
     entry, tables = describe(twin, (in_f,))
-    assert entry["params"]["draw"] == twin.mask_draw == (0 if invariant else 2)
-    assert "mask_w" in tables and ("mask_b" in tables) == bias
-    OPS["dropconnect"](entry, tables, tg, n)  # the stored masks are the generator's
+    if invariant:
+        assert entry["params"]["draw"] == twin.mask_draw == 0
+        assert "mask_w" in tables and ("mask_b" in tables) == bias
+        OPS["dropconnect"](entry, tables, tg, n)  # the stored masks are the generator's
+    else:
+        assert entry["params"]["draw"] == twin.draws == 3 and "mask_w" not in tables
     # the run to compare: after reset (no stored masks), the next draw is `draws`
     twin.reset()
     entry, tables = describe(twin, (in_f,), "values")
@@ -357,7 +361,8 @@ def test_dropconnect_eval_tampered_masks_and_counters():
     tg = targets.load("loihi")
     gen = np.random.default_rng(19)
     w = rand_w(gen, (4, 6), tg.widths.weight, 2)
-    twin = FixedDropConnectLinear(w, torch.tensor([3, -7, 100, 0]), 0.5, 5, tg, relu=True, weight_shift=-1, name="dce")
+    twin = FixedDropConnectLinear(w, torch.tensor([3, -7, 100, 0]), 0.5, 5, tg, invariant=True, relu=True, weight_shift=-1,
+                                  name="dce")
     twin(torch.ones(2, 6, dtype=torch.int8))
     entry, tables = describe(twin, (6,), "values")
     twin.eval()
