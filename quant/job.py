@@ -13,7 +13,6 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-import sim
 from hwsnn.functional import reset_net
 from targets import Target
 

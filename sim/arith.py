@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_i64", "rshift", "shift", "decay_amount", "mul12", "overflow", "wrap"]
+__all__ = ["as_i64", "max_abs", "F64_EXACT", "I64_LIMIT", "matmul_bound", "exact_matmul", "rshift", "shift", "decay_amount", "mul12", "overflow", "wrap"]
 
 
 def as_i64(x) -> np.ndarray:
@@ -92,3 +92,34 @@ def overflow(x: np.ndarray, width, mode: str) -> tuple[np.ndarray, int]:
     if mode == "wrap":
         return wrap(x, width), n
     raise ValueError(f"overflow: unknown mode {mode!r}")
+
+
+#: float64 holds every integer below this exactly
+F64_EXACT = 1 << 53
+#: int64 overflows at this magnitude
+I64_LIMIT = 1 << 63
+
+
+def max_abs(a: np.ndarray) -> int:
+    """max |a| as a Python int (0 for an empty array; no int8/int16 overflow of ``abs``)."""
+    if a.size == 0:
+        return 0
+    return max(abs(int(a.max())), abs(int(a.min())))
+
+
+def matmul_bound(x_max: int, w_max: int, k: int, who: str) -> bool:
+    r"""True when a float64 product is exact (:math:`x_{max}\,w_{max}\,k < 2^{53}`: every partial sum
+    is then an integer float64 holds); ``OverflowError`` naming ``who`` when even int64 could overflow."""
+    bound = int(x_max) * int(w_max) * max(int(k), 1)
+    if bound >= I64_LIMIT:
+        raise OverflowError(f"{who}: max|X| * max|W| * fan-in = {bound} >= 2^63; the integer sum could overflow int64")
+    return bound < F64_EXACT
+
+
+def exact_matmul(x: np.ndarray, w_t: np.ndarray, who: str = "matmul", force_int64: bool = False) -> np.ndarray:
+    r"""Exact :math:`X W^T` (``x`` ``[..., K]``, ``w_t`` ``[K, M]`` or batched ``[..., K, M]``) as int64:
+    float64 BLAS while :func:`matmul_bound` proves it exact, else an int64 matmul."""
+    k = w_t.shape[-2]
+    if matmul_bound(max_abs(x), max_abs(w_t), k, who) and not force_int64:
+        return np.rint(np.matmul(x.astype(np.float64), w_t.astype(np.float64))).astype(np.int64)
+    return np.matmul(x.astype(np.int64), w_t.astype(np.int64))

@@ -84,36 +84,7 @@ from .base import Events, Op, register_op, table
 
 __all__ = ["DenseOp", "Conv2dOp", "DropConnectOp", "exact_matmul", "int_conv2d"]
 
-_F64_EXACT = 1 << 53
-_I64_LIMIT = 1 << 63
-
-
-# -- helpers -----------------------------------------------------------------------------------
-def _max_abs(a: np.ndarray) -> int:
-    """max |a| as a Python int (0 for an empty array)."""
-    if a.size == 0:
-        return 0
-    return max(abs(int(a.max())), abs(int(a.min())))
-
-
-def _matmul_bound(x_max: int, w_max: int, k: int, who: str) -> bool:
-    """True when a float64 product is exact (``x_max * w_max * k < 2^53``); raises when even int64
-    could overflow."""
-    bound = int(x_max) * int(w_max) * max(int(k), 1)
-    if bound >= _I64_LIMIT:
-        raise OverflowError(f"{who}: max|X| * max|W| * fan-in = {bound} >= 2^63; the integer sum could overflow int64")
-    return bound < _F64_EXACT
-
-
-def exact_matmul(x: np.ndarray, w_t: np.ndarray, who: str = "matmul", force_int64: bool = False) -> np.ndarray:
-    r"""Exact :math:`X W^T` (``x`` ``[..., K]``, ``w_t`` ``[K, M]`` or batched ``[..., K, M]``) as int64.
-
-    float64 while :math:`\max|X|\,\max|W|\,K < 2^{53}` (exact, see the module docstring), else int64.
-    """
-    k = w_t.shape[-2]
-    if _matmul_bound(_max_abs(x), _max_abs(w_t), k, who) and not force_int64:
-        return np.rint(np.matmul(x.astype(np.float64), w_t.astype(np.float64))).astype(np.int64)
-    return np.matmul(x.astype(np.int64), w_t.astype(np.int64))
+_max_abs, _matmul_bound, exact_matmul = arith.max_abs, arith.matmul_bound, arith.exact_matmul
 
 
 def _conv_out_size(n: int, pad: int, k: int, s: int, d: int) -> int:

@@ -68,7 +68,6 @@ from .base import Events, Op, register_op, table
 
 __all__ = ["Dropout", "Delay", "Voting", "AvgPool2d", "MaxPool2d", "Flatten"]
 
-_I64_LIMIT = 1 << 63
 
 
 # -- shared helpers ---------------------------------------------------------------------------
@@ -137,12 +136,6 @@ def _check_shape(op: Op, computed: tuple, what: str = "output_shape") -> None:
     declared = op.output_shape if what == "output_shape" else op.input_shape
     if tuple(computed) != tuple(declared):
         raise op.error(f"{what} {list(declared)} disagrees with the params (they give {list(computed)})")
-
-
-def _max_abs(a: np.ndarray) -> int:
-    if a.size == 0:
-        return 0
-    return max(abs(int(a.max())), abs(int(a.min())))
 
 
 def _accumulator_overflow(op: Op, s: np.ndarray) -> np.ndarray:
@@ -304,8 +297,8 @@ class Voting(_SumDivide):
     def run(self, x, t0: int, record_states: bool = False):
         x = _check_chunk(self, x)
         self.new_counters(x.shape[0])
-        if _max_abs(x) * self.v >= _I64_LIMIT:
-            raise self.error(f"inputs up to {_max_abs(x)} summed in groups of {self.v} would overflow int64")
+        if arith.max_abs(x) * self.v >= arith.I64_LIMIT:
+            raise self.error(f"inputs up to {arith.max_abs(x)} summed in groups of {self.v} would overflow int64")
         s = arith.as_i64(x).reshape(*x.shape[:-1], x.shape[-1] // self.v, self.v).sum(axis=-1)
         return self._finish(s), {}
 
@@ -379,8 +372,8 @@ class AvgPool2d(_Pool2d, _SumDivide):
         x = _check_chunk(self, x)
         self.new_counters(x.shape[0])
         area = self.k[0] * self.k[1]
-        if _max_abs(x) * area >= _I64_LIMIT:
-            raise self.error(f"inputs up to {_max_abs(x)} summed over windows of {area} would overflow int64")
+        if arith.max_abs(x) * area >= arith.I64_LIMIT:
+            raise self.error(f"inputs up to {arith.max_abs(x)} summed over windows of {area} would overflow int64")
         xp = self._padded(arith.as_i64(x), 0)
         s = np.zeros((*x.shape[:-2], *self.out_hw), np.int64)
         for tap in self._taps(xp):

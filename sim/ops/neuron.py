@@ -64,29 +64,7 @@ from .base import Events, Op, register_op, table
 
 __all__ = ["NeuronOp", "IFOp", "LIFOp", "CubaOp", "accumulate_events", "exact_matmul"]
 
-_F64_EXACT = 1 << 53
-_I64_LIMIT = 1 << 63
-
-
-def _max_abs(a: np.ndarray) -> int:
-    """max |a| as a Python int (0 for an empty array)."""
-    if a.size == 0:
-        return 0
-    return max(abs(int(a.max())), abs(int(a.min())))
-
-
-def exact_matmul(x: np.ndarray, w_t: np.ndarray, who: str = "matmul") -> np.ndarray:
-    r"""Exact ``x @ w_t`` of int64 arrays (``[..., K] @ [K, M]``) as int64.
-
-    Float64 BLAS while :math:`\max|x|\,\max|w|\,K < 2^{53}` (every partial sum is then an integer
-    float64 holds exactly), else an int64 matmul; ``OverflowError`` if even int64 could overflow.
-    """
-    bound = _max_abs(x) * _max_abs(w_t) * max(w_t.shape[0], 1)
-    if bound < _F64_EXACT:
-        return np.rint(x.astype(np.float64) @ w_t.astype(np.float64)).astype(np.int64)
-    if bound >= _I64_LIMIT:
-        raise OverflowError(f"{who}: max|x| * max|w| * fan-in = {bound} >= 2^63; the integer sum could overflow int64")
-    return np.matmul(x.astype(np.int64), w_t.astype(np.int64))
+_max_abs, exact_matmul = A.max_abs, A.exact_matmul
 
 
 def accumulate_events(current: np.ndarray, counts: np.ndarray, weight: np.ndarray, lo: int, hi: int,
