@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_i64", "max_abs", "F64_EXACT", "I64_LIMIT", "matmul_bound", "exact_matmul", "rshift", "shift", "decay_amount", "mul12", "overflow", "wrap"]
+__all__ = ["as_i64", "max_abs", "F32_EXACT", "F64_EXACT", "I64_LIMIT", "matmul_bound", "exact_matmul", "rshift", "shift", "decay_amount", "mul12", "overflow", "wrap"]
 
 
 def as_i64(x) -> np.ndarray:
@@ -94,7 +94,8 @@ def overflow(x: np.ndarray, width, mode: str) -> tuple[np.ndarray, int]:
     raise ValueError(f"overflow: unknown mode {mode!r}")
 
 
-#: float64 holds every integer below this exactly
+#: float32 / float64 hold every integer below these exactly
+F32_EXACT = 1 << 24
 F64_EXACT = 1 << 53
 #: int64 overflows at this magnitude
 I64_LIMIT = 1 << 63
@@ -118,8 +119,13 @@ def matmul_bound(x_max: int, w_max: int, k: int, who: str) -> bool:
 
 def exact_matmul(x: np.ndarray, w_t: np.ndarray, who: str = "matmul", force_int64: bool = False) -> np.ndarray:
     r"""Exact :math:`X W^T` (``x`` ``[..., K]``, ``w_t`` ``[K, M]`` or batched ``[..., K, M]``) as int64:
-    float64 BLAS while :func:`matmul_bound` proves it exact, else an int64 matmul."""
+    float32 BLAS while :math:`\max|X|\,\max|W|\,K < 2^{24}`, float64 while :func:`matmul_bound`
+    proves it exact (:math:`< 2^{53}`), else an int64 matmul."""
     k = w_t.shape[-2]
-    if matmul_bound(max_abs(x), max_abs(w_t), k, who) and not force_int64:
-        return np.rint(np.matmul(x.astype(np.float64), w_t.astype(np.float64))).astype(np.int64)
+    x_max, w_max = max_abs(x), max_abs(w_t)
+    if matmul_bound(x_max, w_max, k, who) and not force_int64:
+        # float32 holds every integer below 2^24 exactly: with |partial sums| <= x_max*w_max*k < 2^24
+        # every product and every partial sum is exact, whatever order BLAS sums in
+        ftype = np.float32 if x_max * w_max * max(k, 1) < F32_EXACT else np.float64
+        return np.matmul(x.astype(ftype), w_t.astype(ftype)).astype(np.int64)  # exact integers: no rounding needed
     return np.matmul(x.astype(np.int64), w_t.astype(np.int64))

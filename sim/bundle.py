@@ -45,6 +45,8 @@ class Export:
     manifest: dict
     target: targets.Target
     tables: dict[str, np.ndarray] = field(default_factory=dict)
+    #: values derived from the tables alone (core map, fit check), filled by :func:`sim.run`
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def layers(self) -> list[dict]:

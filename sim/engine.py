@@ -87,7 +87,7 @@ def run(
     ex = export if isinstance(export, Export) else load_export(export)
     x = _check_inputs(ex, inputs)
     T, N = int(x.shape[0]), int(x.shape[1])
-    plan = core_map(ex)
+    plan, fit = _static(ex)
     layers = build_ops(ex, N, plan)
     for op in layers:
         op.reset()
@@ -143,9 +143,19 @@ def run(
         traces={n: {k: np.concatenate(v, axis=0) for k, v in d.items()} for n, d in traces.items()},
         counters=lc,
         costs=estimate_costs(ex, lc, T, N),
-        fit=fit_check(ex, plan),
+        fit=fit,
         wall_seconds=wall,
     )
+
+
+def _static(ex: Export) -> tuple[list[dict], dict]:
+    """The core map and fit check of an export (they depend on the tables only: computed once per
+    loaded :class:`~sim.bundle.Export`)."""
+    cached = ex.cache.get("static")
+    if cached is None:
+        plan = core_map(ex)
+        cached = ex.cache["static"] = (plan, fit_check(ex, plan))
+    return cached
 
 
 def _progress(total: int, enabled: bool, target: str):
