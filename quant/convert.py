@@ -97,10 +97,7 @@ def convert(
             twins[i] = to_fixed(m, target, name=names[i], seed=seed + i)
             fold_p = m.p
         else:
-            try:
-                twins[i] = to_fixed(m, target, name=names[i], input_exponent=e_x)
-            except TypeError:
-                twins[i] = to_fixed(m, target, name=names[i])
+            twins[i] = to_fixed(m, target, name=names[i], input_exponent=e_x)  # delay, pooling, flatten, voting
             e_out = getattr(twins[i], "output_exponent", None)
             if callable(e_out):
                 e_out = e_out(e_x)
