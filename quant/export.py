@@ -64,9 +64,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def _int_dtype(bits: int, signed: bool) -> np.dtype:
     """Smallest NumPy integer dtype for ``bits`` (the table dtype of the manifest)."""
-    need = bits + (0 if signed else 1) if signed else bits
     for b in (8, 16, 32, 64):
-        if need <= b:
+        if bits <= b:
             return np.dtype(f"{'int' if signed else 'uint'}{b}")
     raise ExportError(f"no integer dtype holds {bits} bits")
 
@@ -139,8 +138,8 @@ def describe_layer(
 
     ``input_shape`` is one sample's input shape (no time/batch axis); ``input_kind`` and
     ``input_exponent`` describe what flows in (they pass through for copying layers). The entry's
-    ``tables`` maps each role to itself (:func:`export` renames them ``<layer>.<role>``). The
-    entry also carries ``_table_meta`` (bits/signed/exponent per role), removed by :func:`export`.
+    ``tables`` maps each role to itself (:func:`export` renames them ``<layer>.<role>`` and adds
+    each table's bits, signedness, exponent and checksum to the manifest).
     """
     entry, tabs = _describe(twin, tuple(int(s) for s in input_shape), input_kind, input_exponent)
     return entry, {k: t.values for k, t in tabs.items()}

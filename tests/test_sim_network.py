@@ -65,7 +65,6 @@ def mlp(target: str, seed: int, neuron: str) -> torch.nn.Sequential:
     zero = tg.decay.mechanism == "mul12"
     reset = "zero" if zero else ("subtract" if seed % 2 else "zero")
     e = -10 if target != "ideal" else -20
-    s_in = tg.neuron.input_shift
 
     def make_neuron(name, n, readout=False):
         th = int(w.threshold.hi // 4) if not zero else int(w.threshold.hi // 8)
@@ -227,7 +226,6 @@ def test_a_perturbed_table_shows_up_at_its_layer_and_step(tmp_path):
     w = bundle.tables["fc1.weight"].copy()
     w[0, 3] = w[0, 3] + 1 if w[0, 3] < 127 else w[0, 3] - 1
     tables = dict(bundle.tables, **{"fc1.weight": w})
-    import quant.export as _  # noqa: F401  (the writer's deterministic npz)
     from quant.export import _npz_bytes
 
     (path / "tables.npz").write_bytes(_npz_bytes(tables))
