@@ -146,15 +146,24 @@ def _fail(exc: Exception) -> int:
     return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _target(args: argparse.Namespace):
+    """The ``--target`` of ``run``/``export``, or None after printing why it cannot be loaded."""
     import targets
-    from quant.job import integer_stages
 
     try:
-        target = targets.load(args.target)
+        return targets.load(args.target)
     except targets.TargetError as exc:
-        return _fail(exc)
-    config, result = _train(args)
+        _fail(exc)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from quant.job import integer_stages
+
+    target = _target(args)
+    if target is None:
+        return 2
+    _, result = _train(args)
     try:
         stages = integer_stages(result.net, target, args.out, result.x_test, result.y_test, seed=args.seed,
                                 progress=not args.no_progress, plots=not args.no_plots)
@@ -184,13 +193,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import targets
     from quant.job import export_stage
 
-    try:
-        target = targets.load(args.target)
-    except targets.TargetError as exc:
-        return _fail(exc)
+    target = _target(args)
+    if target is None:
+        return 2
     _, result = _train(args)
     try:
         twin, path = export_stage(result.net, target, args.out, result.x_test, result.y_test, seed=args.seed,
@@ -213,7 +220,10 @@ def _inputs(args: argparse.Namespace, export):
         x = examples["inputs"]
     else:
         raise ValueError(f"{export.path} has no test vectors; pass --inputs FILE.npy")
-    labels = np.load(args.labels, allow_pickle=False) if args.labels else examples.get("labels") if not args.inputs else None
+    if args.labels:
+        labels = np.load(args.labels, allow_pickle=False)
+    else:  # the export's labels belong to its own test vectors only
+        labels = None if args.inputs else examples.get("labels")
     return x, labels
 
 

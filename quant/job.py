@@ -13,7 +13,6 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from hwsnn.functional import reset_net
 from targets import Target
 
 from .convert import convert
@@ -64,6 +63,5 @@ def integer_stages(
     report = make_report(twin, path, x.to(torch.int8), float_model=float_net, labels=y, out_dir=out / "report", plots=plots,
                          progress=progress)
     print(f"  simulation + report: {time.perf_counter() - t0:.1f} s -> {out / 'report'}")
-    reset_net(twin)
     return dict(report=report, export=path, report_dir=out / "report")
 

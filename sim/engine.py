@@ -121,12 +121,12 @@ def run(
         bar.close()
     wall = time.perf_counter() - t0
     lc: dict[str, LayerCounters] = {}
-    for op, p in zip(layers, plan):
+    for op, p, entry in zip(layers, plan, ex.layers):
         c = {k: np.concatenate(v, axis=0) for k, v in counters[op.name].items()}
         nb = len(p["blocks"])
         zeros2 = np.zeros((T, nb), np.int64)
         lc[op.name] = LayerCounters(
-            layer=op.name, op=op.kind or ex.layers[names.index(op.name)]["op"], cores=list(p["cores"]),
+            layer=op.name, op=entry["op"], cores=list(p["cores"]),
             synaptic_events=c.get("synaptic_events", zeros2), neuron_updates=c.get("neuron_updates", zeros2),
             words_read=c.get("words_read", zeros2), saturations=c.get("saturations", np.zeros(T, np.int64)),
             saturations_by_state=dict(op.saturations),
