@@ -1,14 +1,19 @@
-"""Quantization side of hwsnn: export of integer twin networks (and, next, QAT and conversion).
+"""Quantization side of hwsnn: QAT with Brevitas, conversion to integer twins, export.
 
 >>> import quant
->>> path = quant.export(twin_net, "out/export")      # doctest: +SKIP
->>> bundle = quant.load_export(path)                # verified tables
+>>> cal = quant.calibrate(float_net, "xylo", x_train)              # doctest: +SKIP
+>>> qat = quant.prepare(float_net, "xylo", state_exponents=cal.state_exponents)  # doctest: +SKIP
+>>> twin = quant.convert(qat.eval(), "xylo")          # the integers QAT used  # doctest: +SKIP
+>>> path = quant.export(twin, "out/export")           # doctest: +SKIP
+>>> bundle = quant.load_export(path)                  # verified tables
 
 See ``docs/EXPORT_FORMAT.md`` for the directory format.
 """
 
 from .export import Export, ExportError, describe_layer, export, load_export, twin_layers
-from .convert import convert
+from .calibrate import Calibration, calibrate
+from .convert import convert, conversion_table
+from .prepare import QATNetwork, prepare
 from .twin import load_twin
 
-__all__ = ["convert", "export", "load_export", "load_twin", "describe_layer", "twin_layers", "Export", "ExportError"]
+__all__ = ["prepare", "calibrate", "convert", "conversion_table", "QATNetwork", "Calibration", "export", "load_export", "load_twin", "describe_layer", "twin_layers", "Export", "ExportError"]

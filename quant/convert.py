@@ -8,34 +8,106 @@ so that every layer hands the next one integers it can take:
   membrane width, :func:`hwsnn.fixed.neuron.choose_state_exponent`), and the dense/conv layer
   feeding it gets ``output_exponent`` = the neuron's input exponent;
 * a dropout's :math:`1/(1-p)` is folded into the next synaptic layer's weights
-  (:func:`hwsnn.fixed.fold_rescale`), its mask seed is ``seed + layer index``;
+  (:func:`hwsnn.fixed.fold_rescale`) when ``model`` is in training mode (masks active; in eval
+  mode dropout is the identity in both worlds and nothing is folded), its mask seed is
+  ``seed + layer index``; convert in the mode the twin will run in;
 * every other layer keeps the exponent of what flows in (synapse filters: their own grid);
 * the first synaptic layer is the input projection (``first_layer``: Xylo's latency 0 and
   input-event cap), the last neuron layer is the readout.
 
-This is the plain post-training conversion; quantization-aware training and calibrated scales
-(``quant.prepare``) refine it in the next release.
+A model prepared for quantization-aware training (:func:`quant.prepare`) converts the same way:
+its Brevitas layers hand over their quantized weights and power-of-two exponents as they are (the
+twin holds exactly the integers the QAT forward used), and calibrated state exponents
+(``state_exponents``, from :func:`quant.calibrate`) replace the threshold-based defaults.
+
+The returned :class:`~torch.nn.Sequential` carries ``input_exponents``: the exponent of what flows
+into each layer (used to dequantize every layer's output, see :func:`dequantize_output`).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Optional, Union
+import math
+from typing import Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
 
-from hwsnn.fixed import fold_rescale, to_fixed
+from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, fold_rescale, to_fixed
+from hwsnn.fixed.arith import power_of_two_exponent
 from hwsnn.functional import set_step_mode
 from hwsnn.layer import Dropout, Dropout2d, SynapseFilter
 from hwsnn.neuron import BaseNode
 from targets import Target
 
-__all__ = ["convert"]
+__all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight"]
+
+_NEURON_TWINS = (FixedIFNode, FixedLIFNode, FixedCubaLIFNode)
 
 
 def _is_synaptic(m: nn.Module) -> bool:
     return isinstance(m, (nn.Linear, nn.Conv2d))
+
+
+def quantized_weight(m: nn.Module, target: Target) -> Optional[tuple[torch.Tensor, int]]:
+    r"""``(w, e)`` of a Brevitas quant layer: its fake-quantized weight (float64, exactly on the grid)
+    and the exponent of the twin's integers :math:`W = w\,2^{-e}`; ``None`` for a plain layer.
+
+    A target with a weight step :math:`2^j` (Loihi: even weights) is quantized by Brevitas at
+    :math:`b - j` bits and scale :math:`2^{e + j}`, so :math:`e` is the scale's exponent minus :math:`j`."""
+    if not hasattr(m, "quant_weight"):
+        return None
+    qw = m.quant_weight()
+    scale = qw.scale.detach()
+    if scale.numel() != 1:
+        raise ValueError(f"{type(m).__name__}: per-channel weight scales have no chip equivalent (one weight "
+                         "exponent per layer); use a per-tensor quantizer")
+    e_scale = math.log2(float(scale))
+    if e_scale != round(e_scale):
+        raise ValueError(f"{type(m).__name__}: weight scale {float(scale)} is not a power of two")
+    j = int(target.synapse.weight_step).bit_length() - 1
+    return qw.value.detach().to(torch.float64), int(e_scale) - j
+
+
+def brevitas_clipped(m: nn.Module) -> int:
+    r"""How many weights of Brevitas layer ``m`` its quantizer clamped (more than half a step beyond
+    the largest integer: Brevitas scales by :math:`\max|w| / 2^{b-1}` and clamps to :math:`2^{b-1}-1`)."""
+    qw = m.quant_weight()
+    hi = 2.0 ** (float(qw.bit_width) - 1) - 1
+    return int((m.weight.detach().abs() / qw.scale.detach() > hi + 0.5).sum())
+
+
+def _plain_copy(m: nn.Module, weight: torch.Tensor) -> nn.Module:
+    """A plain ``nn.Linear``/``nn.Conv2d`` with ``m``'s geometry and bias and the given weight (for the converters)."""
+    bias = getattr(m, "bias", None)
+    if isinstance(m, nn.Linear):
+        plain: nn.Module = nn.Linear(m.in_features, m.out_features, bias=bias is not None)
+    else:
+        plain = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                          bias=bias is not None, padding_mode=m.padding_mode)
+    plain = plain.to(torch.float64)
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+        if bias is not None:
+            plain.bias.copy_(bias.detach())
+    return plain
+
+
+def dequantize_output(twin: nn.Module, y: torch.Tensor, input_exponent: int) -> Optional[torch.Tensor]:
+    r"""The real value (float64) of twin layer output ``y`` given the exponent of its input, or ``None``
+    when the output is not a tensor (Xylo's synaptic events): :math:`y\,2^{e}` with the layer's output
+    exponent (spikes: :math:`e = 0`; pools and votes whose sum is kept: divided in float)."""
+    if not torch.is_tensor(y):
+        return None
+    if isinstance(twin, _NEURON_TWINS):
+        return y.to(torch.float64)
+    if hasattr(twin, "dequantize_output"):
+        return twin.dequantize_output(y, input_exponent)
+    e = twin.exponents.get("out_i", twin.exponents.get("output")) if hasattr(twin, "exponents") else None
+    if e is None:
+        e = getattr(twin, "output_exponent", None)
+        e = input_exponent if e is None or callable(e) else e
+    return y.to(torch.float64) * 2.0 ** int(e)
 
 
 def convert(
@@ -46,6 +118,7 @@ def convert(
     clip: bool = False,
     input_exponent: int = 0,
     names: Optional[list[str]] = None,
+    state_exponents: Optional[Mapping[str, int]] = None,
 ) -> nn.Sequential:
     """The twin network of the float ``model`` on ``target`` (module docstring).
 
@@ -56,48 +129,105 @@ def convert(
         raising :class:`~hwsnn.fixed.FitError`
     :param input_exponent: exponent of the network input (0 for spikes)
     :param names: layer names (default ``<class name lowercased><index>``)
+    :param state_exponents: state exponent per layer name for neurons and synapse filters
+        (calibrated, :func:`quant.calibrate`); others use the defaults
+
+    Exponents are coarsened (never refined) where a dense/conv layer's weight shift
+    :math:`s = e_w + e_x - e_{out}` would leave the target's range: the synapse filter feeding it
+    when :math:`s` is below the minimum (Loihi: -8, Xylo: 0), the neuron it feeds when :math:`s`
+    is above the maximum; the twins report the exponents used.
     """
+    from targets import load as load_target
+
+    tg = load_target(target)
+    exps = dict(state_exponents or {})
+    for _ in range(8):
+        try:
+            return _convert(model, tg, seed, clip, input_exponent, names, exps)
+        except _Coarsen as c:
+            exps[c.name] = c.exponent
+    return _convert(model, tg, seed, clip, input_exponent, names, exps)
+
+
+class _Coarsen(Exception):
+    """Internal: retry the conversion with a coarser state exponent for layer ``name`` (filter or neuron)."""
+
+    def __init__(self, name: str, exponent: int) -> None:
+        super().__init__(name, exponent)
+        self.name, self.exponent = name, exponent
+
+
+def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_exponent: int,
+             names: Optional[list[str]], state_exponents: dict) -> nn.Sequential:
+    """One conversion pass (:func:`convert`); raises :class:`_Coarsen` to ask for a retry."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"convert: expected an nn.Sequential of hwsnn layers; got {type(model).__name__}")
     layers = list(model)
     if names is None:
-        names = [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(layers)]
+        names = getattr(model, "layer_names", None) or [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(layers)]
     if len(names) != len(layers):
         raise ValueError(f"convert: {len(names)} names for {len(layers)} layers")
     neuron_idx = [i for i, m in enumerate(layers) if isinstance(m, BaseNode)]
     last_neuron = neuron_idx[-1] if neuron_idx else None
     twins: list[Optional[nn.Module]] = [None] * len(layers)
     # neurons first: their input exponents fix the output exponents of the layers feeding them
+    unknown = set(state_exponents) - set(names)
+    if unknown:
+        raise ValueError(f"convert: state_exponents names {sorted(unknown)} are not layers; layers: {names}")
     for i in neuron_idx:
-        twins[i] = to_fixed(layers[i], target, name=names[i], clip=clip, readout=(i == last_neuron))
+        twins[i] = to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron),
+                            state_exponent=state_exponents.get(names[i]))
     e_x = int(input_exponent)
     first_synaptic = True
     fold_p: Optional[float] = None
+    input_exponents: list[int] = []
+    source: Optional[int] = None  # the synapse filter that set e_x (through dropout/delay/pooling)
     for i, m in enumerate(layers):
+        input_exponents.append(e_x)
         if isinstance(m, BaseNode):
-            e_x = 0
+            e_x, source = 0, None
             continue
         if _is_synaptic(m):
             j = next((j for j in range(i + 1, len(layers)) if isinstance(layers[j], BaseNode) or _is_synaptic(layers[j])), None)
             e_out = twins[j].input_exponent if j is not None and isinstance(layers[j], BaseNode) else None
-            layer = m
+            layer, e_w = m, None
+            quantized = quantized_weight(m, tg)
+            if quantized is not None:  # Brevitas: its grid and exponent as they are
+                layer, e_w = _plain_copy(m, quantized[0]), quantized[1]
             if fold_p is not None:
-                layer = copy.deepcopy(m)
+                layer = copy.deepcopy(layer)
                 with torch.no_grad():
-                    layer.weight.copy_(fold_rescale(m.weight, fold_p))
-                fold_p = None
-            twins[i] = to_fixed(layer, target, name=names[i], clip=clip, input_exponent=e_x, output_exponent=e_out,
-                                first_layer=first_synaptic)
+                    layer.weight.copy_(fold_rescale(layer.weight, fold_p))
+                fold_p, e_w = None, None
+            if e_w is None:  # the smallest exponent whose grid holds max |w| (as the layer converter)
+                w = layer.weight.detach()
+                e_w = power_of_two_exponent(float(w.abs().max()) if w.numel() else 0.0, tg.widths.weight,
+                                            tg.synapse.weight_step)
+            if source is not None and e_out is not None:
+                deficit = tg.synapse.weight_shift_min - (e_w + e_x - e_out)
+                if deficit > 0:
+                    raise _Coarsen(names[source], twins[source].exponents["out_i"] + deficit)
+            if e_out is not None:
+                excess = (e_w + e_x - e_out) - tg.synapse.weight_shift_max
+                if excess > 0:  # the neuron's grid is finer than the shift can reach: coarsen it
+                    raise _Coarsen(names[j], twins[j].input_exponent - tg.neuron.input_shift + excess)
+            source = None
+            twins[i] = to_fixed(layer, tg, name=names[i], clip=clip, input_exponent=e_x, output_exponent=e_out,
+                                first_layer=first_synaptic, weight_exponent=e_w)
+            if quantized is not None:
+                twins[i].count_clipped("weight", brevitas_clipped(m))
             first_synaptic = False
             e_x = twins[i].output_exponent
         elif isinstance(m, SynapseFilter):
-            twins[i] = to_fixed(m, target, name=names[i])
-            e_x = twins[i].exponents["out_i"]
+            twins[i] = to_fixed(m, tg, name=names[i], state_exponent=state_exponents.get(names[i]))
+            e_x, source = twins[i].exponents["out_i"], i
         elif isinstance(m, (Dropout, Dropout2d)):
-            twins[i] = to_fixed(m, target, name=names[i], seed=seed + i)
-            fold_p = m.p
+            twins[i] = to_fixed(m, tg, name=names[i], seed=seed + i)
+            # the twin drops without 1/(1-p); fold it into the next weights only when masks are
+            # active (training mode): an eval-mode dropout is the identity in both worlds
+            fold_p = m.p if model.training else None
         else:
-            twins[i] = to_fixed(m, target, name=names[i], input_exponent=e_x)  # delay, pooling, flatten, voting
+            twins[i] = to_fixed(m, tg, name=names[i], input_exponent=e_x)  # delay, pooling, flatten, voting
             e_out = getattr(twins[i], "output_exponent", None)
             if callable(e_out):
                 e_out = e_out(e_x)
@@ -106,4 +236,44 @@ def convert(
     net = nn.Sequential(*twins)
     set_step_mode(net, getattr(layers[0], "step_mode", "m") if layers else "m")
     net.train(model.training)
+    net.input_exponents = input_exponents
     return net
+
+
+def _fmt_tau(requested: object, used: object) -> str:
+    if isinstance(used, dict):
+        return ", ".join(f"{k} {_fmt_tau((requested or {}).get(k), u)}" for k, u in used.items())
+    if used is None:
+        return ""
+    req = "?" if requested is None else f"{float(requested):g}"
+    return f"{req} -> {float(used):g}"
+
+
+def conversion_table(twin: nn.Sequential) -> list[dict]:
+    """Per twin layer: name, kind, exponents, clipped parameter values, and the time constants
+    requested vs actually used (``tau 3 -> 4``: the chip's :math:`2^k` or :math:`4096/d`).
+
+    Each row is plain data: ``layer, kind, exponents, clipped, tau, weight_shift, saturations``."""
+    rows = []
+    for m in twin:
+        rep = m.fixed_report() if hasattr(m, "fixed_report") else {"layer": type(m).__name__, "kind": type(m).__name__}
+        tau_used = rep.get("tau_used")
+        tau_req = rep.get("tau_requested")
+        if tau_used is not None and not isinstance(tau_used, dict):
+            tau_used = float(tau_used)
+        rows.append(dict(
+            layer=rep.get("layer"), kind=rep.get("kind"), exponents=dict(rep.get("exponents", {})),
+            clipped=dict(rep.get("clipped", {})), tau=_fmt_tau(tau_req, tau_used),
+            weight_shift=rep.get("weight_shift"),
+        ))
+    return rows
+
+
+def format_conversion_table(rows: list[dict]) -> str:
+    """``conversion_table`` rows as aligned text (one line per layer)."""
+    head = ("layer", "kind", "exponents", "tau used", "shift", "clipped")
+    body = [(r["layer"], r["kind"], " ".join(f"{k}={v}" for k, v in r["exponents"].items()), r["tau"],
+             "" if r["weight_shift"] is None else str(r["weight_shift"]),
+             " ".join(f"{k}={v}" for k, v in r["clipped"].items()) or "-") for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body))
