@@ -1,8 +1,9 @@
 """The ``hwsnn`` command line.
 
-* ``hwsnn run``: the main job on the embedded default task: float training, conversion to the
-  integer twins of a target, export, cycle-level simulation of the held-out set and the bit-exact
-  report (QAT joins in the next release).
+* ``hwsnn run [--config run.yaml]``: the main job (:mod:`quant.job`): float training, calibration
+  and QAT with Brevitas for a target, conversion to the integer twins, export, cycle-level
+  simulation of the held-out set and the bit-exact report, then a summary table. Default: the
+  embedded digits task (scikit-learn's bundled 8x8 digits as spike trains).
 * ``hwsnn export OUT``: the same up to the export directory (with the held-out set as test vectors).
 * ``hwsnn simulate DIR``: run the NumPy simulator on an export (its test vectors or ``--inputs``).
 * ``hwsnn report DIR``: simulator vs the torch twin rebuilt from the export's tables, bit for bit.
@@ -30,30 +31,43 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _job_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``export``: a run file and the overrides of its keys."""
+    p.add_argument("--config", help="run file (YAML) describing data, network, target and training; "
+                                    "see examples/run.yaml (default: the embedded digits task)")
+    p.add_argument("--target", help="target name or YAML file (default: the config's, generic_int8)")
+    p.add_argument("--epochs", type=_positive_int, help="float training epochs (default: the config's, 15)")
+    p.add_argument("--qat-epochs", type=_non_negative_int, help="QAT epochs, 0 to skip (default: the config's, 3)")
+    p.add_argument("--seed", type=_non_negative_int, help="seed of data split, weights, order and masks (default: 0)")
+    p.add_argument("--train-samples", type=_positive_int, help="use only the first N training samples")
+    p.add_argument("--test-samples", type=_positive_int, help="use only the first N held-out samples")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hwsnn", description="Hardware-oriented spiking neural networks.")
     parser.add_argument("--version", action="version", version=f"hwsnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="the main job on the embedded default task")
-    run.add_argument("--epochs", type=_positive_int, default=15, help="training epochs (default: 15)")
-    run.add_argument("--seed", type=int, default=0, help="seed of data, weights and masks (default: 0)")
-    run.add_argument("--train-samples", type=_positive_int, default=2000, help="training samples (default: 2000)")
-    run.add_argument("--test-samples", type=_positive_int, default=500, help="held-out samples (default: 500)")
-    run.add_argument("--target", default="generic_int8", help="target name or YAML file (default: generic_int8)")
-    run.add_argument("--out", default="hwsnn-out", help="output directory: export/ and report/ (default: hwsnn-out)")
+    run = sub.add_parser("run", help="the main job: float training, QAT, conversion, export, simulation, report")
+    _job_arguments(run)
+    run.add_argument("--out", help="output directory: export/ and report/ (default: the config's, hwsnn-out)")
     run.add_argument("--no-plots", action="store_true", help="no report plots")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    exp = sub.add_parser("export", help="train the default network, convert it and export its integer tables")
+    exp = sub.add_parser("export", help="the main job up to the export of the integer tables")
     exp.add_argument("out", help="export directory to create")
-    exp.add_argument("--target", default="generic_int8", help="target name or YAML file (default: generic_int8)")
-    exp.add_argument("--epochs", type=_positive_int, default=15, help="training epochs (default: 15)")
-    exp.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    exp.add_argument("--train-samples", type=_positive_int, default=2000, help="training samples (default: 2000)")
-    exp.add_argument("--test-samples", type=_positive_int, default=500, help="held-out samples kept as test vectors (default: 500)")
+    _job_arguments(exp)
     exp.add_argument("--overwrite", action="store_true", help="replace an existing directory")
     exp.add_argument("--no-hex", action="store_true", help="no hex/*.mem files")
-    exp.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     simp = sub.add_parser("simulate", help="run the cycle-level simulator on an export directory")
     simp.add_argument("export", help="export directory")
@@ -118,23 +132,6 @@ def _targets(args: argparse.Namespace) -> int:
     return status
 
 
-def _train(args: argparse.Namespace):
-    import torch
-
-    from .demo import DemoConfig, run_float_demo
-
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
-    config = DemoConfig(epochs=args.epochs, seed=args.seed, train_samples=args.train_samples, test_samples=args.test_samples)
-    print(
-        f"hwsnn {__version__} main job on the embedded task: {config.classes} spike-pattern classes, "
-        f"{config.channels} channels, T={config.T}, {config.train_samples} train / {config.test_samples} held-out samples"
-    )
-    result = run_float_demo(config, progress=not args.no_progress)
-    print(f"  float training: {config.epochs} epochs in {result.seconds:.1f} s, final loss {result.final_loss:.4f}, "
-          f"held-out accuracy {100 * result.test_accuracy:.1f} %")
-    return config, result
-
-
 def _table(rows: list[tuple[str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
@@ -146,65 +143,70 @@ def _fail(exc: Exception) -> int:
     return 2
 
 
-def _target(args: argparse.Namespace):
-    """The ``--target`` of ``run``/``export``, or None after printing why it cannot be loaded."""
-    import targets
+def _job_config(args: argparse.Namespace):
+    """The run file (or the defaults) with the command line's overrides applied."""
+    import dataclasses
+
+    from .config import RunConfig, load_run_config, run_config_from_dict
+
+    config = load_run_config(args.config) if args.config else RunConfig()
+    d = config.to_dict()
+    for key, value in (("target", args.target), ("seed", args.seed), ("out", getattr(args, "out", None))):
+        if value is not None:
+            d[key] = value
+    for key, value in (("epochs", args.epochs), ("qat_epochs", args.qat_epochs)):
+        if value is not None:
+            d["training"][key] = value
+    for key, value in (("train_samples", args.train_samples), ("test_samples", args.test_samples)):
+        if value is not None:
+            d["data"][key] = value
+    new = run_config_from_dict(d, source=config.source)
+    return dataclasses.replace(new, source=config.source)
+
+
+def _job(args: argparse.Namespace, *, export_only: bool):
+    """Build the config and run the job; returns ``(result, None)`` or ``(None, exit status)``."""
+    import torch
+
+    from quant.job import run_job
+    from targets import TargetError
+
+    from .config import ConfigError
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    try:
+        config = _job_config(args)
+    except (ConfigError, TargetError) as exc:
+        return None, _fail(exc)
+    what = f"run file {args.config}" if args.config else "the embedded digits task"
+    print(f"hwsnn {__version__} main job on {what}, target {config.target}, seed {config.seed}")
+    from pathlib import Path
 
     try:
-        return targets.load(args.target)
-    except targets.TargetError as exc:
-        _fail(exc)
-        return None
+        result = run_job(config, progress=not args.no_progress, plots=not getattr(args, "no_plots", True),
+                         export_only=export_only, overwrite=getattr(args, "overwrite", True),
+                         export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False))
+    except (ConfigError, TargetError, ValueError, TypeError, FileExistsError, FileNotFoundError, ImportError) as exc:
+        return None, _fail(exc)
+    return result, None
 
 
 def _run(args: argparse.Namespace) -> int:
-    from quant.job import integer_stages
+    from quant.job import summary_rows
 
-    target = _target(args)
-    if target is None:
-        return 2
-    _, result = _train(args)
-    try:
-        stages = integer_stages(result.net, target, args.out, result.x_test, result.y_test, seed=args.seed,
-                                progress=not args.no_progress, plots=not args.no_plots)
-    except (ValueError, TypeError) as exc:
-        return _fail(exc)
-    rep = stages["report"]
-    acc = rep.get("accuracy", {})
-    costs = rep.get("costs", {})
-
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.1f} %"
-
+    result, status = _job(args, export_only=False)
+    if result is None:
+        return status
     print()
-    _table([
-        ("stage", "result"),
-        ("float accuracy (held-out)", pct(result.test_accuracy)),
-        ("QAT accuracy", "not in this release (see README roadmap)"),
-        (f"integer accuracy (sim, {target.name})", pct(acc.get("sim"))),
-        ("bit-exact (sim vs twin)", "yes" if rep.get("bit_exact") else "NO, see the report"),
-        ("cycles per step (mean)", f"{costs.get('cycles_per_step_mean', float('nan')):.0f}"),
-        ("energy per inference", f"{costs.get('energy_per_inference_j', float('nan')) * 1e9:.3g} nJ"
-         + (" (unverified figures)" if costs.get("unverified_figures") else "")),
-        ("fits the target", "yes" if rep.get("fit", {}).get("fits") else "no: " + "; ".join(rep.get("fit", {}).get("problems", []))),
-        ("output directory", str(args.out)),
-    ])
-    return 0 if rep.get("bit_exact") else 1
+    _table(summary_rows(result))
+    return 0 if result.bit_exact else 1
 
 
 def _export(args: argparse.Namespace) -> int:
-    from quant.job import export_stage
-
-    target = _target(args)
-    if target is None:
-        return 2
-    _, result = _train(args)
-    try:
-        twin, path = export_stage(result.net, target, args.out, result.x_test, result.y_test, seed=args.seed,
-                                  overwrite=args.overwrite, hex_files=not args.no_hex)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-        return _fail(exc)
-    print(f"  exported {len(twin)} layers for {target.name} to {path} (test vectors: {result.x_test.shape[1]} samples)")
+    result, status = _job(args, export_only=True)
+    if result is None:
+        return status
+    print(f"  exported {len(result.conversion)} layers for {result.target} to {result.export}")
     return 0
 
 

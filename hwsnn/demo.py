@@ -1,40 +1,85 @@
-"""The float stage of the main job on the embedded default task.
+r"""The float stage of the main job on the embedded default task: handwritten digits, row by row.
 
-Builds :func:`default_network` (Linear → LIF → SynapseFilter → Dropout → Linear → LIF → Voting,
-all multi-step), trains it on :func:`hwsnn.data.temporal_patterns` and reports held-out
-accuracy. Quantization, export and the bit-exact simulation are added to this job by the
-following releases (see the README's roadmap).
+* :func:`default_network`: a chip-ready multi-step network (dense → LIF → dropout → dense →
+  CUBA LIF → synapse filter → delay → voting) whose neurons use the reset kind the target allows,
+  so that :func:`quant.convert` maps it onto ``generic_int8``, ``xylo``, ``loihi`` and ``ideal``.
+* :func:`train` / :func:`accuracy`: the float training loop and the held-out accuracy, for any
+  module mapping spikes ``[T, N, C]`` to class outputs ``[T, N, classes]`` (the QAT stage reuses
+  them on a quantization-aware model).
+* :func:`run_float_demo`: both on :func:`hwsnn.data.digits_spikes` (scikit-learn's digits).
+
+Loss: with output :math:`o[t, n, k]` (:math:`T` steps, the voted class outputs), the class
+scores are the means over time :math:`r_{nk} = \frac{1}{T}\sum_t o[t, n, k]` and the loss is the
+cross-entropy :math:`-\frac{1}{N}\sum_n \log \operatorname{softmax}(g\, r_n)_{y_n}` with gain
+:math:`g` (``gain``); the predicted class is :math:`\arg\max_k r_{nk}`. The learning rate of
+Adam decays along a cosine, :math:`\eta_i = \eta\,(1 + \cos(\pi i / n))/2` after batch
+:math:`i` of :math:`n`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from . import functional, layer, neuron
-from .data import temporal_patterns
+from .data import digits_spikes
 
-__all__ = ["DemoConfig", "DemoResult", "default_network", "run_float_demo"]
+if TYPE_CHECKING:
+    from targets import Target
+
+__all__ = ["DemoConfig", "DemoResult", "accuracy", "default_network", "reset_kind", "run_float_demo", "train"]
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    epochs: int = 15
+    """Settings of :func:`run_float_demo`; the defaults are the measured main-job settings.
+
+    ``train_samples`` / ``test_samples`` limit the digits splits (``None``: all 1438 / 359
+    images); ``channels`` and ``T`` follow from the encoding.
+    """
+
+    epochs: int = 40
     seed: int = 0
-    train_samples: int = 2000
-    test_samples: int = 500
-    batch_size: int = 64
-    lr: float = 5e-3
-    T: int = 20
-    channels: int = 16
+    train_samples: Optional[int] = None
+    test_samples: Optional[int] = None
+    batch_size: int = 32
+    lr: float = 1e-2
+    gain: float = 5.0
+    cosine: bool = True
+    # encoding (hwsnn.data.digits_spikes)
+    row_steps: int = 2
+    tail_steps: int = 4
+    levels: tuple[int, ...] = (4, 10)
+    columns: tuple[int, int] = (1, 7)
+    position_channels: int = 4
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    # network (default_network)
     classes: int = 10
-    hidden: int = 128
-    voting_size: int = 10
+    hidden: int = 64
+    voting_size: int = 4
+    tau_hidden: float = 2.0
+    tau_syn: float = 8.0
+    tau_readout: float = 4.0
+    tau_output: float = 2.0
+    dropout: float = 0.1
+    delay: int = 0
+
+    @property
+    def channels(self) -> int:
+        """Input channels: pixel columns times thermometer levels, plus the position code."""
+        return (self.columns[1] - self.columns[0]) * len(self.levels) + self.position_channels
+
+    @property
+    def T(self) -> int:
+        """Time steps per sample: 8 rows of ``row_steps`` steps plus ``tail_steps``."""
+        return 8 * self.row_steps + self.tail_steps
 
 
 @dataclass(frozen=True)
@@ -49,72 +94,180 @@ class DemoResult:
     y_test: Optional[torch.Tensor] = None
 
 
-def default_network(channels: int = 16, hidden: int = 128, classes: int = 10, voting_size: int = 10) -> nn.Sequential:
-    """The default network: spikes ``[T, N, channels]`` in, voted class rates ``[T, N, classes]`` out."""
+def reset_kind(target: Union[str, "Target"]) -> Optional[float]:
+    """The ``v_reset`` a neuron should use on ``target``: ``None`` (soft, subtractive reset) where
+    the target allows ``subtract``, else ``0.0`` (hard reset to zero, e.g. Loihi)."""
+    import targets
+
+    t = targets.load(target) if isinstance(target, str) else target
+    allowed = tuple(t.neuron.reset)
+    if "subtract" in allowed:
+        return None
+    if "zero" in allowed:
+        return 0.0
+    raise ValueError(f"default_network: target {t.name!r} allows neither a subtractive nor a zero reset: {allowed}")
+
+
+def default_network(
+    target: Union[str, "Target"] = "generic_int8",
+    *,
+    channels: int = 16,
+    hidden: int = 64,
+    classes: int = 10,
+    voting_size: int = 4,
+    tau_hidden: float = 2.0,
+    tau_syn: float = 8.0,
+    tau_readout: float = 4.0,
+    tau_output: float = 2.0,
+    dropout: float = 0.1,
+    delay: int = 0,
+) -> nn.Sequential:
+    r"""The default network for ``target``: spikes ``[T, N, channels]`` in, voted class outputs
+    ``[T, N, classes]`` out (multi-step mode)::
+
+        Linear(channels, hidden) → LIFNode(tau_hidden) → Dropout(dropout)
+          → Linear(hidden, classes·voting_size) → CubaLIFNode(tau_syn, tau_readout)
+          → SynapseFilter(tau_output) → Delay(delay) → VotingLayer(voting_size)
+
+    The hidden layer detects features of the row on view (with :math:`\tau_h = 2` its membrane
+    :math:`V \leftarrow V - V/\tau_h + WX` keeps half of the previous step); the readout's
+    synaptic current :math:`I \leftarrow I - I/\tau_{syn} + W_o S_h` (:math:`\tau_{syn} = 8`: a
+    memory of about four rows) accumulates their evidence across rows; the synapse filter
+    :math:`I_o \leftarrow I_o - (1 - S_o) I_o/\tau_o + S_o` smooths the readout spikes :math:`S_o`
+    (binary on every target, so its integer twin applies) and the delay postpones them by
+    ``delay`` steps (0: the identity; Xylo has no delay FIFOs).
+
+    Chip-ready choices: no biases (Xylo has none on dense layers), ``decay_input=False`` (Loihi's
+    CUBA form), the reset the target allows (:func:`reset_kind`: subtractive where allowed, else
+    to zero, as on Loihi), time constants that are powers of two (exact shift and mul12 decays),
+    ``hidden`` ≤ 64 and ``classes·voting_size`` ≤ 64 (Xylo's fan-out of 64) and a power-of-two
+    ``voting_size`` (an exact integer vote). Xylo's readout has 8 neurons, fewer than the 40 used
+    here: the simulator's fit check reports it.
+    """
+    v_reset = reset_kind(target)
     net = nn.Sequential(
-        layer.Linear(channels, hidden),
-        neuron.LIFNode(tau=2.0, detach_reset=True),
-        layer.SynapseFilter(tau=4.0),
-        layer.Dropout(0.1),
-        layer.Linear(hidden, classes * voting_size),
-        neuron.LIFNode(tau=2.0, detach_reset=True),
+        layer.Linear(channels, hidden, bias=False),
+        neuron.LIFNode(tau=tau_hidden, decay_input=False, v_reset=v_reset, detach_reset=True),
+        layer.Dropout(dropout),
+        layer.Linear(hidden, classes * voting_size, bias=False),
+        neuron.CubaLIFNode(tau_syn=tau_syn, tau_mem=tau_readout, v_reset=v_reset, detach_reset=True),
+        layer.SynapseFilter(tau=tau_output),
+        layer.Delay(delay),
         layer.VotingLayer(voting_size),
     )
     functional.set_step_mode(net, "m")
     return net
 
 
-def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    net.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, x.shape[1], batch_size):
-            rates = net(x[:, i : i + batch_size]).mean(0)
-            correct += int((rates.argmax(1) == y[i : i + batch_size]).sum())
-            functional.reset_net(net)
-    return correct / x.shape[1]
+def _scores(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Mean output over time ``[N, classes]`` of a multi-step network."""
+    return net(x).mean(0)
 
 
-def run_float_demo(config: DemoConfig = DemoConfig(), progress: bool = True) -> DemoResult:
-    """Train the default network on the embedded task; returns accuracies and timing."""
+def train(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    gain: float = 5.0,
+    cosine: bool = True,
+    progress: bool = True,
+    desc: str = "float training",
+) -> float:
+    r"""Train ``net`` on spikes ``x`` ``[T, N, C]`` and labels ``y`` ``[N]``; returns the last batch's loss.
+
+    Adam (learning rate ``lr``) on the parameters with ``requires_grad``; loss: the cross-entropy of
+    ``gain`` × the mean output over time (module docstring); :func:`hwsnn.functional.reset_net`
+    after every batch. Deterministic for a ``seed``: ``torch.manual_seed(seed)`` (initial dropout
+    masks, surrogate noise if any) and the batch order from a :class:`torch.Generator` seeded with
+    ``seed``. Works for any module mapping ``[T, N, C]`` to ``[T, N, classes]`` whose memories
+    :func:`~hwsnn.functional.reset_net` resets (e.g. a quantization-aware model).
+    """
     from tqdm.auto import tqdm
 
-    torch.manual_seed(config.seed)
-    shape = (config.T, config.channels, config.classes)
-    x_train, y_train = temporal_patterns(config.train_samples, *shape, seed=config.seed)
-    # held out: the same class templates, samples from another stream
-    x_test, y_test = temporal_patterns(config.test_samples, *shape, seed=config.seed, sample_seed=config.seed + 10_000)
-    net = default_network(config.channels, config.hidden, config.classes, config.voting_size)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    start = time.perf_counter()
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"train: epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
+    if x.dim() < 3 or x.shape[1] != y.shape[0]:
+        raise ValueError(f"train: x must be [T, N, ...] with N = len(y); got {tuple(x.shape)} and {tuple(y.shape)}")
+    params = [p for p in net.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("train: the network has no parameter with requires_grad")
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(params, lr=lr)
+    n = x.shape[1]
+    batches = (n + batch_size - 1) // batch_size
+    total = epochs * batches
+    # cosine decay of the learning rate over all batches: lr_i = lr (1 + cos(pi i / total)) / 2
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1.0 + math.cos(math.pi * i / total))) if cosine else None
     loss_value = float("nan")
-    steps = config.epochs * ((config.train_samples + config.batch_size - 1) // config.batch_size)
-    bar = tqdm(total=steps, desc="float training", unit="batch", disable=not progress, leave=False)
-    for epoch in range(config.epochs):
-        net.train()
-        order = torch.randperm(config.train_samples)
-        for i in range(0, config.train_samples, config.batch_size):
-            idx = order[i : i + config.batch_size]
-            rates = net(x_train[:, idx]).mean(0)
-            loss = F.cross_entropy(rates * 10.0, y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    functional.reset_net(net)
+    with tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+        for epoch in range(epochs):
+            net.train()
+            order = torch.randperm(n, generator=g)
+            for i in range(0, n, batch_size):
+                idx = order[i : i + batch_size]
+                loss = F.cross_entropy(_scores(net, x[:, idx]) * gain, y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                functional.reset_net(net)
+                loss_value = loss.item()
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
+                bar.update()
+    return loss_value
+
+
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Share of samples of ``x`` ``[T, N, C]`` whose largest mean output is the label ``y``
+    (eval mode, no gradients, :func:`~hwsnn.functional.reset_net` before and after every batch;
+    the network is left in eval mode)."""
+    net.eval()
+    n = x.shape[1]
+    if n == 0:
+        raise ValueError("accuracy: no samples")
+    correct = 0
+    functional.reset_net(net)
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            scores = _scores(net, x[:, i : i + batch_size])
+            correct += int((scores.argmax(1) == y[i : i + batch_size]).sum())
             functional.reset_net(net)
-            loss_value = loss.item()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
-            bar.update()
-    bar.close()
+    return correct / n
+
+
+def run_float_demo(config: DemoConfig = DemoConfig(), target: Union[str, "Target"] = "generic_int8",
+                   progress: bool = True) -> DemoResult:
+    """Train :func:`default_network` for ``target`` on the digits training split; returns the
+    accuracies (training split and held-out test split), the final loss, the training time and
+    the trained network (eval mode) with the held-out spikes and labels."""
+    data = dict(row_steps=config.row_steps, tail_steps=config.tail_steps, levels=config.levels, columns=config.columns,
+                position_channels=config.position_channels, test_fraction=config.test_fraction,
+                split_seed=config.split_seed)
+    x_train, y_train = digits_spikes("train", limit=config.train_samples, **data)
+    x_test, y_test = digits_spikes("test", limit=config.test_samples, **data)
+    torch.manual_seed(config.seed)  # the initial weights
+    net = default_network(target, channels=config.channels, hidden=config.hidden, classes=config.classes,
+                          voting_size=config.voting_size, tau_hidden=config.tau_hidden, tau_syn=config.tau_syn,
+                          tau_readout=config.tau_readout, tau_output=config.tau_output, dropout=config.dropout,
+                          delay=config.delay)
+    start = time.perf_counter()
+    loss = train(net, x_train, y_train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                 seed=config.seed, gain=config.gain, cosine=config.cosine, progress=progress)
     seconds = time.perf_counter() - start
-    result = DemoResult(
-        train_accuracy=_accuracy(net, x_train, y_train, 256),
-        test_accuracy=_accuracy(net, x_test, y_test, 256),
-        final_loss=loss_value,
+    return DemoResult(
+        train_accuracy=accuracy(net, x_train, y_train),
+        test_accuracy=accuracy(net, x_test, y_test),
+        final_loss=loss,
         seconds=seconds,
-        net=net,
+        net=net.eval(),
         x_test=x_test,
         y_test=y_test,
     )
-    net.eval()
-    return result
-

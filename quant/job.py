@@ -1,67 +1,173 @@
-"""The main job's integer stages: convert the trained float network, export, simulate, report.
+"""The main job, stage by stage: float training -> calibration + QAT -> conversion -> export ->
+cycle-level simulation -> report.
 
-Used by ``hwsnn run`` (after float training) and ``hwsnn export``. Each stage prints one summary
-line; :func:`integer_stages` returns the numbers of the final summary table.
+:func:`run_job` runs it for a :class:`hwsnn.config.RunConfig` (``hwsnn run``; ``hwsnn export``
+stops after the export). Each stage prints one summary line (and a progress bar where it loops);
+the returned :class:`JobResult` holds the numbers of the final summary table
+(:func:`summary_rows`).
+
+The QAT accuracy is measured with the prepared model, whose forward is the integer twin's
+(:mod:`quant.prepare`), so it equals the integer accuracy of the simulator when the report says
+bit-exact; the float reference of the report is the float network with the QAT-tuned weights.
 """
 
 from __future__ import annotations
 
+import copy
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 
-from targets import Target
-
-from .convert import convert
+from .calibrate import calibrate
+from .convert import conversion_table, format_conversion_table
 from .export import export
+from .prepare import prepare
 
-__all__ = ["integer_stages", "export_stage"]
-
-
-def export_stage(float_net: nn.Module, target: Union[str, Target], out_dir: Union[str, Path], x: torch.Tensor,
-                 y: Optional[torch.Tensor], *, seed: int = 0, clip: bool = True, overwrite: bool = False,
-                 hex_files: bool = True) -> tuple[nn.Sequential, Path]:
-    """Convert ``float_net`` (eval mode: dropout off) to the twin network and export it with the
-    held-out spikes ``x`` [T, N, C] (and labels ``y``) as the export's test vectors."""
-    float_net.eval()
-    twin = convert(float_net, target, seed=seed, clip=clip)
-    twin.eval()
-    examples = {"inputs": x.to(torch.int8)}
-    if y is not None:
-        examples["labels"] = y
-    path = export(twin, out_dir, examples=examples, overwrite=overwrite, hex_files=hex_files)
-    return twin, path
+__all__ = ["JobResult", "run_job", "summary_rows", "float_copy"]
 
 
-def integer_stages(
-    float_net: nn.Module,
-    target: Union[str, Target],
-    out: Union[str, Path],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    seed: int = 0,
-    progress: bool = True,
-    plots: bool = True,
-    overwrite: bool = True,
-) -> dict:
-    """Conversion -> export -> simulation -> report for the trained ``float_net`` on held-out ``x``/``y``.
+@dataclass
+class JobResult:
+    """Numbers and paths of one main-job run (see :func:`summary_rows`)."""
 
-    Writes ``out/export`` and ``out/report``; returns the summary numbers."""
+    target: str
+    float_accuracy: float
+    qat_accuracy: Optional[float]
+    float_seconds: float
+    qat_seconds: float
+    export: Path
+    out: Path
+    report: Optional[dict] = None
+    conversion: list[dict] = field(default_factory=list)
+    calibration: Optional[Any] = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sim_accuracy(self) -> Optional[float]:
+        return None if self.report is None else self.report.get("accuracy", {}).get("sim")
+
+    @property
+    def bit_exact(self) -> Optional[bool]:
+        return None if self.report is None else bool(self.report.get("bit_exact"))
+
+
+def float_copy(float_net: nn.Module, trained: nn.Module) -> nn.Module:
+    """A copy of the float network carrying ``trained``'s weights (same ``state_dict`` keys; the
+    QAT network keeps the float keys, so its tuned weights load into the float model)."""
+    net = copy.deepcopy(float_net)
+    net.load_state_dict(trained.state_dict(), strict=True)
+    return net
+
+
+def _line(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite: bool = True,
+            export_only: bool = False, export_dir: Optional[Path] = None, hex_files: bool = True) -> JobResult:
+    """Run the main job for ``config`` (a :class:`hwsnn.config.RunConfig`).
+
+    Writes ``<out>/export`` (or ``export_dir``) and, unless ``export_only``, ``<out>/report``.
+    Raises ``ValueError``/``TypeError`` (e.g. :class:`~hwsnn.fixed.FitError`) with the converter's
+    message when the network cannot run on the target.
+    """
+    import targets
+    from hwsnn.demo import accuracy, train
+
+    tr = config.training
+    tg = targets.load(config.target)
+    out = Path(config.out)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    x_train, y_train, x_test, y_test = config.load_data()
+    net = config.build_network(tg)
+    _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])}, "
+          f"T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}")
+
+    t0 = time.perf_counter()
+    loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
+                 progress=progress, desc="float training")
+    timings["float training"] = time.perf_counter() - t0
+    float_acc = accuracy(net, x_test, y_test)
+    _line(f"float training: {tr.epochs} epochs in {timings['float training']:.1f} s, final loss {loss:.4f}, "
+          f"held-out accuracy {100 * float_acc:.1f} %")
+
+    t0 = time.perf_counter()
+    cal = calibrate(net, tg, x_train, batch_size=tr.batch_size, max_batches=tr.calibration_batches)
+    qat = prepare(net, tg, seed=config.seed, clip=True, state_exponents=cal.state_exponents)
+    exps = ", ".join(f"{k} {v}" for k, v in cal.state_exponents.items())
+    _line(f"calibration: {cal.batches} batches -> state exponents {exps or 'none'}")
+    qat_acc: Optional[float] = None
+    if tr.qat_epochs > 0:
+        loss = train(qat, x_train, y_train, epochs=tr.qat_epochs, lr=tr.qat_lr, batch_size=tr.batch_size,
+                     seed=config.seed + 1, progress=progress, desc="QAT")
+    timings["QAT"] = time.perf_counter() - t0
+    qat_acc = accuracy(qat, x_test, y_test)
+    what = f"{tr.qat_epochs} epochs, final loss {loss:.4f}" if tr.qat_epochs > 0 else "0 epochs (calibrated conversion only)"
+    _line(f"QAT on {tg.name}: {what} in {timings['QAT']:.1f} s, held-out accuracy {100 * qat_acc:.1f} % "
+          "(the integer forward)")
+
+    t0 = time.perf_counter()
+    qat.eval()
+    twin = qat.to_twin()
+    rows = conversion_table(twin)
+    clipped = {r["layer"]: r["clipped"] for r in rows if r["clipped"]}
+    _line(f"conversion: {len(twin)} layers, clipped {clipped or 'nothing'}")
+    for line in format_conversion_table(rows).splitlines():
+        _line("    " + line)
+    examples = {"inputs": x_test.to(torch.int8) if x_test.abs().max() < 128 else x_test.to(torch.int64), "labels": y_test}
+    target_dir = Path(export_dir) if export_dir is not None else out / "export"
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files)
+    timings["conversion + export"] = time.perf_counter() - t0
+    _line(f"export: {path} ({timings['conversion + export']:.1f} s)")
+
+    result = JobResult(target=tg.name, float_accuracy=float_acc, qat_accuracy=qat_acc,
+                       float_seconds=timings["float training"], qat_seconds=timings["QAT"], export=path, out=out,
+                       conversion=rows, calibration=cal, timings=timings)
+    if export_only:
+        return result
+
     from .report import make_report
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    twin, path = export_stage(float_net, target, out / "export", x, y, seed=seed, overwrite=overwrite)
-    clipped = {m.layer_name: dict(m.clipped) for m in twin if getattr(m, "clipped", None)}
-    print(f"  conversion + export: {len(twin)} layers, clipped {clipped or 'nothing'} -> {path} ({time.perf_counter() - t0:.1f} s)")
-    t0 = time.perf_counter()
-    report = make_report(twin, path, x.to(torch.int8), float_model=float_net, labels=y, out_dir=out / "report", plots=plots,
-                         progress=progress)
-    print(f"  simulation + report: {time.perf_counter() - t0:.1f} s -> {out / 'report'}")
-    return dict(report=report, export=path, report_dir=out / "report")
+    reference = float_copy(net, qat).eval()
+    twin = qat.to_twin()  # fresh states for the recording
+    result.report = make_report(twin, path, examples["inputs"], float_model=reference, labels=y_test,
+                                out_dir=out / "report", plots=plots, progress=progress)
+    timings["simulation + report"] = time.perf_counter() - t0
+    _line(f"simulation + report: {timings['simulation + report']:.1f} s -> {out / 'report'}")
+    return result
 
+
+def summary_rows(result: JobResult) -> list[tuple[str, str]]:
+    """The final summary table: stage -> result."""
+
+    def pct(v: Optional[float]) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f} %"
+
+    rep = result.report or {}
+    costs = rep.get("costs", {})
+    fit = rep.get("fit", {})
+    rows = [
+        ("stage", "result"),
+        ("float accuracy (held-out)", pct(result.float_accuracy)),
+        (f"QAT accuracy ({result.target})", pct(result.qat_accuracy)),
+        (f"integer accuracy (sim, {result.target})", pct(result.sim_accuracy)),
+        ("bit-exact (sim vs twin)", "n/a" if result.report is None else
+         ("yes" if result.bit_exact else "NO, see the report")),
+    ]
+    if result.report is not None:
+        rows += [
+            ("cycles per step (mean)", f"{costs.get('cycles_per_step_mean', float('nan')):.0f}"),
+            ("energy per inference", f"{costs.get('energy_per_inference_j', float('nan')) * 1e9:.3g} nJ"
+             + (" (unverified figures)" if costs.get("unverified_figures") else "")),
+            ("fits the target", "yes" if fit.get("fits") else "no: " + "; ".join(fit.get("problems", []))),
+        ]
+    rows.append(("output directory", str(result.out)))
+    return rows

@@ -8,7 +8,7 @@ import torch
 
 from hwsnn import cli, functional
 from hwsnn.data import temporal_patterns
-from hwsnn.demo import DemoConfig, default_network, run_float_demo
+from hwsnn.demo import default_network
 
 
 def test_temporal_patterns_shapes_determinism_and_split():
@@ -46,33 +46,86 @@ def test_temporal_patterns_bad_arguments(kw):
 def test_default_network_output_shape_and_layers():
     net = default_network()
     kinds = {type(m).__name__ for m in net}
-    assert {"LIFNode", "SynapseFilter", "Dropout", "VotingLayer"} <= kinds
+    assert {"LIFNode", "SynapseFilter", "Delay", "Dropout", "VotingLayer"} <= kinds
     y = net(torch.rand(5, 3, 16).bernoulli())
     assert y.shape == (5, 3, 10)
     functional.reset_net(net)
 
 
-def test_float_demo_learns_beyond_chance():
-    r = run_float_demo(DemoConfig(epochs=4, train_samples=2000, test_samples=300), progress=False)
-    assert r.test_accuracy > 0.5  # 10 classes: chance is 0.1
+TINY = ["--epochs", "1", "--qat-epochs", "1", "--train-samples", "128", "--test-samples", "24", "--no-progress"]
 
 
-def test_cli_run_prints_the_summary(capsys, tmp_path):
-    """The main job at a tiny size, end to end: training, conversion, export, simulation, report."""
+def _summary(out: str) -> dict[str, str]:
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"  (\S.*?)\s{2,}(\S.*)$", line)
+        if m:
+            rows[m.group(1)] = m.group(2)
+    return rows
+
+
+@pytest.mark.parametrize("target", ["generic_int8", "xylo", "loihi"])
+def test_cli_run_prints_the_summary(capsys, tmp_path, target):
+    """The main job at a tiny size, end to end: float training, calibration + QAT, conversion,
+    export, simulation, report; the QAT accuracy is the simulator's (the QAT forward is the twin's)."""
     out_dir = tmp_path / "out"
-    argv = ["run", "--epochs", "1", "--train-samples", "128", "--test-samples", "16", "--no-progress", "--no-plots",
-            "--out", str(out_dir)]
-    assert cli.main(argv) == 0
+    assert cli.main(["run", *TINY, "--no-plots", "--target", target, "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
-    assert "float accuracy (held-out)" in out and "%" in out
-    assert re.search(r"bit-exact \(sim vs twin\)\s+yes", out), out
-    assert re.search(r"integer accuracy \(sim, generic_int8\)\s+\d+\.\d %", out), out
+    rows = _summary(out)
+    assert rows["bit-exact (sim vs twin)"] == "yes", out
+    assert re.fullmatch(r"\d+\.\d %", rows["float accuracy (held-out)"]), out
+    qat, sim_acc = rows[f"QAT accuracy ({target})"], rows[f"integer accuracy (sim, {target})"]
+    assert re.fullmatch(r"\d+\.\d %", qat) and qat == sim_acc, out
+    assert "calibration:" in out and "tau used" in out  # the per-layer conversion table
     assert (out_dir / "export" / "manifest.json").is_file() and (out_dir / "export" / "examples.npz").is_file()
     report = json.loads((out_dir / "report" / "report.json").read_text())
     assert report["bit_exact"] is True
     assert (out_dir / "report" / "report.md").read_text().count("BIT-EXACT: yes") == 1
 
 
+def test_cli_export_twice_with_one_seed_gives_byte_identical_tables(tmp_path):
+    for name in ("a", "b"):
+        assert cli.main(["export", str(tmp_path / name), *TINY, "--seed", "3"]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert "tables.npz" in {p.name for p in files}
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_cli_run_with_a_config_file(capsys, tmp_path):
+    """A user's own network and data (spike patterns) from a run file; flags override its keys."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "seed: 2\ntarget: generic_int8\n"
+        "data: {kind: temporal_patterns, T: 12, channels: 8, classes: 4, train_samples: 64, test_samples: 16}\n"
+        "network:\n"
+        "  - {type: Linear, in_features: 8, out_features: 16, bias: false}\n"
+        "  - {type: CubaLIFNode, tau_syn: 4.0, tau_mem: 4.0}\n"
+        "  - {type: Linear, in_features: 16, out_features: 8, bias: false}\n"
+        "  - {type: LIFNode, tau: 2.0, decay_input: false}\n"
+        "  - {type: VotingLayer, voting_size: 2}\n"
+        "training: {epochs: 3, qat_epochs: 1}\n"
+    )
+    out_dir = tmp_path / "o"
+    assert cli.main(["run", "--config", str(cfg), "--epochs", "1", "--no-progress", "--no-plots", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "float training: 1 epochs" in out and "cubalifnode1" in out
+    assert _summary(out)["bit-exact (sim vs twin)"] == "yes"
+    manifest = json.loads((out_dir / "export" / "manifest.json").read_text())
+    assert [e["op"] for e in manifest["layers"]][:2] == ["dense", "cuba"]
+
+
+def test_cli_reports_config_and_target_problems(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {epochs: 0}\nnetwork:\n  - {type: LIFnode}\n")
+    assert cli.main(["run", "--config", str(bad), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "training.epochs" in err and "network[0].type" in err
+    assert cli.main(["run", "--target", "nonexistent_chip", "--no-progress"]) == 2
+    assert "nonexistent_chip" in capsys.readouterr().err
+
+
 def test_cli_rejects_bad_flags():
-    proc = subprocess.run([sys.executable, "-m", "hwsnn", "run", "--epochs", "0"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "--epochs" in proc.stderr
+    for flags in (["--epochs", "0"], ["--qat-epochs", "-1"]):
+        proc = subprocess.run([sys.executable, "-m", "hwsnn", "run", *flags], capture_output=True, text=True)
+        assert proc.returncode == 2 and flags[0] in proc.stderr

@@ -1,0 +1,68 @@
+"""Accuracy of the main job per target: float, QAT (= integer) and simulator accuracy on the digits.
+
+Runs ``quant.job.run_job`` (what ``hwsnn run`` does) with the built-in defaults for each target
+and prints one row per target: held-out float accuracy, QAT accuracy (the prepared model's
+forward is the integer twin's), the simulator's integer accuracy on the exported tables, the
+gap to float, bit-exactness, and the time of each stage. Also post-training quantization
+(``--qat-epochs 0``: calibrated conversion only) as the baseline QAT has to beat.
+
+Goals (issue 5): float >= 95 %; integer within 1 point of float on generic_int8, 2 on xylo.
+
+    python benchmarks/bench_accuracy.py                       # generic_int8, xylo, loihi
+    python benchmarks/bench_accuracy.py --targets xylo --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hwsnn.config import RunConfig, TrainingSpec  # noqa: E402
+from quant.job import run_job  # noqa: E402
+
+from _common import machine  # noqa: E402
+
+GOALS = {"generic_int8": 1.0, "xylo": 2.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--targets", nargs="+", default=["generic_int8", "xylo", "loihi"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--no-ptq", action="store_true", help="skip the post-training-quantization baseline")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    print(machine())
+    print("| target | seed | mode | float % | QAT % | sim % | sim − float (pt) | goal | bit-exact | float s | QAT s | sim+report s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for target in args.targets:
+        for seed in args.seeds:
+            modes = [("QAT", None)] + ([] if args.no_ptq else [("PTQ", 0)])
+            for mode, qat_epochs in modes:
+                training = TrainingSpec() if qat_epochs is None else TrainingSpec(qat_epochs=qat_epochs)
+                with tempfile.TemporaryDirectory() as tmp:
+                    config = RunConfig(seed=seed, target=target, out=tmp, training=training)
+                    t0 = time.perf_counter()
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        r = run_job(config, progress=False, plots=False)
+                    total = time.perf_counter() - t0
+                gap = 100 * ((r.sim_accuracy or 0.0) - r.float_accuracy)
+                goal = GOALS.get(target)
+                ok = "" if goal is None else ("met" if gap >= -goal else "NOT met") + f" (≥ −{goal:g})"
+                print(f"| {target} | {seed} | {mode} | {100 * r.float_accuracy:.1f} | {100 * (r.qat_accuracy or 0):.1f} | "
+                      f"{100 * (r.sim_accuracy or 0):.1f} | {gap:+.1f} | {ok} | {'yes' if r.bit_exact else 'NO'} | "
+                      f"{r.timings['float training']:.1f} | {r.timings['QAT']:.1f} | {r.timings['simulation + report']:.1f} |"
+                      f"  (total {total:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
