@@ -27,7 +27,7 @@ an empty file is the built-in default job (``examples/run.yaml`` spells the defa
       lr: 0.01               # number > 0
       batch_size: 32         # int >= 1
       qat_epochs: 3          # int >= 0
-      qat_lr: 0.001          # number > 0
+      qat_lr: 0.0001         # number > 0
       calibration_batches: 4 # int >= 1
 
 Paths inside the file (``target`` when it is a path, ``data.path``) are relative to the file's
@@ -230,7 +230,7 @@ class TrainingSpec:
     lr: float = 1e-2
     batch_size: int = 32
     qat_epochs: int = 3
-    qat_lr: float = 1e-3
+    qat_lr: float = 1e-4
     calibration_batches: int = 4
 
 

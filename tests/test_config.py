@@ -51,7 +51,7 @@ def test_example_file_equals_the_builtin_defaults():
     assert cfg.source == EXAMPLE
     assert (cfg.seed, cfg.target, cfg.out, cfg.network) == (0, "generic_int8", "hwsnn-out", None)
     assert cfg.data == DataSpec("digits", {})
-    assert cfg.training == TrainingSpec(epochs=40, lr=0.01, batch_size=32, qat_epochs=3, qat_lr=0.001, calibration_batches=4)
+    assert cfg.training == TrainingSpec(epochs=40, lr=0.01, batch_size=32, qat_epochs=3, qat_lr=0.0001, calibration_batches=4)
 
 
 def test_example_file_network_block_is_the_default_network():
