@@ -21,14 +21,23 @@ from . import __version__
 __all__ = ["main", "build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low``, else a message naming the bound."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _job_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,22 +45,12 @@ def _job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="run file (YAML) describing data, network, target and training; "
                                     "see examples/run.yaml (default: the embedded digits task)")
     p.add_argument("--target", help="target name or YAML file (default: the config's, generic_int8)")
-    p.add_argument("--epochs", type=_positive_int, help="float training epochs (default: the config's, 15)")
+    p.add_argument("--epochs", type=_positive_int, help="float training epochs (default: the config's, 40)")
     p.add_argument("--qat-epochs", type=_non_negative_int, help="QAT epochs, 0 to skip (default: the config's, 3)")
     p.add_argument("--seed", type=_non_negative_int, help="seed of data split, weights, order and masks (default: 0)")
     p.add_argument("--train-samples", type=_positive_int, help="use only the first N training samples")
     p.add_argument("--test-samples", type=_positive_int, help="use only the first N held-out samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
