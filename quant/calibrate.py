@@ -43,7 +43,7 @@ from hwsnn.neuron import BaseNode, CubaLIFNode
 from targets import Target
 from targets import load as load_target
 
-from .convert import quantized_weight
+from .convert import layer_names, quantized_weight
 from .prepare import _quant_layer, weight_quantizer
 
 __all__ = ["Calibration", "calibrate"]
@@ -94,11 +94,13 @@ def _threshold(m: BaseNode) -> float:
     return float(vth)
 
 
-def _neuron_ranges(m: BaseNode, x_seq: torch.Tensor) -> dict[str, float]:
-    """Run ``m`` step by step from its reset state on ``x_seq``; max |H| (and |I| for CUBA)."""
+def _neuron_ranges(m: BaseNode, x_seq: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+    """Run ``m`` step by step from its reset state on ``x_seq``: max |H| (and |I| for CUBA), and
+    the spikes (the layer's output, for the next layer)."""
     v: Union[float, torch.Tensor] = m.v_init
     i = torch.zeros_like(x_seq[0])
     h_max, i_max = 0.0, 0.0
+    spikes = []
     for t in range(x_seq.shape[0]):
         x = x_seq[t]
         if isinstance(m, CubaLIFNode):
@@ -108,11 +110,12 @@ def _neuron_ranges(m: BaseNode, x_seq: torch.Tensor) -> dict[str, float]:
         v_t = torch.full_like(x, float(v)) if not torch.is_tensor(v) else v
         h = m.neuronal_charge(x, v_t)
         h_max = max(h_max, float(h.abs().max()))
-        _, v = m.step(x, v_t)
+        s, v = m.step(x, v_t)
+        spikes.append(s)
     out = {"h": h_max}
     if isinstance(m, CubaLIFNode):
         out["i"] = i_max
-    return out
+    return out, torch.stack(spikes)
 
 
 def _exponent(m: BaseNode, tg: Target, ranges: dict[str, float], margin: float) -> int:
@@ -150,7 +153,7 @@ def calibrate(
         raise ValueError(f"calibrate: margin must be a finite number > 0; got {margin}")
     tg = load_target(target)
     layers = list(model)
-    names = names or getattr(model, "layer_names", None) or [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(layers)]
+    names = names or layer_names(model)
     if torch.is_tensor(batches):
         if batches.dim() < 2:
             raise ValueError(f"calibrate: inputs must be [T, N, ...]; got shape {tuple(batches.shape)}")
@@ -168,18 +171,14 @@ def calibrate(
                 h = x.to(torch.get_default_dtype()) if not x.is_floating_point() else x
                 for name, m in zip(names, layers):
                     if isinstance(m, BaseNode):
-                        ranges = _neuron_ranges(m, h)
-                    elif isinstance(m, SynapseFilter):
-                        ranges = None
+                        ranges, h = _neuron_ranges(m, h)
                     else:
-                        ranges = {}
-                    if hasattr(m, "reset"):
-                        m.reset()
-                    h = m(h)
-                    if ranges is None:
-                        ranges = {"i": float(h.abs().max())}
-                    if hasattr(m, "reset"):
-                        m.reset()
+                        if hasattr(m, "reset"):
+                            m.reset()
+                        h = m(h)
+                        if hasattr(m, "reset"):
+                            m.reset()
+                        ranges = {"i": float(h.abs().max())} if isinstance(m, SynapseFilter) else {}
                     if ranges:
                         seen = observed.setdefault(name, {})
                         for k, v in ranges.items():

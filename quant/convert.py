@@ -49,6 +49,12 @@ def _is_synaptic(m: nn.Module) -> bool:
     return isinstance(m, (nn.Linear, nn.Conv2d))
 
 
+def layer_names(model: nn.Sequential) -> list[str]:
+    """The layer names of ``model``: its ``layer_names`` (a prepared model keeps the float model's),
+    else ``<class name lowercased><index>``."""
+    return list(getattr(model, "layer_names", None) or [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(model)])
+
+
 def quantized_weight(m: nn.Module, target: Target) -> Optional[tuple[torch.Tensor, int]]:
     r"""``(w, e)`` of a Brevitas quant layer: its fake-quantized weight (float64, exactly on the grid)
     and the exponent of the twin's integers :math:`W = w\,2^{-e}`; ``None`` for a plain layer.
@@ -164,7 +170,7 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
         raise TypeError(f"convert: expected an nn.Sequential of hwsnn layers; got {type(model).__name__}")
     layers = list(model)
     if names is None:
-        names = getattr(model, "layer_names", None) or [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(layers)]
+        names = layer_names(model)
     if len(names) != len(layers):
         raise ValueError(f"convert: {len(names)} names for {len(layers)} layers")
     neuron_idx = [i for i, m in enumerate(layers) if isinstance(m, BaseNode)]

@@ -77,6 +77,7 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     """
     import targets
     from hwsnn.demo import accuracy, train
+    from hwsnn.functional import reset_net
 
     tr = config.training
     tg = targets.load(config.target)
@@ -137,7 +138,7 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
 
     t0 = time.perf_counter()
     reference = float_copy(net, qat).eval()
-    twin = qat.to_twin()  # fresh states for the recording
+    reset_net(twin)  # the exported twin, from its reset state
     result.report = make_report(twin, path, examples["inputs"], float_model=reference, labels=y_test,
                                 out_dir=out / "report", plots=plots, progress=progress)
     timings["simulation + report"] = time.perf_counter() - t0

@@ -53,7 +53,7 @@ from hwsnn.neuron import BaseNode
 from targets import Target
 from targets import load as load_target
 
-from .convert import convert, dequantize_output
+from .convert import convert, dequantize_output, layer_names
 
 with warnings.catch_warnings():  # brevitas warns about optional packages at import
     warnings.simplefilter("ignore")
@@ -240,7 +240,7 @@ def prepare(
     tg = load_target(target)
     layers = list(model)
     if names is None:
-        names = [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(layers)]
+        names = layer_names(model)
     if len(names) != len(layers):
         raise ValueError(f"prepare: {len(names)} names for {len(layers)} layers")
     for i, m in enumerate(layers):
