@@ -6,7 +6,10 @@ read H and the spike gradient and write the input gradient (backward): six [T, N
 ``copy floor (1x)`` copies one [T, N] tensor (read + write: 2 streams); ``copy floor (3x)`` copies
 three, i.e. exactly the bytes the fused layer has to move.
 
-    python benchmarks/bench_lif.py [--t 64] [--n 1048576] [--reps 11]
+``hwsnn`` is the default backend (``'auto'``: the numba CPU kernels when numba is installed),
+``hwsnn-torch`` the same layer forced onto the torch fused path (``backend='torch'``).
+
+    python benchmarks/bench_lif.py [--t 64] [--n 1048576] [--reps 11] [--only hwsnn,hwsnn-torch]
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import torch
 
 from _common import available, make_lif, parse_args, print_table, reset_states, time_alternating
+
+from hwsnn.neuron import LIFNode
 
 
 def main() -> None:
@@ -24,12 +29,15 @@ def main() -> None:
     args = parse_args(__doc__, reps=11, warmup=2, extra=extra)
     T, N = args.t, args.n
     names, missing = available(args.only)
+    if not args.only or "hwsnn-torch" in args.only.split(","):
+        names.insert(1 if "hwsnn" in names else 0, "hwsnn-torch")
     torch.manual_seed(0)
     x = torch.randn(T, N, device=args.device).requires_grad_()
     grad = torch.randn(T, N, device=args.device)
     fns = {}
     for name in names:
-        node = make_lif(name).to(args.device)
+        node = LIFNode(tau=2.0, step_mode="m", backend="torch") if name == "hwsnn-torch" else make_lif(name)
+        node = node.to(args.device)
 
         def step(node=node):
             reset_states(node)

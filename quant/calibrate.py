@@ -4,7 +4,10 @@ r"""Calibration: power-of-two state exponents chosen from a few batches of data.
 per layer, the largest magnitude each state reaches:
 
 * neurons: the charged membrane :math:`\max|H|` (before fire/reset; it holds the threshold
-  crossing), and for CUBA also the current :math:`\max|I|`;
+  crossing), and for CUBA also the current :math:`\max|I|`; a recurrent population
+  (:class:`~hwsnn.layer.RecurrentContainer`): those of its neuron, whose input includes the
+  fed-back :math:`W y_{t-1} + b` (its exponent is never finer than the recurrent weight shift
+  reaches, :func:`hwsnn.fixed.recurrent.finest_state_exponent`);
 * synapse filters: the output :math:`\max|I|`.
 
 The state exponent is the smallest :math:`e` whose grid holds the range in the state's width:
@@ -37,8 +40,9 @@ import torch.nn as nn
 
 from hwsnn.fixed.arith import power_of_two_exponent
 from hwsnn.fixed.neuron import choose_state_exponent
+from hwsnn.fixed.recurrent import finest_state_exponent
 from hwsnn.fixed.synapse import default_state_exponent
-from hwsnn.layer import SynapseFilter
+from hwsnn.layer import RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode, CubaLIFNode
 from targets import Target
 from targets import load as load_target
@@ -94,15 +98,19 @@ def _threshold(m: BaseNode) -> float:
     return float(vth)
 
 
-def _neuron_ranges(m: BaseNode, x_seq: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+def _neuron_ranges(m: BaseNode, x_seq: torch.Tensor,
+                   recurrent: Optional[RecurrentContainer] = None) -> tuple[dict[str, float], torch.Tensor]:
     """Run ``m`` step by step from its reset state on ``x_seq``: max |H| (and |I| for CUBA), and
-    the spikes (the layer's output, for the next layer)."""
+    the spikes (the layer's output, for the next layer); with ``recurrent`` (``m``'s container) the
+    input of each step is :math:`x_t + W y_{t-1} + b`."""
     v: Union[float, torch.Tensor] = m.v_init
     i = torch.zeros_like(x_seq[0])
     h_max, i_max = 0.0, 0.0
     spikes = []
+    if recurrent is not None:
+        recurrent.reset()
     for t in range(x_seq.shape[0]):
-        x = x_seq[t]
+        x = x_seq[t] if recurrent is None else recurrent.feedback(x_seq[t])
         if isinstance(m, CubaLIFNode):
             i = m.current_charge(x, i)
             i_max = max(i_max, float(i.abs().max()))
@@ -112,10 +120,22 @@ def _neuron_ranges(m: BaseNode, x_seq: torch.Tensor) -> tuple[dict[str, float], 
         h_max = max(h_max, float(h.abs().max()))
         s, v = m.step(x, v_t)
         spikes.append(s)
+        if recurrent is not None:
+            recurrent.y = s
+    if recurrent is not None:
+        recurrent.reset()
     out = {"h": h_max}
     if isinstance(m, CubaLIFNode):
         out["i"] = i_max
     return out, torch.stack(spikes)
+
+
+def _recurrent_neuron(m: RecurrentContainer, name: str) -> BaseNode:
+    """The spiking neuron of a recurrent population (the only sub-module with an integer twin)."""
+    if not isinstance(m.sub_module, BaseNode):
+        raise TypeError(f"calibrate: {name} (RecurrentContainer) wraps {type(m.sub_module).__name__}; calibration "
+                        "and conversion need a spiking neuron (IFNode, LIFNode, CubaLIFNode)")
+    return m.sub_module
 
 
 def _exponent(m: BaseNode, tg: Target, ranges: dict[str, float], margin: float) -> int:
@@ -172,6 +192,8 @@ def calibrate(
                 for name, m in zip(names, layers):
                     if isinstance(m, BaseNode):
                         ranges, h = _neuron_ranges(m, h)
+                    elif isinstance(m, RecurrentContainer):
+                        ranges, h = _neuron_ranges(_recurrent_neuron(m, name), h, m)
                     else:
                         if hasattr(m, "reset"):
                             m.reset()
@@ -198,6 +220,10 @@ def calibrate(
         if isinstance(m, BaseNode):
             cal.default_exponents[name] = choose_state_exponent(_threshold(m), tg)
             cal.state_exponents[name] = _exponent(m, tg, observed[name], margin)
+        elif isinstance(m, RecurrentContainer):  # as its converter: no finer than the weight shift reaches
+            finest = finest_state_exponent(m, tg)
+            cal.default_exponents[name] = max(choose_state_exponent(_threshold(m.sub_module), tg), finest)
+            cal.state_exponents[name] = max(_exponent(m.sub_module, tg, observed[name], margin), finest)
         else:
             default = default_state_exponent(tg)
             cal.default_exponents[name] = default

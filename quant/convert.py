@@ -6,7 +6,9 @@ so that every layer hands the next one integers it can take:
 
 * a neuron is converted first (its state exponent puts the threshold near the top of the
   membrane width, :func:`hwsnn.fixed.neuron.choose_state_exponent`), and the dense/conv layer
-  feeding it gets ``output_exponent`` = the neuron's input exponent;
+  feeding it gets ``output_exponent`` = the neuron's input exponent; a recurrent population
+  (:class:`~hwsnn.layer.RecurrentContainer`) counts as a neuron, its input exponent being its
+  neuron's (the recurrent weights land in those units, :func:`hwsnn.fixed.recurrent.recurrent_to_fixed`);
 * a dropout's :math:`1/(1-p)` is folded into the next synaptic layer's weights
   (:func:`hwsnn.fixed.fold_rescale`) when ``model`` is in training mode (masks active; in eval
   mode dropout is the identity in both worlds and nothing is folded), its mask seed is
@@ -33,20 +35,27 @@ from typing import Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
-from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, fold_rescale, to_fixed
+from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedRecurrent, fold_rescale, to_fixed
 from hwsnn.fixed.arith import power_of_two_exponent
+from hwsnn.fixed.recurrent import finest_state_exponent
 from hwsnn.functional import set_step_mode
-from hwsnn.layer import Dropout, Dropout2d, SynapseFilter
+from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode
 from targets import Target
 
 __all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight"]
 
-_NEURON_TWINS = (FixedIFNode, FixedLIFNode, FixedCubaLIFNode)
+_NEURON_TWINS = (FixedIFNode, FixedLIFNode, FixedCubaLIFNode, FixedRecurrent)
+_NEURONS = (BaseNode, RecurrentContainer)  # spiking layers: their input exponent is fixed first
 
 
 def _is_synaptic(m: nn.Module) -> bool:
     return isinstance(m, (nn.Linear, nn.Conv2d))
+
+
+def _input_exponent(twin: nn.Module) -> int:
+    """The input exponent of a neuron twin (a recurrent population: its neuron's)."""
+    return twin.neuron.input_exponent if isinstance(twin, FixedRecurrent) else twin.input_exponent
 
 
 def layer_names(model: nn.Sequential) -> list[str]:
@@ -173,7 +182,7 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
         names = layer_names(model)
     if len(names) != len(layers):
         raise ValueError(f"convert: {len(names)} names for {len(layers)} layers")
-    neuron_idx = [i for i, m in enumerate(layers) if isinstance(m, BaseNode)]
+    neuron_idx = [i for i, m in enumerate(layers) if isinstance(m, _NEURONS)]
     last_neuron = neuron_idx[-1] if neuron_idx else None
     twins: list[Optional[nn.Module]] = [None] * len(layers)
     # neurons first: their input exponents fix the output exponents of the layers feeding them
@@ -181,8 +190,10 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
     if unknown:
         raise ValueError(f"convert: state_exponents names {sorted(unknown)} are not layers; layers: {names}")
     for i in neuron_idx:
-        twins[i] = to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron),
-                            state_exponent=state_exponents.get(names[i]))
+        e = state_exponents.get(names[i])
+        if e is not None and isinstance(layers[i], RecurrentContainer):  # never finer than its weight shift reaches
+            e = max(e, finest_state_exponent(layers[i], tg))
+        twins[i] = to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron), state_exponent=e)
     e_x = int(input_exponent)
     first_synaptic = True
     fold_p: Optional[float] = None
@@ -190,12 +201,12 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
     source: Optional[int] = None  # the synapse filter that set e_x (through dropout/delay/pooling)
     for i, m in enumerate(layers):
         input_exponents.append(e_x)
-        if isinstance(m, BaseNode):
+        if isinstance(m, _NEURONS):
             e_x, source = 0, None
             continue
         if _is_synaptic(m):
-            j = next((j for j in range(i + 1, len(layers)) if isinstance(layers[j], BaseNode) or _is_synaptic(layers[j])), None)
-            e_out = twins[j].input_exponent if j is not None and isinstance(layers[j], BaseNode) else None
+            j = next((j for j in range(i + 1, len(layers)) if isinstance(layers[j], _NEURONS) or _is_synaptic(layers[j])), None)
+            e_out = _input_exponent(twins[j]) if j is not None and isinstance(layers[j], _NEURONS) else None
             layer, e_w = m, None
             quantized = quantized_weight(m, tg)
             if quantized is not None:  # Brevitas: its grid and exponent as they are
@@ -216,7 +227,7 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             if e_out is not None:
                 excess = (e_w + e_x - e_out) - tg.synapse.weight_shift_max
                 if excess > 0:  # the neuron's grid is finer than the shift can reach: coarsen it
-                    raise _Coarsen(names[j], twins[j].input_exponent - tg.neuron.input_shift + excess)
+                    raise _Coarsen(names[j], _input_exponent(twins[j]) - tg.neuron.input_shift + excess)
             source = None
             twins[i] = to_fixed(layer, tg, name=names[i], clip=clip, input_exponent=e_x, output_exponent=e_out,
                                 first_layer=first_synaptic, weight_exponent=e_w)

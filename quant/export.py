@@ -48,6 +48,7 @@ from hwsnn.fixed import (
     SynapticEvents,
 )
 from hwsnn.fixed.conv import _pad4
+from hwsnn.fixed.recurrent import FixedRecurrent
 from sim.bundle import FORMAT, FORMAT_VERSION, Export, ExportError, hex_words, load_export, sha256_of
 
 __all__ = ["describe_layer", "export", "load_export", "Export", "ExportError", "twin_layers"]
@@ -124,6 +125,26 @@ def _synaptic_params(twin: Any) -> dict:
     )
 
 
+def _neuron_params(twin: Any) -> tuple[str, dict]:
+    """The op name and params of a neuron twin (``if``, ``lif``, ``cuba``)."""
+    op = "cuba" if isinstance(twin, FixedCubaLIFNode) else "lif" if isinstance(twin, FixedLIFNode) else "if"
+    params = dict(
+        threshold=int(twin.threshold), threshold_int=int(twin.threshold_int), reset=twin.reset_kind,
+        v_reset=int(twin.v_reset), max_spikes=int(twin.max_spikes), readout=bool(twin.readout),
+        bias_exp=int(twin.bias_exp), state_exponent=int(twin.state_exponent), input_shift=int(twin.input_shift),
+    )
+    if op in ("lif", "cuba"):
+        params.update(decay_mem=int(twin.decay_mem), decay_input=bool(twin.decay_input))
+    if op == "cuba":
+        params["decay_syn"] = int(twin.decay_syn)
+    return op, params
+
+
+def _neuron_bias_table(twin: Any) -> _Table:
+    bias = twin.bias.reshape(()) if twin.bias.numel() == 1 else twin.bias  # one shared bias: a scalar table
+    return _width_table(bias, twin.target.widths.bias, twin.state_exponent + twin.bias_exp)
+
+
 def _delay_width(max_delay: int) -> targets.Width:
     return targets.Width(bits=max(int(max_delay).bit_length(), 1), signed=False)
 
@@ -153,7 +174,8 @@ def _describe(twin: nn.Module, input_shape: Shape, in_kind: str, in_exp: Optiona
         )
     tg = twin.target
     w = tg.widths
-    out_shape = _step_probe(twin, input_shape)
+    # a recurrent population keeps its shape (and on Xylo takes only events: no probe with zeros)
+    out_shape = input_shape if isinstance(twin, FixedRecurrent) else _step_probe(twin, input_shape)
     tabs: dict[str, _Table] = {}
     out_kind, out_exp = "values", None
 
@@ -206,19 +228,21 @@ def _describe(twin: nn.Module, input_shape: Shape, in_kind: str, in_exp: Optiona
                 tabs[role] = _mask_table(packed)
         out_exp = twin.output_exponent
     elif isinstance(twin, (FixedIFNode, FixedLIFNode)):
-        op = "cuba" if isinstance(twin, FixedCubaLIFNode) else "lif" if isinstance(twin, FixedLIFNode) else "if"
-        params = dict(
-            threshold=int(twin.threshold), threshold_int=int(twin.threshold_int), reset=twin.reset_kind,
-            v_reset=int(twin.v_reset), max_spikes=int(twin.max_spikes), readout=bool(twin.readout),
-            bias_exp=int(twin.bias_exp), state_exponent=int(twin.state_exponent), input_shift=int(twin.input_shift),
-        )
-        if op in ("lif", "cuba"):
-            params.update(decay_mem=int(twin.decay_mem), decay_input=bool(twin.decay_input))
-        if op == "cuba":
-            params["decay_syn"] = int(twin.decay_syn)
-        bias = twin.bias.reshape(()) if twin.bias.numel() == 1 else twin.bias  # one shared bias: a scalar table
-        tabs["bias"] = _width_table(bias, w.bias, twin.state_exponent + twin.bias_exp)
+        op, params = _neuron_params(twin)
+        tabs["bias"] = _neuron_bias_table(twin)
         out_kind, out_exp = ("spikes" if twin.max_spikes == 1 else "counts"), 0
+    elif isinstance(twin, FixedRecurrent):
+        op = "recurrent"
+        neuron_op, params = _neuron_params(twin.neuron)
+        proj = twin.projection
+        params.update(
+            neuron_op=neuron_op, features=int(twin.features), latency=int(twin.latency),
+            accumulation=tg.synapse.accumulation, event_cap=int(tg.neuron.max_spikes_per_step) if twin.per_event else None,
+            clip_events=bool(proj.clip), weight_shift=int(proj.weight_shift), weight_exponent=int(proj.weight_exponent),
+        )
+        tabs["bias"] = _neuron_bias_table(twin.neuron)
+        tabs["weight"] = _width_table(proj.weight, w.weight, proj.weight_exponent)
+        out_kind, out_exp = ("spikes" if twin.neuron.max_spikes == 1 else "counts"), 0
     elif isinstance(twin, FixedSynapseFilter):
         op = "synapse_filter"
         params = dict(k=int(twin.k), state_exponent=int(twin.state_exponent), one=int(twin.one),
@@ -290,7 +314,7 @@ def twin_layers(model: nn.Module) -> list[FixedModule]:
         return out
     raise TypeError(
         f"export: expected a twin or an nn.Sequential of twins; got {type(model).__name__} "
-        "(networks with branches or recurrence are not exportable yet)"
+        "(networks with branches are not exportable yet; recurrence: hwsnn.fixed.FixedRecurrent)"
     )
 
 

@@ -23,7 +23,13 @@ and, layer by layer,
   arithmetic shifts, toward zero where the target says so, Xylo's minimum decrement, mul12,
   saturation, multi-spikes;
 * Loihi's synaptic latency is mirrored by delaying the float path the same number of steps;
-  dropout uses the twin's counter-based masks in both paths.
+  dropout uses the twin's counter-based masks in both paths;
+* a recurrent population (:class:`~hwsnn.layer.RecurrentContainer`) is a stateful layer: its
+  neuron's states and its fed-back output :math:`y_{t-1}` are replaced by the twin's every step, so
+  the gradient reaches the recurrent weights ``rc`` and earlier steps through the chip's values.
+  ``rc`` stays a plain ``Linear``: the twin quantizes it each forward
+  (:func:`hwsnn.fixed.recurrent.recurrent_to_fixed`, round to nearest on the grid that holds
+  :math:`\max|w|`), so the forward is the exported twin's here too.
 
 So ``prepared(x)`` equals the dequantized output of ``quant.convert(prepared, target)(x_int)``
 bit for bit (tested for every layer kind and target); QAT optimises exactly what is exported.
@@ -47,7 +53,7 @@ import torch
 import torch.nn as nn
 
 from hwsnn.functional import reset_net
-from hwsnn.layer import Dropout, Dropout2d, SynapseFilter
+from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.layer.stateless import _SeqToANN
 from hwsnn.neuron import BaseNode
 from targets import Target
@@ -104,7 +110,7 @@ def _quant_layer(m: nn.Module, quantizer: dict) -> nn.Module:
     return q.to(m.weight.device)
 
 
-_STATEFUL = (BaseNode, SynapseFilter)
+_STATEFUL = (BaseNode, SynapseFilter, RecurrentContainer)
 
 
 class QATNetwork(nn.Sequential):
@@ -198,19 +204,23 @@ class QATNetwork(nn.Sequential):
 
 def _stepwise(m: nn.Module, tw: nn.Module, h: torch.Tensor, h_int, e_in: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One stateful layer step by step: the twin's value, the float layer's gradient, the float
-    states replaced by the twin's after every step (straight-through)."""
-    memories = dict(m.named_memories())
+    states replaced by the twin's after every step (straight-through); a recurrent population's
+    states are its neuron's, and its fed-back output becomes the step's straight-through output."""
+    cell = m.sub_module if isinstance(m, RecurrentContainer) else m
+    memories = dict(cell.named_memories())
     states = [k for k in tw.exponents if k in memories]
     outs, ints = [], []
     for t in range(h.shape[0]):
         y_int = tw.single_step_forward(h_int[t])
         f = m.single_step_forward(h[t])
         for k in states:
-            cur = getattr(m, k)
+            cur = getattr(cell, k)
             exact = tw.dequantize(k).to(device=f.device, dtype=f.dtype)
-            setattr(m, k, exact + (cur - cur.detach()) if torch.is_tensor(cur) else exact)
+            setattr(cell, k, exact + (cur - cur.detach()) if torch.is_tensor(cur) else exact)
         value = dequantize_output(tw, y_int, e_in).to(f.dtype)
         outs.append(value + (f - f.detach()))
+        if cell is not m:
+            m.y = outs[-1]
         ints.append(y_int)
     return torch.stack(outs), torch.stack(ints)
 
@@ -255,8 +265,8 @@ def prepare(
             new.append(_quant_layer(m, quantizer))
             continue
         c = copy.deepcopy(m)
-        if isinstance(c, _STATEFUL):
-            for p in c.parameters():  # tau = 2^k / 4096/d on the chip: frozen during QAT
+        if isinstance(c, _STATEFUL):  # tau = 2^k / 4096/d on the chip: frozen during QAT (not rc's weights)
+            for p in (c.sub_module if isinstance(c, RecurrentContainer) else c).parameters():
                 p.requires_grad_(False)
         new.append(c)
     net = QATNetwork(new, tg, seed=seed, clip=clip, input_exponent=input_exponent,

@@ -25,6 +25,7 @@ import torch.nn as nn
 
 import sim
 from hwsnn.fixed import FixedCubaLIFNode, FixedDropout, FixedIFNode, FixedLIFNode, FixedSynapseFilter, SynapticEvents
+from hwsnn.fixed.recurrent import FixedRecurrent
 from hwsnn.layer.dropout import Dropout as FloatDropout
 from hwsnn.functional import reset_net, set_step_mode
 from sim.report import build_report, write_report
@@ -44,6 +45,8 @@ def _np(t: Any) -> np.ndarray:
 
 def _state_names(layer: nn.Module) -> tuple[str, ...]:
     """The states recorded for a twin (the names :mod:`sim` records too)."""
+    if isinstance(layer, FixedRecurrent):
+        return _state_names(layer.neuron)
     if isinstance(layer, FixedCubaLIFNode):
         return ("i", "v")
     if isinstance(layer, (FixedIFNode, FixedLIFNode)):
@@ -92,7 +95,7 @@ def _record_twin(twin_seq: nn.Module, inputs: Union[torch.Tensor, np.ndarray]) -
                 h = m(h)
                 rec[name].setdefault("output", []).append(_np(h))
                 for s in _state_names(m):
-                    value = getattr(m, s, None)
+                    value = getattr(m.neuron if isinstance(m, FixedRecurrent) else m, s, None)
                     if value is not None:
                         rec[name].setdefault(s, []).append(_np(value))
     return {name: {k: np.stack(v) for k, v in d.items()} for name, d in rec.items()}, layers

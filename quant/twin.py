@@ -31,6 +31,7 @@ from hwsnn.fixed import (
     FixedVotingLayer,
 )
 from hwsnn.fixed import rng
+from hwsnn.fixed.recurrent import FixedRecurrent
 from hwsnn.functional import set_step_mode
 from sim.bundle import Export, load_export
 
@@ -56,6 +57,10 @@ def _layer(ex: Export, e: dict) -> nn.Module:
         return FixedConv2d(_t(ex, e, "weight"), tg, _t(ex, e, "bias"), p["weight_shift"], p["stride"], (top, left),
                            p["dilation"], p["groups"], latency=p["latency"], first_layer=p["first_layer"], name=name,
                            input_exponent=p["input_exponent"], weight_exponent=p["weight_exponent"])
+    if op == "recurrent":
+        neuron = _layer(ex, {**e, "op": p["neuron_op"]})
+        return FixedRecurrent(neuron, _t(ex, e, "weight"), p["weight_shift"], p["latency"], name=name,
+                              clip=p.get("clip_events", False))
     if op in ("if", "lif", "cuba"):
         kw = dict(state_exponent=p["state_exponent"], reset=p["reset"], v_reset=p["v_reset"], bias=_t(ex, e, "bias"),
                   bias_exp=p["bias_exp"], readout=p["readout"], name=name)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_i64", "max_abs", "F32_EXACT", "F64_EXACT", "I64_LIMIT", "matmul_bound", "exact_matmul", "rshift", "shift", "decay_amount", "mul12", "overflow", "wrap"]
+__all__ = ["as_i64", "max_abs", "F32_EXACT", "F64_EXACT", "I64_LIMIT", "matmul_bound", "exact_matmul", "MatmulWeight", "rshift", "shift", "decay_amount", "mul12", "overflow", "wrap"]
 
 
 def as_i64(x) -> np.ndarray:
@@ -75,18 +75,24 @@ def wrap(x: np.ndarray, width) -> np.ndarray:
 
 
 def overflow(x: np.ndarray, width, mode: str) -> tuple[np.ndarray, int]:
-    """Bring ``x`` into ``width`` by ``mode``; returns ``(value, number of values out of range)``."""
+    """Bring ``x`` into ``width`` by ``mode``; returns ``(value, number of values out of range)``.
+
+    In range (the common case: ``min(x)`` and ``max(x)`` inside the bounds) ``x`` itself comes
+    back, with no per-element test."""
     x = as_i64(x)
+    if x.size == 0:
+        return x, 0
+    xmin, xmax = int(x.min()), int(x.max())
     if mode == "fold_once":
         half, full = 1 << (width.bits - 1), 1 << width.bits
+        if xmin > -half and xmax <= half:
+            return x, 0
         up, down = x > half, x <= -half
-        n = int(np.count_nonzero(up | down))
-        return (np.where(up, x - full, np.where(down, x + full, x)) if n else x), n
+        return np.where(up, x - full, np.where(down, x + full, x)), int(np.count_nonzero(up | down))
     lo, hi = width.lo, width.hi
-    bad = (x < lo) | (x > hi)
-    n = int(np.count_nonzero(bad))
-    if not n:
+    if lo <= xmin and xmax <= hi:
         return x, 0
+    n = int(np.count_nonzero((x < lo) | (x > hi)))
     if mode == "saturate":
         return np.clip(x, lo, hi), n
     if mode == "wrap":
@@ -117,15 +123,40 @@ def matmul_bound(x_max: int, w_max: int, k: int, who: str) -> bool:
     return bound < F64_EXACT
 
 
-def exact_matmul(x: np.ndarray, w_t: np.ndarray, who: str = "matmul", force_int64: bool = False) -> np.ndarray:
-    r"""Exact :math:`X W^T` (``x`` ``[..., K]``, ``w_t`` ``[K, M]`` or batched ``[..., K, M]``) as int64:
-    float32 BLAS while :math:`\max|X|\,\max|W|\,K < 2^{24}`, float64 while :func:`matmul_bound`
-    proves it exact (:math:`< 2^{53}`), else an int64 matmul."""
-    k = w_t.shape[-2]
-    x_max, w_max = max_abs(x), max_abs(w_t)
-    if matmul_bound(x_max, w_max, k, who) and not force_int64:
+class MatmulWeight:
+    r"""An integer weight ``w_t`` ``[K, M]`` (or batched ``[..., K, M]``) prepared for repeated
+    :func:`exact_matmul`: :math:`\max|W|` computed once, each float copy made on first use."""
+
+    def __init__(self, w_t: np.ndarray) -> None:
+        self.w_t = w_t
+        self.max = max_abs(w_t)
+        self._cast: dict = {}
+
+    def cast(self, dtype) -> np.ndarray:
+        """``w_t`` as a C-contiguous ``dtype`` array (cached)."""
+        a = self._cast.get(dtype)
+        if a is None:
+            a = self._cast[dtype] = np.ascontiguousarray(self.w_t, dtype=dtype)
+        return a
+
+
+def exact_matmul(x: np.ndarray, w_t, who: str = "matmul", force_int64: bool = False) -> np.ndarray:
+    r"""Exact :math:`X W^T` (``x`` ``[..., K]``, ``w_t`` ``[K, M]`` or batched ``[..., K, M]``, an array
+    or a :class:`MatmulWeight`) as int64: float32 BLAS while :math:`\max|X|\,\max|W|\,K < 2^{24}`,
+    float64 while :func:`matmul_bound` proves it exact (:math:`< 2^{53}`), else an int64 matmul.
+
+    ``x`` may have any integer dtype (cast straight to the float type); a 2-D ``w_t`` takes one
+    ``[prod(...), K] @ [K, M]`` product."""
+    w = w_t if isinstance(w_t, MatmulWeight) else MatmulWeight(w_t)
+    k = w.w_t.shape[-2]
+    x_max = max_abs(x)
+    if matmul_bound(x_max, w.max, k, who) and not force_int64:
         # float32 holds every integer below 2^24 exactly: with |partial sums| <= x_max*w_max*k < 2^24
         # every product and every partial sum is exact, whatever order BLAS sums in
-        ftype = np.float32 if x_max * w_max * max(k, 1) < F32_EXACT else np.float64
-        return np.matmul(x.astype(ftype), w_t.astype(ftype)).astype(np.int64)  # exact integers: no rounding needed
-    return np.matmul(x.astype(np.int64), w_t.astype(np.int64))
+        ftype = np.float32 if x_max * w.max * max(k, 1) < F32_EXACT else np.float64
+        wf, xf = w.cast(ftype), x.astype(ftype)
+    else:
+        wf, xf = w.cast(np.int64), x.astype(np.int64, copy=False)
+    if wf.ndim == 2 and xf.ndim > 2:
+        return np.matmul(xf.reshape(-1, k), wf).astype(np.int64, copy=False).reshape(*x.shape[:-1], wf.shape[1])
+    return np.matmul(xf, wf).astype(np.int64, copy=False)  # exact integers: no rounding needed

@@ -21,6 +21,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from . import fast
 from . import ops  # noqa: F401  (registers the ops)
 from .bundle import Export, load_export
 from .mapping import core_map, estimate_costs, fit_check
@@ -41,6 +42,7 @@ def build_ops(export: Export, batch: int, plan: Optional[list[dict]] = None) -> 
         if cls is None:
             raise ValueError(f"layer {entry['name']!r}: op {entry['op']!r} is not known to this simulator; known: {sorted(OPS)}")
         op = cls(entry, export.tables, export.target, batch)
+        op.cache = export.cache.setdefault(("op", entry["name"], entry["op"]), {})
         op.set_blocks(p["blocks"])
         out.append(op)
     return out
@@ -71,6 +73,7 @@ def run(
     record: str = "output",
     chunk: int = 64,
     progress: bool = False,
+    jit: Optional[bool] = None,
 ) -> SimResult:
     """Simulate the export on integer ``inputs`` ``[T, N, *input_shape]`` (module docstring).
 
@@ -79,6 +82,8 @@ def run(
     :param record: ``"none"``, ``"output"``, ``"layers"`` or ``"states"``
     :param chunk: steps per chunk (memory/speed trade-off only; results do not depend on it)
     :param progress: show a progress bar over time (tqdm, if installed)
+    :param jit: compiled stepping of per-event populations (:mod:`sim.fast`): ``None`` uses it when
+        numba is installed, ``False`` forces NumPy, ``True`` requires numba (results are identical)
     """
     if record not in RECORD:
         raise ValueError(f"sim.run: record must be one of {RECORD}; got {record!r}")
@@ -88,8 +93,11 @@ def run(
     x = _check_inputs(ex, inputs)
     T, N = int(x.shape[0]), int(x.shape[1])
     plan, fit = _static(ex)
+    if jit and not fast.available():
+        raise RuntimeError("sim.run: jit=True needs numba (pip install 'hwsnn[fast]') and HWSNN_SIM_JIT != 0")
     layers = build_ops(ex, N, plan)
     for op in layers:
+        op.jit = jit is not False
         op.reset()
     names = [op.name for op in layers]
     keep_all = record in ("layers", "states")

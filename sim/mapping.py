@@ -2,8 +2,9 @@ r"""Mapping of layers to cores, the fit check, and the cost model (cycles, laten
 
 **Mapping** (deterministic, from the export alone):
 
-* Each neuron layer (``if``/``lif``/``cuba``) with :math:`n` neurons (one sample) and :math:`S`
-  nonzero synapses into it (the nearest dense/conv/dropconnect layer before it) gets
+* Each neuron layer (``if``/``lif``/``cuba``/``recurrent``) with :math:`n` neurons (one sample) and :math:`S`
+  nonzero synapses into it (the nearest dense/conv/dropconnect layer before it, plus a recurrent
+  layer's own matrix, stored with its target rows) gets
   :math:`c = \max(1, \lceil n / \text{neurons\_per\_core} \rceil, \lceil S / \text{synapses\_per\_core} \rceil)`
   cores (a missing limit counts as 1). Its neurons are split in :math:`c` contiguous blocks of
   :math:`\lceil n/c \rceil` (flat C order); the synapses into a neuron live on that neuron's core,
@@ -39,7 +40,7 @@ from .bundle import Export
 
 __all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs"]
 
-NEURON_OPS = ("if", "lif", "cuba")
+NEURON_OPS = ("if", "lif", "cuba", "recurrent")
 SYNAPTIC_OPS = ("dense", "conv2d", "dropconnect")
 STATE_OPS = ("synapse_filter", "delay")
 ROUTING_OPS = ("dropout", "dropout2d", "voting", "avgpool2d", "maxpool2d", "flatten")
@@ -71,14 +72,15 @@ def core_map(export: Export) -> list[dict]:
         n = _size(e["output_shape"])
         if op in NEURON_OPS or (op in STATE_OPS and not _follows_neurons(layers, plan, i)):
             syn_idx = _feeding_synaptic(layers, i) if op in NEURON_OPS else None
-            syn = _nnz(export, layers[syn_idx]) if syn_idx is not None else 0
+            syn = (_nnz(export, layers[syn_idx]) if syn_idx is not None else 0) + (_nnz(export, e) if op == "recurrent" else 0)
             c = max(1, math.ceil(n / lim.neurons_per_core) if lim.neurons_per_core else 1,
                     math.ceil(syn / lim.synapses_per_core) if lim.synapses_per_core else 1)
             blocks = _blocks(n, c)
             ids = list(range(next_core, next_core + len(blocks)))
             next_core += len(blocks)
             per_core_syn = _synapses_per_block(export, layers[syn_idx], blocks) if syn_idx is not None else [0] * len(blocks)
-            plan[i] = dict(cores=ids, blocks=blocks, neurons=n, synapses=per_core_syn)
+            own = _synapses_per_block(export, e, blocks) if op == "recurrent" else [0] * len(blocks)
+            plan[i] = dict(cores=ids, blocks=blocks, neurons=n, synapses=own)
             if syn_idx is not None:
                 plan[syn_idx] = dict(cores=ids, blocks=blocks, neurons=0, synapses=per_core_syn)
         elif op in STATE_OPS:  # on the cores of the neuron layer before it
@@ -111,7 +113,7 @@ def _synapses_per_block(export: Export, entry: dict, blocks: list[tuple[int, int
     w = export.tables.get(entry.get("tables", {}).get("weight", ""), None)
     if w is None:
         return [0] * len(blocks)
-    if entry["op"] in ("dense", "dropconnect"):
+    if entry["op"] in ("dense", "dropconnect", "recurrent"):
         rows = np.count_nonzero(w, axis=1)
         return [int(rows[a:b].sum()) for a, b in blocks]
     per_channel = np.count_nonzero(w.reshape(w.shape[0], -1), axis=1)
@@ -141,7 +143,7 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
                 continue
             if e["op"] in NEURON_OPS:
                 per_core_neurons[c] = per_core_neurons.get(c, 0) + (b - a)
-            per_core_syn[c] = per_core_syn.get(c, 0) + (s if e["op"] in SYNAPTIC_OPS else 0)
+            per_core_syn[c] = per_core_syn.get(c, 0) + (s if e["op"] in SYNAPTIC_OPS or e["op"] == "recurrent" else 0)
     if per_core_neurons:
         add("neurons per core (largest)", "(network)", max(per_core_neurons.values()), lim.neurons_per_core)
     if per_core_syn:
@@ -155,7 +157,7 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
                 readout += _size(e["output_shape"])
             else:
                 hidden += _size(e["output_shape"])
-        if "weight" in tabs and op in ("dense", "dropconnect"):
+        if "weight" in tabs and op in ("dense", "dropconnect", "recurrent"):
             w = export.tables[tabs["weight"]]
             nz = w != 0
             add("fan-in (largest)", name, int(nz.sum(1).max()) if nz.size else 0, lim.max_fan_in)

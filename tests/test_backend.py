@@ -347,6 +347,8 @@ def test_backend_argument_validation():
 
 def test_backend_resolution(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert B.resolve_backend("auto", cpu) == ("numba" if B.numba_available() else "torch")
+    monkeypatch.setenv("HWSNN_NUMBA", "0")
     assert B.resolve_backend("auto", cpu) == "torch"
     assert B.resolve_backend("torch", cuda) == "torch"
     monkeypatch.setattr(B, "triton_available", lambda: False)

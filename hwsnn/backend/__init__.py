@@ -8,10 +8,18 @@ backward recurrences) instead of recording ~10 autograd nodes per time step.
 Backends (the ``backend`` argument of the modules):
 
 ``'auto'`` (default)
-    ``'triton'`` for CUDA tensors when Triton is installed, else ``'torch'``.
+    ``'triton'`` for CUDA tensors when Triton is installed, ``'numba'`` for CPU tensors when numba
+    is installed (and ``HWSNN_NUMBA`` is not ``0``), else ``'torch'``.
 ``'torch'``
     :mod:`hwsnn.backend.fused`: in-place torch ops, any device; on CPU blocked so that the
-    per-step temporaries stay in cache.
+    per-step temporaries stay in cache. Forces this path on CPU.
+``'numba'``
+    :mod:`hwsnn.backend.cpu_kernels` (neurons only): compiled CPU loops, one pass over ``T`` per
+    block of neurons, parallel over blocks (``torch.get_num_threads()`` threads). Needs
+    ``pip install hwsnn[fast]`` and CPU tensors. Configurations it does not cover exactly
+    (tensor thresholds, ``spiking=False`` surrogates, float64) and the synapse filter run on
+    ``'torch'``. The first call in a fresh environment compiles the kernels (~8 s; cached on disk
+    by numba). The environment variable ``HWSNN_NUMBA=0`` makes ``'auto'`` skip it.
 ``'triton'``
     :mod:`hwsnn.backend.triton_kernels`: one Triton program per block of neurons loops over T in
     registers (forward and backward). Needs ``pip install hwsnn[triton]`` and CUDA tensors (or
@@ -62,6 +70,7 @@ __all__ = [
     "empty_cache",
     "HostPool",
     "triton_available",
+    "numba_available",
     "resolve_backend",
     "SurrogateSpec",
     "surrogate_spec",
@@ -73,9 +82,10 @@ __all__ = [
 ]
 
 #: allowed values of the ``backend`` argument
-BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton", "numba")
 
 _TRITON_HINT = "install it with `pip install hwsnn[triton]` (or `pip install triton`)"
+_NUMBA_HINT = "install it with `pip install hwsnn[fast]` (or `pip install numba`)"
 
 Threshold = Union[float, torch.Tensor]
 
@@ -83,7 +93,7 @@ Threshold = Union[float, torch.Tensor]
 def check_backend(backend: object, who: str = "") -> str:
     """Return ``backend`` if it is one of :data:`BACKENDS`, else raise ``ValueError`` naming them.
 
-    ``'triton'`` without Triton installed raises ``ImportError`` with the install command.
+    ``'triton'`` / ``'numba'`` without Triton / numba installed raise ``ImportError`` with the install command.
     """
     prefix = f"{who}: " if who else ""
     if not isinstance(backend, str) or backend not in BACKENDS:
@@ -92,6 +102,8 @@ def check_backend(backend: object, who: str = "") -> str:
         )
     if backend == "triton" and not triton_available():
         raise ImportError(f"{prefix}backend='triton' needs the optional Triton dependency: {_TRITON_HINT}")
+    if backend == "numba" and not numba_available():
+        raise ImportError(f"{prefix}backend='numba' needs the optional numba dependency: {_NUMBA_HINT}")
     return backend
 
 
@@ -120,23 +132,54 @@ def triton_available() -> bool:
     return _triton_ok
 
 
+_numba_ok: Optional[bool] = None
+
+
+def numba_available() -> bool:
+    """Whether ``import numba`` works (checked once, lazily: importing hwsnn never imports numba)."""
+    global _numba_ok
+    if _numba_ok is None:
+        if importlib.util.find_spec("numba") is None:
+            _numba_ok = False
+        else:
+            try:
+                import numba  # noqa: F401
+
+                _numba_ok = True
+            except Exception:  # pragma: no cover - broken install
+                _numba_ok = False
+    return _numba_ok
+
+
+def _numba_auto() -> bool:
+    """Whether ``'auto'`` may pick numba: installed, and ``HWSNN_NUMBA`` is not ``0``."""
+    return os.environ.get("HWSNN_NUMBA", "1").strip().lower() not in ("0", "false", "off", "no") and numba_available()
+
+
 def _triton_interpret() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def resolve_backend(backend: str, device: torch.device, who: str = "") -> str:
-    """Map ``'auto' | 'torch' | 'triton'`` to the implementation that runs on ``device``.
+    """Map ``'auto' | 'torch' | 'triton' | 'numba'`` to the implementation that runs on ``device``.
 
-    ``'auto'`` picks Triton for CUDA tensors when it is installed. Asking for ``'triton'``
-    without Triton raises ``ImportError`` (with the install command); for CPU tensors outside
-    the Triton interpreter it raises ``RuntimeError``.
+    ``'auto'`` picks Triton for CUDA tensors when it is installed and numba for CPU tensors when
+    it is installed and ``HWSNN_NUMBA`` is not ``0``. Asking for ``'triton'`` / ``'numba'``
+    without it installed raises ``ImportError`` (with the install command); ``'triton'`` for CPU
+    tensors outside the Triton interpreter, or ``'numba'`` for non-CPU tensors, raises ``RuntimeError``.
     """
     check_backend(backend, who)
     prefix = f"{who}: " if who else ""
     if backend == "torch":
         return "torch"
     if backend == "auto":
-        return "triton" if (device.type == "cuda" and triton_available()) else "torch"
+        if device.type == "cuda" and triton_available():
+            return "triton"
+        return "numba" if (device.type == "cpu" and _numba_auto()) else "torch"
+    if backend == "numba":
+        if device.type != "cpu":
+            raise RuntimeError(f"{prefix}backend='numba' runs on CPU tensors (got {device.type!r}); use 'auto'")
+        return "numba"
     if device.type != "cuda" and not _triton_interpret():
         raise RuntimeError(
             f"{prefix}backend='triton' runs on CUDA tensors (got {device.type!r}); set TRITON_INTERPRET=1 "
@@ -195,6 +238,12 @@ def fused_state(state: object, x_seq: torch.Tensor, init: float) -> Optional[tor
 
 
 def _impl(kind: str, what: str) -> tuple[Callable, Callable]:
+    """``(forward, backward)`` of ``kind`` for ``what`` (``'neuron'`` / ``'synapse'``); the synapse
+    filter has no numba kernels and runs on torch under ``'numba'``."""
+    if kind == "numba" and what == "neuron":
+        from . import cpu_kernels as ck
+
+        return (ck.neuron_forward_numba, ck.neuron_backward_numba)
     if kind == "triton":
         from . import triton_kernels as tk
 
@@ -209,10 +258,10 @@ def _impl(kind: str, what: str) -> tuple[Callable, Callable]:
 
 def _sequence_plan(x_seq: torch.Tensor, backend: str) -> tuple[int, torch.Size, torch.dtype, str]:
     """``(T, step shape, state dtype, implementation)`` for a ``[T, ...]`` sequence; float64 runs on
-    the torch kernels (Triton scalar arguments are float32)."""
+    the torch kernels (Triton scalar arguments are float32, the numba kernels keep a float32 state)."""
     sdt = state_dtype_for(x_seq.dtype)
     kind = resolve_backend(backend, x_seq.device)
-    if kind == "triton" and sdt == torch.float64:
+    if kind in ("triton", "numba") and sdt == torch.float64:
         kind = "torch"
     return x_seq.shape[0], x_seq.shape[1:], sdt, kind
 
@@ -259,6 +308,11 @@ def neuron_multi_step(
         vth_f = 0.0
     else:
         vth_t, vth_f = None, float(v_threshold)
+    if kind == "numba":
+        from .cpu_kernels import supports
+
+        if not supports(cfg, x_seq.dtype, v_threshold):
+            kind = "torch"
     impl = _impl(kind, "neuron")
     if torch.is_grad_enabled() and (x2.requires_grad or v1.requires_grad):
         spikes, v_out = FusedNeuronFunction.apply(x2, v1, vth_t, vth_f, cfg, impl)

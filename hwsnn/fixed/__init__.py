@@ -16,6 +16,7 @@ from .dropout import FixedDropConnectLinear, FixedDropout, FixedDropout2d, fold_
 from .events import SynapticEvents, accumulate_events
 from .neuron import FixedCubaLIFNode, FixedIFNode, FixedLIFNode
 from .pool import FixedAvgPool2d, FixedFlatten, FixedMaxPool2d
+from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
 from .voting import FixedVotingLayer
 
@@ -32,6 +33,7 @@ __all__ = [
     "FixedIFNode",
     "FixedLIFNode",
     "FixedCubaLIFNode",
+    "FixedRecurrent",
     "FixedLinear",
     "FixedConv2d",
     "FixedSynapseFilter",

@@ -4,6 +4,7 @@ from .container import MultiStepContainer, SeqToANNContainer, StepModeContainer
 from .dropout import DropConnectLinear, Dropout, Dropout2d
 from .misc import Delay, PrintShapeModule, VotingLayer
 from .online_learning import GradwithTrace, OTTTSequential, ReplaceforGrad, SpikeTraceOp
+from .recurrent import RecurrentContainer
 from .stateless import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -32,6 +33,7 @@ __all__ = [
     "OTTTSequential",
     "ReplaceforGrad",
     "SpikeTraceOp",
+    "RecurrentContainer",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BatchNorm1d",

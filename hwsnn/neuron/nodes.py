@@ -46,10 +46,11 @@ class BaseNode(MemoryModule):
     :param detach_reset: detach the spike used in the reset from the graph
     :param step_mode: ``'s'`` or ``'m'``
     :param store_v_seq: in multi-step mode, keep the membrane after every step in ``self.v_seq``
-    :param backend: multi-step training kernel, ``'auto'`` (Triton on CUDA when installed, else
-        torch), ``'torch'`` or ``'triton'``; see :mod:`hwsnn.backend`. The whole sequence is one
-        autograd node with a hand-written BPTT backward; custom surrogate callables, subclasses that
-        redefine the dynamics and thresholds that require grad use the step-by-step reference.
+    :param backend: multi-step training kernel, ``'auto'`` (Triton on CUDA, numba on CPU when
+        installed, else torch), ``'torch'``, ``'triton'`` or ``'numba'``; see :mod:`hwsnn.backend`.
+        The whole sequence is one autograd node with a hand-written BPTT backward; custom surrogate
+        callables, subclasses that redefine the dynamics and thresholds that require grad use the
+        step-by-step reference.
     """
 
     def __init__(

@@ -61,6 +61,8 @@ class Op:
     kind: str = ""
     #: names of the integer states recorded by ``record=('states',)`` (e.g. ``('v',)``)
     state_names: tuple[str, ...] = ()
+    #: ops with a compiled path (:mod:`sim.fast`) use it when this is True and numba is installed
+    jit: bool = True
 
     def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
         self.layer = layer
@@ -94,6 +96,17 @@ class Op:
         raise NotImplementedError
 
     # -- helpers ------------------------------------------------------------------------------
+    #: derived tables kept across runs of one loaded export (set by the engine; else per op)
+    cache: Optional[dict] = None
+
+    def derived(self, key: str, make):
+        """``make()`` computed once per loaded export (e.g. a sparse copy of a weight table)."""
+        if self.cache is None:
+            self.cache = {}
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
     def count_saturations(self, name: str, n: int) -> None:
         self.saturations[name] = self.saturations.get(name, 0) + int(n)
 

@@ -53,8 +53,11 @@ without masks. No latency.
 **Exact sums.** Every :math:`W X` / :math:`W \star X` is computed with a float64 matmul only when
 :math:`\max|X|\,\max|W|\,K < 2^{53}` (``K`` the fan-in per output, ``in`` or ``C/g*kh*kw``): every
 partial sum is then an integer of magnitude below :math:`2^{53}`, held exactly by float64, so
-BLAS's summation order cannot change the result. Otherwise an ``int64`` matmul (exact; an
-``OverflowError`` naming the layer when the bound reaches :math:`2^{63}`).
+BLAS's summation order cannot change the result (``dense``/``dropconnect``: float32, exact the
+same way, while the bound is below :math:`2^{24}`). Otherwise an ``int64`` matmul (exact; an
+``OverflowError`` naming the layer when the bound reaches :math:`2^{63}`). ``dense`` without
+delays: when the bound (shifted, plus :math:`\max|B|`) lies inside the accumulator width, it
+proves an overflow pass empty and that pass is skipped.
 
 **Counters** (per step and per block of output elements, summed over the batch):
 
@@ -170,10 +173,9 @@ def _int_table(op: Op, role: str, shape: tuple, width=None, required: bool = Tru
         raise op.error(f"table {role!r} must hold integers; got dtype {a.dtype}")
     if tuple(a.shape) != tuple(shape):
         raise op.error(f"table {role!r} must have shape {tuple(shape)}; got {tuple(a.shape)}")
-    a = a.astype(np.int64)
     if width is not None and a.size and (int(a.min()) < width.lo or int(a.max()) > width.hi):
         raise op.error(f"table {role!r} holds values outside the target's {width} range [{width.lo}, {width.hi}]")
-    return a
+    return a.astype(np.int64)
 
 
 def _resolve_target(target):
@@ -195,10 +197,10 @@ class _SynapticOp(Op):
         kind = layer.get("input_kind") or (layer.get("input") or {}).get("kind")
         self.input_kind = kind
         self.clipped: dict[str, int] = {}
-        self._block_cache: Optional[tuple] = None
 
     # -- checks ---------------------------------------------------------------------------------
     def _check_input(self, x) -> np.ndarray:
+        """``x`` checked as an integer array ``[Tc, N, *input_shape]``, in its own dtype (no copy)."""
         if isinstance(x, Events):
             raise self.error("expects an integer array [Tc, N, ...], not synaptic events")
         a = np.asarray(x)
@@ -207,7 +209,7 @@ class _SynapticOp(Op):
         want = (self.batch, *self.input_shape)
         if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != want:
             raise self.error(f"expects input [Tc, N, *input_shape] = [Tc, {', '.join(map(str, want))}]; got {tuple(a.shape)}")
-        return a.astype(np.int64, copy=False)
+        return a
 
     def _event_counts(self, x: np.ndarray) -> np.ndarray:
         """Events per input element (value for spikes/counts, 1 per nonzero for values).
@@ -230,14 +232,35 @@ class _SynapticOp(Op):
             )
         return x
 
-    def _shift_bias(self, acc: np.ndarray, bias: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """ovf(shift(ovf(acc), s) + bias) with per-step overflow counts (``acc`` [Tc, ...])."""
+    def _shift_bias(self, acc: np.ndarray, bias: Optional[np.ndarray],
+                    bound: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+        """ovf(shift(ovf(acc), s) + bias) with per-step overflow counts (``acc`` [Tc, ...], an int64
+        array of the caller's that is overwritten: the shift and the bias are applied in place).
+
+        ``bound`` (:math:`\\ge \\max|acc|`, when known) skips the overflow passes it proves empty:
+        :math:`[-bound, bound]` inside the width, and after the shift
+        :math:`|y| \\le \\lceil bound\\,2^s \\rceil + \\max|B|` (floor of a right shift)."""
         width, mode = self.target.widths.accumulator, self.target.overflow.accumulator
-        acc, n1 = _overflow_steps(acc, width, mode)
-        y = arith.shift(acc, self.weight_shift, "floor")
+        s = self.weight_shift
+
+        def inside(m: Optional[int]) -> bool:
+            return m is not None and width.lo <= -m and m <= width.hi
+
+        def ovf(y: np.ndarray, m: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+            return (y, np.zeros(y.shape[0], np.int64)) if inside(m) else _overflow_steps(y, width, mode)
+
+        y, n1 = ovf(acc, bound)
+        if s > 0:
+            np.left_shift(y, s, out=y)
+        elif s < 0:
+            np.right_shift(y, -s, out=y)  # arithmetic: floor
         if bias is not None:
-            y = y + bias
-        y, n2 = _overflow_steps(y, width, mode)
+            y += bias
+        if inside(bound):  # else the first pass may have changed values: no bound
+            bound = (bound << s if s >= 0 else -(-bound >> -s)) + (0 if bias is None else _max_abs(bias))
+        else:
+            bound = None
+        y, n2 = ovf(y, bound)
         n = n1 + n2
         self.count_saturations("accumulator", int(n.sum()))
         return y, n
@@ -321,7 +344,7 @@ class DenseOp(_SynapticOp):
             if self.delays.size and (int(self.delays.min()) < 0 or int(self.delays.max()) > syn.max_delay):
                 raise self.error(f"delays must lie in [0, {syn.max_delay}] (synapse.max_delay)")
             self._delay_values = [int(d) for d in np.unique(self.delays)]
-            self._delay_weights = [np.where(self.delays == d, self.weight, 0) for d in self._delay_values]
+            self._delay_weights = [arith.MatmulWeight(np.where(self.delays == d, self.weight, 0).T) for d in self._delay_values]
             self.max_delay_used = max(self._delay_values) if self._delay_values else 0
         self.reset()
 
@@ -332,36 +355,36 @@ class DenseOp(_SynapticOp):
         if self.delays is not None:
             self._pending = np.zeros((self.max_delay_used, n, o), np.int64)
 
-    def _nnz_per_block(self, w: np.ndarray) -> np.ndarray:
-        """``[in, n_blocks]``: nonzero weights from each input to the outputs of each block."""
-        key = (tuple(self.blocks), id(w))
-        if self._block_cache is None or self._block_cache[0] != key:
-            nz = (w != 0).astype(np.int64)
-            m = np.stack([nz[a:b].sum(axis=0) for a, b in self.blocks], axis=1)
-            self._block_cache = (key, m)
-        return self._block_cache[1]
-
-    def _count(self, counts: np.ndarray, w: np.ndarray, sat: np.ndarray) -> None:
-        """Counters from event counts ``[Tc, N, in]`` through weights ``w``."""
-        tc = counts.shape[0]
-        self.new_counters(tc)
-        ev = counts.sum(axis=1) @ self._nnz_per_block(w)  # [Tc, n_blocks], exact int64
+    def _count(self, counts: np.ndarray, sat: np.ndarray) -> None:
+        """Counters from event counts ``[Tc, N, in]``: per step and block :math:`b`,
+        :math:`\\sum_i (\\sum_n c_{n,i}) \\#\\{o \\in b : w_{oi} \\ne 0\\}` with the weights that are read
+        (per-event: the effective weights)."""
+        w = self.effective_weight if self.per_event else self.weight
+        nnz = self.derived(f"nonzero weights per block {self.blocks}",  # [in, n_blocks]
+                           lambda: np.stack([(w[a:b] != 0).sum(axis=0) for a, b in self.blocks], axis=1))
+        self.new_counters(counts.shape[0])
+        # the batch sum in int32 where it provably fits: N counts below 2^(8 itemsize) each
+        narrow = counts.dtype.itemsize <= 2 and counts.shape[1] << (8 * counts.dtype.itemsize) <= 1 << 31
+        ev = counts.sum(axis=1, dtype=np.int32 if narrow else np.int64) @ nnz  # [Tc, n_blocks], exact int64
         self.counters["synaptic_events"] += ev
         self.counters["words_read"] += ev
         self.counters["saturations"] += sat
 
-    def _raw_sum(self, x: np.ndarray) -> np.ndarray:
-        """Raw sums arriving at each step of the chunk, ``[Tc, N, out]`` (delays: ring buffer)."""
+    def _raw_sum(self, x: np.ndarray) -> tuple[np.ndarray, Optional[int]]:
+        """Raw sums arriving at each step of the chunk, ``[Tc, N, out]`` (delays: ring buffer), and a
+        bound on their magnitude, :math:`\\max|X|\\,\\max|W|\\,in` (None with delays)."""
         tc = x.shape[0]
         if self.delays is None:
-            return exact_matmul(x, self.weight.T, self.name)
+            # the table's own (narrow) dtype makes the float copy cheap; kept across runs of the export
+            w_t = self.derived("weight^T", lambda: arith.MatmulWeight(np.asarray(table(self, "weight")).T))
+            return exact_matmul(x, w_t, self.name), _max_abs(x) * w_t.max * self.in_features
         dmax = self.max_delay_used
         buf = np.zeros((tc + dmax, *x.shape[1:-1], self.out_features), np.int64)
         buf[:dmax] += self._pending
         for d, wd in zip(self._delay_values, self._delay_weights):
-            buf[d:d + tc] += exact_matmul(x, wd.T, self.name)
+            buf[d:d + tc] += exact_matmul(x, wd, self.name)
         self._pending = buf[tc:].copy()
-        return buf[:tc]
+        return buf[:tc], None
 
     def _cap(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Counts checked against ``0 .. event_cap`` (clipped and counted with ``clip_events``)."""
@@ -384,12 +407,13 @@ class DenseOp(_SynapticOp):
     def run(self, x, t0: int, record_states: bool = False):
         x = self._check_input(x)
         if self.per_event:
-            counts, sat = self._cap(x)
+            counts, sat = self._cap(x.astype(np.int64))
             counts = self._latency(counts)
-            self._count(counts, self.effective_weight, sat)
+            self._count(counts, sat)
             return Events(counts=counts, weight=self.effective_weight), {}
-        y, sat = self._shift_bias(self._raw_sum(x), self.bias)
-        self._count(self._event_counts(x), self.weight, sat)
+        acc, bound = self._raw_sum(x)
+        y, sat = self._shift_bias(acc, self.bias, bound)
+        self._count(self._event_counts(x), sat)
         return self._latency(y), {}
 
 

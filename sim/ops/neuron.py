@@ -60,6 +60,7 @@ import numpy as np
 import targets as _targets
 
 from .. import arith as A
+from .. import fast
 from .base import Events, Op, register_op, table
 
 __all__ = ["NeuronOp", "IFOp", "LIFOp", "CubaOp", "accumulate_events", "exact_matmul"]
@@ -227,28 +228,33 @@ class NeuronOp(Op):
         return y
 
     def _decay(self, x: np.ndarray, param: int, which: str) -> np.ndarray:
-        """What one decay step removes from ``x``: :math:`D(x, k)`, or :math:`x - \\mathrm{mul12}(x, d)`."""
+        """What one decay step removes from ``x``: :math:`D(x, k)`, or :math:`x - \\mathrm{mul12}(x, d)`
+        (a new array)."""
         d = self.target.decay
         if d.mechanism == "shift":
             return A.decay_amount(x, param, d.rounding)
         factor = param + 1 if which == "syn" else param
         return x - A.mul12(x, factor, d.rounding)
 
-    def _add_input(self, i: np.ndarray, x: Union[np.ndarray, tuple]) -> np.ndarray:
-        """``i`` plus one step's input in the current width (per source for events)."""
+    def _add_input(self, i: Optional[np.ndarray], x: Union[np.ndarray, tuple]) -> np.ndarray:
+        """``i`` plus one step's input in the current width (per source for events); ``i = None``
+        is a zero current: :math:`\\mathrm{ovf}(X \\ll s)` (``x`` itself when in range and s = 0)."""
         tg = self.target
         w = tg.widths.current
         if isinstance(x, tuple):  # (counts [N, K], weight [M, K])
+            if i is None:
+                i = np.zeros((self.batch, *self.shape), np.int64)
             y, n = accumulate_events(i, x[0], x[1], w.lo, w.hi, self.name)
             if n:
                 self.count_saturations("i", n)
                 self._step_sat += n
             return y
-        return self._ovf(i + (x << self.input_shift), "i", w, tg.overflow.current)
+        x = A.shift(x, self.input_shift) if self.input_shift else A.as_i64(x)
+        return self._ovf(x if i is None else i + x, "i", w, tg.overflow.current)
 
     def _current(self, x) -> np.ndarray:
         """This step's current entering the membrane (``if``/``lif``: the input alone)."""
-        c = self._add_input(np.zeros((self.batch, *self.shape), np.int64), x)
+        c = self._add_input(None, x)
         if not self.decay_input:
             return c
         tz = "toward_zero" if self.target.decay.rounding == "toward_zero" else "floor"
@@ -257,37 +263,59 @@ class NeuronOp(Op):
         return A.rshift(c, self.decay_mem, tz)
 
     def _membrane(self, v: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The membrane before firing (module table): ``direct`` :math:`\\mathrm{ovf}(V - D_m + I + B)`,
+        summed in place in one new array; ``saturated_delta`` through :math:`\\delta`."""
         tg = self.target
         w, mode = tg.widths.membrane, tg.overflow.membrane
-        leak = self._decay(v - self.v_reset, self.decay_mem, "mem") if self.has_mem_decay else 0
+        leak = self._decay(v - self.v_reset if self.v_reset else v, self.decay_mem, "mem") if self.has_mem_decay else None
         if tg.neuron.membrane_update == "direct":
-            return self._ovf(v - leak + i + self.bias_int, "v", w, mode)
-        dv = self._ovf(-np.asarray(leak, np.int64) + np.zeros_like(v), "dv", w, "wrap")
+            if leak is None:
+                h = v + i
+            else:
+                h = np.subtract(v, leak, out=leak)
+                h += i
+            if self.bias_int.any():
+                h += self.bias_int
+            return self._ovf(h, "v", w, mode)
+        dv = np.zeros_like(v) if leak is None else self._ovf(np.negative(leak, out=leak), "dv", w, "wrap")
         dv = self._ovf(dv + i, "dv", w, mode)
         dv = self._ovf(dv + self.bias_int, "dv", w, mode)
         return self._ovf(v + dv, "v", w, mode)
 
     def _fire(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Spike counts and the membrane after the reset (before its last overflow)."""
+        """Spike counts :math:`n` (one spike at most: the 0/1 ``int8`` view of the comparison, else
+        int64) and the membrane after the reset (before its last overflow), :math:`V - n\\,TH`."""
         th, strict = self.threshold_int, self.target.neuron.compare == ">"
         fired = v > th if strict else v >= th
         if self.reset_kind == "zero":
-            return fired.astype(np.int64), np.where(fired, np.int64(self.v_reset), v)
+            return fired.view(np.int8), np.where(fired, np.int64(self.v_reset), v)
         cap = self.max_spikes
         if cap == 1:
-            n = fired.astype(np.int64)
-        elif th > 0:
-            n = np.clip(np.floor_divide(v - 1 if strict else v, th), 0, cap)
-        else:  # TH <= 0: subtracting TH keeps the neuron above threshold until the cap
-            n = fired.astype(np.int64) * cap
-        return n, v - n * th
+            n, nth = fired.view(np.int8), np.multiply(fired, th)  # bool * int: an int64 n TH
+        else:
+            if th > 0:
+                n = np.clip(np.floor_divide(v - 1 if strict else v, th), 0, cap)
+            else:  # TH <= 0: subtracting TH keeps the neuron above threshold until the cap
+                n = fired.astype(np.int64) * cap
+            nth = n * th
+        return n, np.subtract(v, nth, out=nth)
 
     def _step(self, x) -> np.ndarray:
+        """One step: current, membrane, fire and reset, then :math:`V = \\mathrm{ovf}(V)` once more.
+
+        That last overflow is skipped where it provably changes nothing: with ``saturate`` the
+        membrane is in :math:`[lo, hi]` after :meth:`_membrane`, and a zero reset sets
+        :math:`V_r \\in [lo, hi]`, while a subtractive reset with :math:`TH > 0` takes
+        :math:`n\\,TH \\le V' \\le V` (:math:`n \\ge 1`) or nothing, leaving :math:`0 \\le V - n\\,TH \\le V`."""
         i = self._current(x)
         v = self._membrane(self.v, i)
         n, v = self._fire(v)
         tg = self.target
-        self.v = self._ovf(v, "v", tg.widths.membrane, tg.overflow.membrane)
+        mode = tg.overflow.membrane
+        if mode == "saturate" and (self.reset_kind == "zero" or self.threshold_int > 0):
+            self.v = v
+        else:
+            self.v = self._ovf(v, "v", tg.widths.membrane, mode)
         return n
 
     # -- input checks --------------------------------------------------------------------------
@@ -315,7 +343,7 @@ class NeuronOp(Op):
                              f"(exponent {self.state_exponent + self.input_shift}) or Events; got dtype {a.dtype}")
         if a.ndim < 2 or a.shape[1:] != (self.batch, *self.shape):
             raise self.error(f"expects input [Tc, {self.batch}, {', '.join(map(str, self.shape))}]; got {list(a.shape)}")
-        a = a.astype(np.int64)
+        a = a.astype(np.int64, copy=False)
         lim = 1 << (61 - self.input_shift)
         if a.size and _max_abs(a) >= lim:
             raise self.error(f"input magnitude {_max_abs(a)} >= 2^{61 - self.input_shift} would overflow int64 "
@@ -325,6 +353,11 @@ class NeuronOp(Op):
     def run(self, x, t0: int, record_states: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         tc, xs = self._check_input(x)
         self.new_counters(tc)
+        if isinstance(xs, tuple) and fast.applicable(self):  # compiled per-event stepping (sim.fast)
+            y, step_sat, _, rec, _ = fast.step_population(self, xs[0], x.weight, None, record_states, t0)
+            self.counters["saturations"][:] = step_sat
+            self._count_updates()
+            return y, rec
         full = (self.batch, *self.shape)
         y = np.zeros((tc, *full), self.spike_dtype)
         rec = {s: np.zeros((tc, *full), np.int64) for s in self.state_names} if record_states else {}
@@ -335,10 +368,14 @@ class NeuronOp(Op):
             self.counters["saturations"][t] = self._step_sat
             for s in rec:
                 rec[s][t] = getattr(self, s)
+        self._count_updates()
+        return y, rec
+
+    def _count_updates(self) -> None:
+        """Every neuron updates once per step: ``N * block size`` updates, ``words`` state words each."""
         sizes = np.array([b - a for a, b in self.blocks], np.int64) * self.batch
         self.counters["neuron_updates"][:] = sizes
         self.counters["words_read"][:] = sizes * self.words
-        return y, rec
 
 
 @register_op("if")

@@ -1,0 +1,191 @@
+r"""Recurrent neuron populations of the simulator: manifest op ``recurrent``.
+
+Written from ``docs/EXPORT_FORMAT.md`` (the twin it must match bit for bit is
+``hwsnn.fixed.recurrent.FixedRecurrent``; no code is shared with it). A population of :math:`M`
+neurons (``params.neuron_op``: ``if``, ``lif`` or ``cuba``, with the neuron op's params and
+``bias`` table) receives, at step :math:`t`, its input :math:`X_t` and its own spikes of step
+:math:`t - L` (``params.latency`` :math:`L \ge 1`, zeros for the first :math:`L` steps after a
+reset) through the recurrent matrix :math:`W` (table ``weight`` ``[M, M]``, row = target):
+
+* ``sum`` targets: :math:`R_t = \mathrm{ovf}(\mathrm{shift}(\mathrm{ovf}(W Y_{t-L}), s))` with the
+  accumulator width and mode (overflows counted under ``accumulator``); the neuron's input of the
+  step is the exact sum :math:`X_t + R_t`.
+* ``per_event_saturate`` (Xylo): :math:`X_t` are :class:`~sim.ops.base.Events`; the neuron adds the
+  input events, then :math:`\min(Y_{t-L,j}, \mathit{cap})` events of each source
+  :math:`j = 0..M-1` in order with weights :math:`\mathrm{wrap}(W \ll s)`, saturating after every
+  event (``cap`` = ``params.event_cap``; counts above it are an error unless
+  ``params.clip_events``). Sources without events are skipped: they add nothing.
+
+Counters: the neuron op's (updates, state words) plus, per step and block of target neurons, one
+synaptic event and one word read per nonzero recurrent synapse reached, times the source's count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import arith as A
+from .. import fast
+from .base import Events, Op, OPS, register_op, table
+from .neuron import NeuronOp
+
+__all__ = ["RecurrentOp"]
+
+
+@register_op("recurrent")
+class RecurrentOp(Op):
+    """``recurrent`` (module docstring): a neuron op stepped with its own delayed spikes."""
+
+    kind = "recurrent"
+
+    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
+        super().__init__(layer, tables, target, batch)
+        p = self.params
+        neuron_op = p.get("neuron_op")
+        if neuron_op not in ("if", "lif", "cuba"):
+            raise self.error(f"params.neuron_op must be 'if', 'lif' or 'cuba'; got {neuron_op!r}")
+        self.neuron: NeuronOp = OPS[neuron_op]({**layer, "op": neuron_op}, tables, target, batch)
+        self.target = tg = self.neuron.target
+        self.state_names = self.neuron.state_names
+        m = self.neuron.shape
+        if len(m) != 1:
+            raise self.error(f"a recurrent population is one-dimensional; got shape {list(m)}")
+        self.features = m[0]
+        if p.get("features", self.features) != self.features:
+            raise self.error(f"params.features = {p.get('features')} but the layer has {self.features} neurons")
+        self.latency = self._int("latency", lo=1)
+        accumulation = p.get("accumulation")
+        if accumulation != tg.synapse.accumulation:
+            raise self.error(f"params.accumulation is {accumulation!r} but target {tg.name!r} accumulates by "
+                             f"{tg.synapse.accumulation!r}")
+        self.per_event = accumulation == "per_event_saturate"
+        self.weight_shift = self._int("weight_shift", tg.synapse.weight_shift_min, tg.synapse.weight_shift_max)
+        w = table(self, "weight")
+        if w.shape != (self.features, self.features) or w.dtype.kind not in "iu":
+            raise self.error(f"the weight table must be integer [{self.features}, {self.features}]; got {w.dtype} {list(w.shape)}")
+        wd = tg.widths.weight
+        if w.size and (int(w.min()) < wd.lo or int(w.max()) > wd.hi):
+            raise self.error(f"recurrent weights outside {wd} on target {tg.name!r}")
+        self.weight = w
+        if self.per_event:
+            self.event_cap = self._int("event_cap", 0)
+            self.clip_events = bool(p.get("clip_events", False))
+        self._joined: tuple = (None, None)
+        self.clipped: dict[str, int] = {}
+        self.saturations = self.neuron.saturations  # one dict: the neuron op adds to it in place
+        self.reset()
+
+    def _int(self, key: str, lo: int = None, hi: int = None) -> int:
+        v = self.params.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise self.error(f"param {key!r} must be an integer; got {v!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self.error(f"param {key} = {v} outside [{lo}, {hi if hi is not None else 'inf'}]")
+        return int(v)
+
+    def set_blocks(self, blocks: list[tuple[int, int]]) -> None:
+        super().set_blocks(blocks)
+        self.neuron.set_blocks(blocks)
+
+    # -- tables derived once per loaded export ----------------------------------------------------
+    @property
+    def effective_weight(self) -> np.ndarray:
+        """``wrap(W << s)`` in the current width (per-event targets)."""
+        return self.derived("effective_weight", lambda: A.wrap(A.shift(self.weight, self.weight_shift),
+                                                               self.target.widths.current))
+
+    @property
+    def nnz_blocks(self) -> np.ndarray:
+        """``[M, n_blocks]``: nonzero recurrent synapses from each source into each block."""
+        nz = self.derived("nnz", lambda: (self.weight != 0).astype(np.int64))
+        return self.derived(f"nnz_blocks{self.blocks}", lambda: np.stack([nz[a:b].sum(axis=0) for a, b in self.blocks], axis=1))
+
+    def reset(self) -> None:
+        self.neuron.reset()
+        # ring buffer: slot (step mod L) holds the spikes of step - L until step overwrites it
+        self._history = np.zeros((self.latency, self.batch, self.features), np.int64)
+
+    def states(self) -> dict[str, np.ndarray]:
+        return self.neuron.states()
+
+    # -- one step ----------------------------------------------------------------------------
+    def _fed_back(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        """Spike counts of step t-L as recurrent events (capped on per-event targets)."""
+        if not self.per_event:
+            return y, 0
+        bad = y > self.event_cap
+        n = int(np.count_nonzero(bad))
+        if n:
+            if not self.clip_events:
+                raise self.error(f"a neuron fed back {int(y[bad].flat[0])} spikes in one step; the event cap is "
+                                 f"{self.event_cap} (params.event_cap; export with clip_events to clip)")
+            self.clipped["input_events"] = self.clipped.get("input_events", 0) + n
+            y = np.minimum(y, self.event_cap)
+        return y, n
+
+    def _joined_weight(self, w_in: np.ndarray) -> np.ndarray:
+        """``[M, K + M]``: the input projection's effective weights, then the recurrent ones (cached)."""
+        if self._joined[0] is not w_in:
+            self._joined = (w_in, np.concatenate([w_in.astype(np.int64), self.effective_weight], axis=1))
+        return self._joined[1]
+
+    def _input(self, xt, y_back: np.ndarray, w_joined):
+        """The neuron's input of one step: the exact sum (``sum``) or the joined events (per event)."""
+        if self.per_event:
+            counts = np.concatenate([xt, y_back], axis=1)
+            used = np.flatnonzero(counts.any(axis=0))  # sources without events add nothing
+            return counts[:, used], w_joined[:, used]
+        acc, n1 = A.overflow(A.exact_matmul(y_back, self.weight.T.astype(np.int64), self.name), self.target.widths.accumulator,
+                             self.target.overflow.accumulator)
+        r, n2 = A.overflow(A.shift(acc, self.weight_shift), self.target.widths.accumulator,
+                           self.target.overflow.accumulator)
+        if n1 + n2:
+            self.count_saturations("accumulator", n1 + n2)
+            self.neuron._step_sat += n1 + n2
+        return xt + r
+
+    def _run(self, x, t0: int, record_states: bool):
+        """Step the chunk: ``(spikes, recorded states, fed-back counts per step and source)``."""
+        if self.per_event and not isinstance(x, Events):
+            raise self.error(f"on target {self.target.name!r} (per-event accumulation) the input must be synaptic "
+                             "events from a dense layer (the chip's input projection)")
+        if not self.per_event and isinstance(x, Events):
+            raise self.error("expects an integer array [Tc, N, M], not synaptic events")
+        tc, xs = self.neuron._check_input(x)
+        neuron = self.neuron
+        neuron.jit = self.jit
+        neuron.new_counters(tc)
+        self.new_counters(tc)
+        if self.per_event and fast.applicable(neuron):  # compiled per-event stepping (sim.fast)
+            rec_part = dict(csc=self.derived("csc", lambda: fast.csc(self.effective_weight)), history=self._history, cap=self.event_cap, clip=self.clip_events)
+            y, step_sat, fed, rec, n_clip = fast.step_population(neuron, xs[0], x.weight, rec_part, record_states, t0)
+            if n_clip:
+                self.clipped["input_events"] = self.clipped.get("input_events", 0) + n_clip
+            self.counters["saturations"][:] = step_sat
+            return y, rec, fed
+        w_joined = self._joined_weight(xs[1]) if self.per_event else None
+        full = (self.batch, self.features)
+        y = np.zeros((tc, *full), neuron.spike_dtype)
+        rec = {s: np.zeros((tc, *full), np.int64) for s in self.state_names} if record_states else {}
+        fed = np.zeros((tc, self.features), np.int64)
+        for t in range(tc):
+            neuron._step_sat = 0
+            slot = (t0 + t) % self.latency
+            y_back, n_clip = self._fed_back(self._history[slot])
+            fed[t] = y_back.sum(axis=0)
+            xt = xs[0][t] if self.per_event else xs[t]
+            y[t] = neuron._step(self._input(xt, y_back, w_joined))
+            self._history[slot] = y[t]
+            self.counters["saturations"][t] = neuron._step_sat + n_clip
+            for s in rec:
+                rec[s][t] = getattr(neuron, s)
+        return y, rec, fed
+
+    def run(self, x, t0: int, record_states: bool = False):
+        y, rec, fed = self._run(x, t0, record_states)
+        events = fed @ self.nnz_blocks
+        sizes = np.array([b - a for a, b in self.blocks], np.int64) * self.batch
+        self.counters["neuron_updates"][:] = sizes
+        self.counters["synaptic_events"] += events
+        self.counters["words_read"] += sizes * self.neuron.words + events
+        return y, rec
