@@ -34,6 +34,15 @@ from hwsnn.functional import set_step_mode
 from quant.report import record_twin
 
 import targets
+from sim import fast
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"] if fast.available() else ["numpy"])
+def sim_path(request, monkeypatch):
+    """Every test runs on the compiled neuron path (sim.fast, when numba is installed) and on NumPy."""
+    if request.param == "numpy":
+        monkeypatch.setenv("HWSNN_SIM_JIT", "0")
+    return request.param
 
 
 def _w(g: torch.Generator, shape, width, scale: float = 1.0, step: int = 1) -> torch.Tensor:

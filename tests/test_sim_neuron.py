@@ -16,6 +16,15 @@ from hwsnn.fixed.synapse import FixedSynapseFilter
 from sim.ops.base import OPS, Events
 from sim.ops.neuron import accumulate_events
 import sim.ops.synapse  # noqa: F401  (registers synapse_filter)
+from sim import fast
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"] if fast.available() else ["numpy"])
+def sim_path(request, monkeypatch):
+    """Every test runs on the compiled neuron path (sim.fast, when numba is installed) and on NumPy."""
+    if request.param == "numpy":
+        monkeypatch.setenv("HWSNN_SIM_JIT", "0")
+    return request.param
 
 TG = {n: targets.load(n) for n in ("generic_int8", "ideal", "loihi", "xylo")}
 P23 = 1 << 23

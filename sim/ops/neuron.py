@@ -353,8 +353,10 @@ class NeuronOp(Op):
     def run(self, x, t0: int, record_states: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         tc, xs = self._check_input(x)
         self.new_counters(tc)
-        if isinstance(xs, tuple) and fast.applicable(self):  # compiled per-event stepping (sim.fast)
-            y, step_sat, _, rec, _ = fast.step_population(self, xs[0], x.weight, None, record_states, t0)
+        events = isinstance(xs, tuple)
+        if fast.applicable(self, events):  # compiled stepping (sim.fast)
+            y, step_sat, _, rec, _ = fast.step_population(self, xs[0] if events else xs, x.weight if events else None,
+                                                          None, record_states, t0)
             self.counters["saturations"][:] = step_sat
             self._count_updates()
             return y, rec

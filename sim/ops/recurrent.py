@@ -156,7 +156,7 @@ class RecurrentOp(Op):
         neuron.jit = self.jit
         neuron.new_counters(tc)
         self.new_counters(tc)
-        if self.per_event and fast.applicable(neuron):  # compiled per-event stepping (sim.fast)
+        if self.per_event and fast.applicable(neuron, events=True):  # compiled per-event stepping (sim.fast)
             rec_part = dict(csc=self.derived("csc", lambda: fast.csc(self.effective_weight)), history=self._history, cap=self.event_cap, clip=self.clip_events)
             y, step_sat, fed, rec, n_clip = fast.step_population(neuron, xs[0], x.weight, rec_part, record_states, t0)
             if n_clip:
