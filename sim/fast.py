@@ -127,46 +127,56 @@ def _kernel(counts_in, in_start, in_rows, in_vals, rec_start, rec_rows, rec_vals
         sat_t = 0
         n_v = 0
         n_dv = 0
+        n_i = 0
         back = history[(t0 + t) % latency]  # spikes of step t - L (ring buffer by global step)
         for n in range(batch):
             i_row = i_state[n]
-            if not cuba:
-                for m in range(m_count):
-                    i_row[m] = 0
-            elif decay_then_add:
-                for m in range(m_count):
-                    i_row[m] -= _decay(i_row[m], k_syn, rounding)
-            if use_values:
-                s = 0
-                x_row = counts_in[t, n]
-                for m in range(m_count):
-                    raw = i_row[m] + (x_row[m] << in_shift)
-                    i_row[m], c = _sat(raw, cur_lo, cur_hi)
-                    s += c
-                    if decay_input:  # LIF decay_input: the input current scaled by 1/tau = 2^-k
-                        i_row[m] = _decay(i_row[m], k_mem, di_rounding)
-            else:
+            x_row = counts_in[t, n]
+            if not use_values:  # events (and fed-back spikes) into the current, source by source
+                if not cuba:
+                    for m in range(m_count):
+                        i_row[m] = 0
+                elif decay_then_add:
+                    for m in range(m_count):
+                        i_row[m] -= _decay(i_row[m], k_syn, rounding)
                 s = _add_events(i_row, counts_in[t, n], in_start, in_rows, in_vals, cur_lo, cur_hi)
-            if has_rec:
-                src = back[n]
-                for j in range(m_count):
-                    c = src[j]
-                    if c == 0:
-                        continue
-                    if c > rec_cap:
-                        if not clip_rec:
-                            return -1 - j
-                        c = rec_cap
-                        state_sat[3] += 1
-                        sat_t += 1
-                    fed[t, j] += c
-                    s += _add_source(i_row, c, rec_start[j], rec_start[j + 1], rec_rows, rec_vals, cur_lo, cur_hi)
-            state_sat[0] += s
-            sat_t += s
-            if cuba and not decay_then_add:
-                for m in range(m_count):
-                    i_row[m] -= _decay(i_row[m], k_syn, rounding)
+                if has_rec:
+                    src = back[n]
+                    for j in range(m_count):
+                        c = src[j]
+                        if c == 0:
+                            continue
+                        if c > rec_cap:
+                            if not clip_rec:
+                                return -1 - j
+                            c = rec_cap
+                            state_sat[3] += 1
+                            sat_t += 1
+                        fed[t, j] += c
+                        s += _add_source(i_row, c, rec_start[j], rec_start[j + 1], rec_rows, rec_vals, cur_lo, cur_hi)
+                state_sat[0] += s
+                sat_t += s
+                if cuba and not decay_then_add:
+                    for m in range(m_count):
+                        i_row[m] -= _decay(i_row[m], k_syn, rounding)
             for m in range(m_count):
+                if use_values:  # input currents: one saturating add (IF/LIF: a fresh current)
+                    xv = x_row[m] << in_shift
+                    if cuba:
+                        ii = i_row[m]
+                        if decay_then_add:
+                            ii -= _decay(ii, k_syn, rounding)
+                        ii, c = _sat(ii + xv, cur_lo, cur_hi)
+                        if not decay_then_add:
+                            ii -= _decay(ii, k_syn, rounding)
+                        i_row[m] = ii
+                    else:
+                        ii, c = _sat(xv, cur_lo, cur_hi)
+                        if decay_input:  # LIF decay_input: the input current scaled by 1/tau = 2^-k
+                            ii = _decay(ii, k_mem, di_rounding)
+                    n_i += c
+                else:
+                    ii = i_row[m]
                 v = v_state[n, m]
                 leak = _decay(v - v_reset, k_mem, rounding) if has_leak else 0
                 b = bias[m]
@@ -175,13 +185,13 @@ def _kernel(counts_in, in_start, in_rows, in_vals, rec_start, rec_rows, rec_vals
                     if dv < mem_lo or dv > mem_hi:  # wrap to the membrane width
                         dv = ((dv - mem_lo) % full) + mem_lo
                         n_dv += 1
-                    dv, c1 = _sat(dv + i_row[m], mem_lo, mem_hi)
+                    dv, c1 = _sat(dv + ii, mem_lo, mem_hi)
                     dv, c2 = _sat(dv + b, mem_lo, mem_hi)
                     v, c3 = _sat(v + dv, mem_lo, mem_hi)
                     n_dv += c1 + c2
                     n_v += c3
                 else:
-                    v, c3 = _sat(v - leak + i_row[m] + b, mem_lo, mem_hi)
+                    v, c3 = _sat(v - leak + ii + b, mem_lo, mem_hi)
                     n_v += c3
                 fired = v > th if strict else v >= th
                 k = 0
@@ -206,10 +216,11 @@ def _kernel(counts_in, in_start, in_rows, in_vals, rec_start, rec_rows, rec_vals
                     back[n, m] = k  # this sample's fed-back spikes are read: they return at t + L
                 if record:
                     rec_v[t, n, m] = v
-                    rec_i[t, n, m] = i_row[m]
+                    rec_i[t, n, m] = ii
+        state_sat[0] += n_i
         state_sat[1] += n_v
         state_sat[2] += n_dv
-        step_sat[t] = sat_t + n_v + n_dv
+        step_sat[t] = sat_t + n_i + n_v + n_dv
     return 0
 
 

@@ -112,43 +112,32 @@ def empty_cache() -> None:
     host_pool.empty()
 
 
-_triton_ok: Optional[bool] = None
+_importable: dict[str, bool] = {}
+
+
+def _can_import(*modules: str) -> bool:
+    """Whether every one of ``modules`` imports (checked once per set, lazily)."""
+    key = ",".join(modules)
+    if key not in _importable:
+        ok = importlib.util.find_spec(modules[0].split(".")[0]) is not None
+        if ok:
+            try:
+                for m in modules:
+                    importlib.import_module(m)
+            except Exception:  # pragma: no cover - broken install
+                ok = False
+        _importable[key] = ok
+    return _importable[key]
 
 
 def triton_available() -> bool:
     """Whether ``import triton`` works (checked once, lazily)."""
-    global _triton_ok
-    if _triton_ok is None:
-        if importlib.util.find_spec("triton") is None:
-            _triton_ok = False
-        else:
-            try:
-                import triton  # noqa: F401
-                import triton.language  # noqa: F401
-
-                _triton_ok = True
-            except Exception:  # pragma: no cover - broken install
-                _triton_ok = False
-    return _triton_ok
-
-
-_numba_ok: Optional[bool] = None
+    return _can_import("triton", "triton.language")
 
 
 def numba_available() -> bool:
     """Whether ``import numba`` works (checked once, lazily: importing hwsnn never imports numba)."""
-    global _numba_ok
-    if _numba_ok is None:
-        if importlib.util.find_spec("numba") is None:
-            _numba_ok = False
-        else:
-            try:
-                import numba  # noqa: F401
-
-                _numba_ok = True
-            except Exception:  # pragma: no cover - broken install
-                _numba_ok = False
-    return _numba_ok
+    return _can_import("numba")
 
 
 def _numba_auto() -> bool:
