@@ -8,6 +8,6 @@ arrive in ``quant`` and ``sim``.
 
 from . import backend, base, functional, layer, neuron, surrogate
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = ["backend", "base", "functional", "layer", "neuron", "surrogate", "__version__"]
