@@ -120,6 +120,12 @@ class Op:
             "saturations": np.zeros(tc, np.int64),
         }
 
+    def count_updates(self, words: int) -> None:
+        """Every element updates once per step: ``N * block size`` updates, ``words`` state words each."""
+        sizes = np.array([b - a for a, b in self.blocks], np.int64) * self.batch
+        self.counters["neuron_updates"][:] = sizes
+        self.counters["words_read"][:] = sizes * words
+
     def block_sums(self, per_element: np.ndarray) -> np.ndarray:
         """``[Tc, n_blocks]`` sums of ``per_element`` ``[Tc, E]`` (E = flat output elements) over each block."""
         return np.stack([per_element[:, a:b].sum(axis=1) for a, b in self.blocks], axis=1)

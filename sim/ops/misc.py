@@ -271,9 +271,7 @@ class Delay(Op):
         ts = np.arange(tc - k, tc)
         fifo[(h + ts) % d] = x[tc - k :]
         self.head = (h + tc) % d
-        sizes = np.array([b - a for a, b in self.blocks], np.int64)
-        self.counters["neuron_updates"][:] = self.batch * sizes
-        self.counters["words_read"][:] = self.batch * sizes  # one state word per element
+        self.count_updates(1)  # one state word per element
         return y, {}
 
 

@@ -358,7 +358,7 @@ class NeuronOp(Op):
             y, step_sat, _, rec, _ = fast.step_population(self, xs[0] if events else xs, x.weight if events else None,
                                                           None, record_states, t0)
             self.counters["saturations"][:] = step_sat
-            self._count_updates()
+            self.count_updates(self.words)
             return y, rec
         full = (self.batch, *self.shape)
         y = np.zeros((tc, *full), self.spike_dtype)
@@ -370,14 +370,9 @@ class NeuronOp(Op):
             self.counters["saturations"][t] = self._step_sat
             for s in rec:
                 rec[s][t] = getattr(self, s)
-        self._count_updates()
+        self.count_updates(self.words)
         return y, rec
 
-    def _count_updates(self) -> None:
-        """Every neuron updates once per step: ``N * block size`` updates, ``words`` state words each."""
-        sizes = np.array([b - a for a, b in self.blocks], np.int64) * self.batch
-        self.counters["neuron_updates"][:] = sizes
-        self.counters["words_read"][:] = sizes * self.words
 
 
 @register_op("if")

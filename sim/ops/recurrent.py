@@ -98,7 +98,8 @@ class RecurrentOp(Op):
     def nnz_blocks(self) -> np.ndarray:
         """``[M, n_blocks]``: nonzero recurrent synapses from each source into each block."""
         nz = self.derived("nnz", lambda: (self.weight != 0).astype(np.int64))
-        return self.derived(f"nnz_blocks{self.blocks}", lambda: np.stack([nz[a:b].sum(axis=0) for a, b in self.blocks], axis=1))
+        return self.derived(f"nnz_blocks{self.blocks}",
+                            lambda: np.stack([nz[a:b].sum(axis=0) for a, b in self.blocks], axis=1))
 
     def reset(self) -> None:
         self.neuron.reset()
@@ -135,10 +136,10 @@ class RecurrentOp(Op):
             counts = np.concatenate([xt, y_back], axis=1)
             used = np.flatnonzero(counts.any(axis=0))  # sources without events add nothing
             return counts[:, used], w_joined[:, used]
-        acc, n1 = A.overflow(A.exact_matmul(y_back, self.weight.T.astype(np.int64), self.name), self.target.widths.accumulator,
-                             self.target.overflow.accumulator)
-        r, n2 = A.overflow(A.shift(acc, self.weight_shift), self.target.widths.accumulator,
-                           self.target.overflow.accumulator)
+        width, mode = self.target.widths.accumulator, self.target.overflow.accumulator
+        w_t = self.derived("weight_t", lambda: A.MatmulWeight(self.weight.T))
+        acc, n1 = A.overflow(A.exact_matmul(y_back, w_t, self.name), width, mode)
+        r, n2 = A.overflow(A.shift(acc, self.weight_shift), width, mode)
         if n1 + n2:
             self.count_saturations("accumulator", n1 + n2)
             self.neuron._step_sat += n1 + n2
@@ -157,13 +158,14 @@ class RecurrentOp(Op):
         neuron.new_counters(tc)
         self.new_counters(tc)
         if self.per_event and fast.applicable(neuron, events=True):  # compiled per-event stepping (sim.fast)
-            rec_part = dict(csc=self.derived("csc", lambda: fast.csc(self.effective_weight)), history=self._history, cap=self.event_cap, clip=self.clip_events)
+            csc = self.derived("csc", lambda: fast.csc(self.effective_weight))
+            rec_part = dict(csc=csc, history=self._history, cap=self.event_cap, clip=self.clip_events)
             y, step_sat, fed, rec, n_clip = fast.step_population(neuron, xs[0], x.weight, rec_part, record_states, t0)
             if n_clip:
                 self.clipped["input_events"] = self.clipped.get("input_events", 0) + n_clip
             self.counters["saturations"][:] = step_sat
             return y, rec, fed
-        w_joined = self._joined_weight(xs[1]) if self.per_event else None
+        w_joined = self._joined_weight(x.weight) if self.per_event else None
         full = (self.batch, self.features)
         y = np.zeros((tc, *full), neuron.spike_dtype)
         rec = {s: np.zeros((tc, *full), np.int64) for s in self.state_names} if record_states else {}
@@ -184,8 +186,7 @@ class RecurrentOp(Op):
     def run(self, x, t0: int, record_states: bool = False):
         y, rec, fed = self._run(x, t0, record_states)
         events = fed @ self.nnz_blocks
-        sizes = np.array([b - a for a, b in self.blocks], np.int64) * self.batch
-        self.counters["neuron_updates"][:] = sizes
+        self.count_updates(self.neuron.words)
         self.counters["synaptic_events"] += events
-        self.counters["words_read"] += sizes * self.neuron.words + events
+        self.counters["words_read"] += events
         return y, rec

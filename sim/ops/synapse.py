@@ -108,7 +108,5 @@ class SynapseFilterOp(Op):
             self.counters["saturations"][t] = n
             self.out_i = new
             y[t] = new
-        sizes = np.array([b - a_ for a_, b in self.blocks], np.int64) * self.batch
-        self.counters["neuron_updates"][:] = sizes
-        self.counters["words_read"][:] = sizes
+        self.count_updates(1)
         return y, ({"out_i": y.copy()} if record_states else {})
