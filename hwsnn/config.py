@@ -34,8 +34,9 @@ Paths inside the file (``target`` when it is a path, ``data.path``) are relative
 folder. A layer's ``type`` is one of :data:`LAYER_TYPES` (a fixed whitelist; no name is ever
 imported or evaluated); its other keys are the class's constructor arguments (checked against
 its signature, lists become tuples). ``surrogate_function`` names one of :data:`SURROGATES`,
-as a string or ``{type: ..., alpha: ...}``. ``step_mode`` is not set here: the network runs
-multi-step (``[T, N, ...]``).
+as a string or ``{type: ..., alpha: ...}``. A ``RecurrentContainer``'s ``sub_module`` is a nested
+neuron entry (``{type: LIFNode, tau: 4.0, ...}``), checked the same way. ``step_mode`` is not set
+here: the network runs multi-step (``[T, N, ...]``).
 
 Validation collects every problem and raises one :class:`ConfigError` naming the file and each
 key path (``network[2].type: unknown layer 'LIFnode'; known: ...``).
@@ -87,7 +88,8 @@ class ConfigError(ValueError):
 def _layer_types() -> dict[str, type]:
     from . import layer, neuron
 
-    names = ("Linear", "Conv2d", "AvgPool2d", "MaxPool2d", "Flatten", "SynapseFilter", "Delay", "Dropout", "Dropout2d", "VotingLayer")
+    names = ("Linear", "Conv2d", "AvgPool2d", "MaxPool2d", "Flatten", "SynapseFilter", "Delay", "Dropout", "Dropout2d",
+             "VotingLayer", "RecurrentContainer")
     table = {n: getattr(layer, n) for n in names}
     table.update({n: getattr(neuron, n) for n in ("IFNode", "LIFNode", "CubaLIFNode")})
     return dict(sorted(table.items()))
@@ -337,6 +339,8 @@ class RunConfig:
 
 
 def _plain(v: Any) -> Any:
+    if isinstance(v, LayerSpec):  # a nested layer (RecurrentContainer's sub_module)
+        return {"type": v.type, **_plain(v.options)}
     if isinstance(v, (tuple, list)):
         return [_plain(x) for x in v]
     if isinstance(v, dict):
@@ -459,6 +463,8 @@ def _check_surrogate(value: Any, path: str, problems: list[str]) -> None:
 
 
 def _yaml_to_arg(name: str, value: Any) -> Any:
+    if isinstance(value, LayerSpec):
+        return _make_layer(value)
     if name == "surrogate_function" and value is not None:
         if isinstance(value, str):
             return SURROGATES[value]()
@@ -473,8 +479,12 @@ def _make_layer(spec: LayerSpec):
     return cls(**{k: _yaml_to_arg(k, v) for k, v in spec.options.items()})
 
 
-def _check_layer(i: int, entry: Any, problems: list[str]) -> Optional[LayerSpec]:
-    path = f"network[{i}]"
+#: layers a RecurrentContainer's ``sub_module`` may be (a nested mapping with its own ``type``)
+_NEURON_TYPES = ("IFNode", "LIFNode", "CubaLIFNode")
+
+
+def _check_layer(i: int, entry: Any, problems: list[str], path: Optional[str] = None) -> Optional[LayerSpec]:
+    path = f"network[{i}]" if path is None else path
     if not isinstance(entry, dict):
         problems.append(f"{path}: expected a mapping {{type: <layer>, <option>: <value>, ...}}; got {entry!r}")
         return None
@@ -502,6 +512,12 @@ def _check_layer(i: int, entry: Any, problems: list[str]) -> Optional[LayerSpec]
             problems.append(f"{sub}: unknown option of {kind}{why}{hint}; allowed: {', '.join(params)}")
         elif key == "surrogate_function":
             _check_surrogate(value, sub, problems)
+        elif key == "sub_module":  # RecurrentContainer: a nested neuron
+            if isinstance(value, dict) and value.get("type") in LAYER_TYPES and value["type"] not in _NEURON_TYPES:
+                problems.append(f"{sub}.type: a recurrent population wraps a neuron ({', '.join(_NEURON_TYPES)}); "
+                                f"got {value.get('type')!r}")
+            else:
+                value = options[key] = _check_layer(i, value, problems, sub)
         elif key in hints and not _matches(value, hints[key]):
             problems.append(f"{sub}: expected {_describe(hints[key])}; got {value!r}")
         if len(problems) == before:

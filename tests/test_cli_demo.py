@@ -129,3 +129,29 @@ def test_cli_rejects_bad_flags():
     for flags in (["--epochs", "0"], ["--qat-epochs", "-1"]):
         proc = subprocess.run([sys.executable, "-m", "hwsnn", "run", *flags], capture_output=True, text=True)
         assert proc.returncode == 2 and flags[0] in proc.stderr
+
+
+@pytest.mark.parametrize("target", ["generic_int8", "xylo"])
+def test_cli_run_with_a_recurrent_population(capsys, tmp_path, target):
+    """A run file with a RecurrentContainer: trained, QAT, converted, exported as op 'recurrent',
+    simulated bit-exactly (on Xylo through the per-event recurrent path)."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"seed: 1\ntarget: {target}\n"
+        "data: {kind: temporal_patterns, T: 12, channels: 8, classes: 4, train_samples: 64, test_samples: 16}\n"
+        "network:\n"
+        "  - {type: Linear, in_features: 8, out_features: 24, bias: false}\n"
+        "  - {type: RecurrentContainer, features: 24, sub_module: {type: LIFNode, tau: 4.0, decay_input: false, v_reset: null}}\n"
+        "  - {type: Linear, in_features: 24, out_features: 8, bias: false}\n"
+        "  - {type: LIFNode, tau: 2.0, decay_input: false, v_reset: null}\n"
+        "  - {type: VotingLayer, voting_size: 2}\n"
+        "training: {epochs: 1, qat_epochs: 1}\n"
+    )
+    out_dir = tmp_path / "o"
+    assert cli.main(["run", "--config", str(cfg), "--no-progress", "--no-plots", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    summary = _summary(out)
+    assert summary["bit-exact (sim vs twin)"] == "yes"
+    assert summary[f"QAT accuracy ({target})"] == summary[f"integer accuracy (sim, {target})"]
+    manifest = json.loads((out_dir / "export" / "manifest.json").read_text())
+    assert [e["op"] for e in manifest["layers"]][:2] == ["dense", "recurrent"]

@@ -267,7 +267,7 @@ def test_unsafe_yaml_tags_are_refused(tmp_path):
 
 def test_layer_types_are_a_fixed_whitelist():
     assert set(LAYER_TYPES) == {"Linear", "Conv2d", "AvgPool2d", "MaxPool2d", "Flatten", "SynapseFilter", "Delay", "Dropout",
-                                "Dropout2d", "VotingLayer", "IFNode", "LIFNode", "CubaLIFNode"}
+                                "Dropout2d", "VotingLayer", "IFNode", "LIFNode", "CubaLIFNode", "RecurrentContainer"}
     for name in ("OTTTLIFNode", "PrintShapeModule", "os.system", "__import__", "torch.nn.Linear"):
         assert any(p.startswith(f"network[0].type: unknown layer {name!r}") for p in problems_of({"network": [{"type": name}]}))
 
@@ -500,3 +500,45 @@ def test_npz_labels_checked_against_the_network_outputs(tmp_path):
     cfg = run_config_from_dict({"network": net, "data": {"kind": "npz", "path": "d.npz"}}, source=tmp_path / "run.yaml")
     with pytest.raises(ConfigError, match=r"network: 4 outputs \(classes\), but the data \(data.kind npz\) has label 5"):
         cfg.load_data()
+
+
+# --------------------------------------------------------------------------- recurrent populations
+RECURRENT = [
+    {"type": "Linear", "in_features": 16, "out_features": 32, "bias": False},
+    {"type": "RecurrentContainer", "features": 32,
+     "sub_module": {"type": "LIFNode", "tau": 4.0, "decay_input": False, "v_reset": None}},
+    {"type": "Linear", "in_features": 32, "out_features": 10, "bias": False},
+    {"type": "LIFNode", "tau": 2.0, "decay_input": False, "v_reset": None},
+]
+
+
+def test_recurrent_population_builds_and_round_trips():
+    cfg = run_config_from_dict({"network": RECURRENT})
+    net = cfg.build_network()
+    rc = net[1]
+    assert isinstance(rc, layer.RecurrentContainer) and rc.features == 32 and rc.rc.bias is None
+    assert isinstance(rc.sub_module, neuron.LIFNode) and rc.sub_module.tau == 4.0 and rc.sub_module.v_reset is None
+    assert rc.step_mode == "m" and rc.sub_module.step_mode == "s"
+    assert net(torch.ones(5, 3, 16)).shape == (5, 3, 10)
+    assert run_config_from_dict(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["network"][1]["sub_module"] == RECURRENT[1]["sub_module"]
+
+
+@pytest.mark.parametrize("sub,wants", [
+    ({"type": "Linear", "in_features": 4, "out_features": 4}, "network[1].sub_module.type: a recurrent population wraps a neuron"),
+    ({"type": "LIFNode", "taux": 2.0}, "network[1].sub_module.taux: unknown option of LIFNode (did you mean 'tau'?)"),
+    ({"tau": 2.0}, "network[1].sub_module.type: missing"),
+    ("LIFNode", "network[1].sub_module: expected a mapping"),
+])
+def test_recurrent_population_errors_name_the_nested_key(sub, wants):
+    net = [dict(e) for e in RECURRENT]
+    net[1]["sub_module"] = sub
+    assert any(p.startswith(wants) for p in problems_of({"network": net})), problems_of({"network": net})
+
+
+def test_recurrent_population_needs_features_and_sub_module():
+    net = [dict(e) for e in RECURRENT]
+    del net[1]["features"], net[1]["sub_module"]
+    problems = problems_of({"network": net})
+    assert any(p.startswith("network[1].features: missing") for p in problems)
+    assert any(p.startswith("network[1].sub_module: missing") for p in problems)
