@@ -163,6 +163,13 @@ def _int_param(op: Op, key: str, default=None, lo: Optional[int] = None, hi: Opt
     return v
 
 
+def effective_weight(op: Op) -> np.ndarray:
+    r"""Per-event weights: :math:`\mathrm{wrap}_{\text{current}}(W \ll s)` of ``op.weight`` (one shift per
+    matrix), computed once per loaded export."""
+    return op.derived("effective_weight", lambda: arith.wrap(arith.shift(op.weight, op.weight_shift),
+                                                             op.target.widths.current))
+
+
 def _int_table(op: Op, role: str, shape: tuple, width=None, required: bool = True) -> Optional[np.ndarray]:
     """Table ``role`` as int64, checked for an integer dtype, ``shape`` and (optionally) ``width``."""
     a = table(op, role, required)
@@ -336,8 +343,6 @@ class DenseOp(_SynapticOp):
                 cap_default = tg.neuron.max_spikes_per_step
             self.event_cap = _int_param(self, "event_cap", cap_default, 0)
             self.clip_events = bool(p.get("clip_events", False))
-            # effective weight: wrap to the current width of W << s (one shift per matrix)
-            self.effective_weight = arith.wrap(arith.shift(self.weight, self.weight_shift), tg.widths.current)
         if self.delays is not None:
             if not syn.per_synapse_delay:
                 raise self.error(f"target {tg.name!r} has no per-synapse delays, but the export has a 'delays' table")
@@ -359,7 +364,7 @@ class DenseOp(_SynapticOp):
         """Counters from event counts ``[Tc, N, in]``: per step and block :math:`b`,
         :math:`\\sum_i (\\sum_n c_{n,i}) \\#\\{o \\in b : w_{oi} \\ne 0\\}` with the weights that are read
         (per-event: the effective weights)."""
-        w = self.effective_weight if self.per_event else self.weight
+        w = effective_weight(self) if self.per_event else self.weight
         nnz = self.derived(f"nonzero weights per block {self.blocks}",  # [in, n_blocks]
                            lambda: np.stack([(w[a:b] != 0).sum(axis=0) for a, b in self.blocks], axis=1))
         self.new_counters(counts.shape[0])
@@ -410,7 +415,7 @@ class DenseOp(_SynapticOp):
             counts, sat = self._cap(x.astype(np.int64))
             counts = self._latency(counts)
             self._count(counts, sat)
-            return Events(counts=counts, weight=self.effective_weight), {}
+            return Events(counts=counts, weight=effective_weight(self)), {}
         acc, bound = self._raw_sum(x)
         y, sat = self._shift_bias(acc, self.bias, bound)
         self._count(self._event_counts(x), sat)

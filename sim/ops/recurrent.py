@@ -27,6 +27,7 @@ import numpy as np
 from .. import arith as A
 from .. import fast
 from .base import Events, Op, OPS, register_op, table
+from .dense import _int_param, effective_weight
 from .neuron import NeuronOp
 
 __all__ = ["RecurrentOp"]
@@ -53,13 +54,14 @@ class RecurrentOp(Op):
         self.features = m[0]
         if p.get("features", self.features) != self.features:
             raise self.error(f"params.features = {p.get('features')} but the layer has {self.features} neurons")
-        self.latency = self._int("latency", lo=1)
+        self.latency = _int_param(self, "latency", lo=1)
         accumulation = p.get("accumulation")
         if accumulation != tg.synapse.accumulation:
             raise self.error(f"params.accumulation is {accumulation!r} but target {tg.name!r} accumulates by "
                              f"{tg.synapse.accumulation!r}")
         self.per_event = accumulation == "per_event_saturate"
-        self.weight_shift = self._int("weight_shift", tg.synapse.weight_shift_min, tg.synapse.weight_shift_max)
+        syn = tg.synapse
+        self.weight_shift = _int_param(self, "weight_shift", None, syn.weight_shift_min, syn.weight_shift_max)
         w = table(self, "weight")
         if w.shape != (self.features, self.features) or w.dtype.kind not in "iu":
             raise self.error(f"the weight table must be integer [{self.features}, {self.features}]; got {w.dtype} {list(w.shape)}")
@@ -68,32 +70,18 @@ class RecurrentOp(Op):
             raise self.error(f"recurrent weights outside {wd} on target {tg.name!r}")
         self.weight = w
         if self.per_event:
-            self.event_cap = self._int("event_cap", 0)
+            self.event_cap = _int_param(self, "event_cap", lo=0)
             self.clip_events = bool(p.get("clip_events", False))
         self._joined: tuple = (None, None)
         self.clipped: dict[str, int] = {}
         self.saturations = self.neuron.saturations  # one dict: the neuron op adds to it in place
         self.reset()
 
-    def _int(self, key: str, lo: int = None, hi: int = None) -> int:
-        v = self.params.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise self.error(f"param {key!r} must be an integer; got {v!r}")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise self.error(f"param {key} = {v} outside [{lo}, {hi if hi is not None else 'inf'}]")
-        return int(v)
-
     def set_blocks(self, blocks: list[tuple[int, int]]) -> None:
         super().set_blocks(blocks)
         self.neuron.set_blocks(blocks)
 
     # -- tables derived once per loaded export ----------------------------------------------------
-    @property
-    def effective_weight(self) -> np.ndarray:
-        """``wrap(W << s)`` in the current width (per-event targets)."""
-        return self.derived("effective_weight", lambda: A.wrap(A.shift(self.weight, self.weight_shift),
-                                                               self.target.widths.current))
-
     @property
     def nnz_blocks(self) -> np.ndarray:
         """``[M, n_blocks]``: nonzero recurrent synapses from each source into each block."""
@@ -127,7 +115,7 @@ class RecurrentOp(Op):
     def _joined_weight(self, w_in: np.ndarray) -> np.ndarray:
         """``[M, K + M]``: the input projection's effective weights, then the recurrent ones (cached)."""
         if self._joined[0] is not w_in:
-            self._joined = (w_in, np.concatenate([w_in.astype(np.int64), self.effective_weight], axis=1))
+            self._joined = (w_in, np.concatenate([w_in.astype(np.int64), effective_weight(self)], axis=1))
         return self._joined[1]
 
     def _input(self, xt, y_back: np.ndarray, w_joined):
@@ -158,7 +146,7 @@ class RecurrentOp(Op):
         neuron.new_counters(tc)
         self.new_counters(tc)
         if self.per_event and fast.applicable(neuron, events=True):  # compiled per-event stepping (sim.fast)
-            csc = self.derived("csc", lambda: fast.csc(self.effective_weight))
+            csc = self.derived("csc", lambda: fast.csc(effective_weight(self)))
             rec_part = dict(csc=csc, history=self._history, cap=self.event_cap, clip=self.clip_events)
             y, step_sat, fed, rec, n_clip = fast.step_population(neuron, xs[0], x.weight, rec_part, record_states, t0)
             if n_clip:
