@@ -5,9 +5,24 @@
   simulation of the held-out set and the bit-exact report, then a summary table. Default: the
   embedded digits task (scikit-learn's bundled 8x8 digits as spike trains).
 * ``hwsnn export OUT``: the same up to the export directory (with the held-out set as test vectors).
+* ``hwsnn verify DIR``: check every file of a bundle against its digest (like ``sha256sum -c``).
 * ``hwsnn simulate DIR``: run the NumPy simulator on an export (its test vectors or ``--inputs``).
-* ``hwsnn report DIR``: simulator vs the torch twin rebuilt from the export's tables, bit for bit.
+* ``hwsnn report DIR``: the three checks of the proof: files = digest, simulator = the twin rebuilt
+  from the export, simulator = the reference outputs recorded at export.
 * ``hwsnn targets list|show NAME|validate FILE...``: list, print and check chip descriptions.
+
+Exit status (every command):
+
+====  =====================================================================================
+0     success: done, verified, bit-exact (and, for ``run``, the network fits the target)
+1     the proof failed: the simulator differs from the twin or from the recorded reference
+2     bad input or usage: a flag, a run file, a target, a data array, a path (checked before
+      any training)
+3     a corrupt or tampered bundle: a file, table or manifest field differs from its digest
+4     ``run``: the network does not fit the target (the report says why)
+70    an internal error (a bug in hwsnn: please report it with ``HWSNN_DEBUG=1`` set)
+130   interrupted (Ctrl-C)
+====  =====================================================================================
 """
 
 from __future__ import annotations
@@ -17,8 +32,13 @@ import sys
 from typing import Optional, Sequence
 
 from . import __version__
+from .cli_checks import InputError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_PROOF_FAILED", "EXIT_BAD_INPUT", "EXIT_BUNDLE", "EXIT_DOES_NOT_FIT",
+           "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
+
+EXIT_OK, EXIT_PROOF_FAILED, EXIT_BAD_INPUT, EXIT_BUNDLE, EXIT_DOES_NOT_FIT = 0, 1, 2, 3, 4
+EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
 
 
 def _int_at_least(low: int):
@@ -77,11 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     simp.add_argument("--chunk", type=_positive_int, default=64, help="time steps per chunk (default: 64)")
     simp.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    rep = sub.add_parser("report", help="bit-exact report: simulator vs the torch twin of the exported tables")
+    ver = sub.add_parser("verify", help="check every file of a bundle against its digest (like sha256sum -c)")
+    ver.add_argument("export", help="export directory")
+    ver.add_argument("--quiet", action="store_true", help="print only the digest line (or the errors)")
+
+    rep = sub.add_parser("report", help="the proof: files = digest, simulator = twin, simulator = recorded reference")
     rep.add_argument("export", help="export directory")
     rep.add_argument("--inputs", help=".npy file of integer inputs [T, N, ...] (default: the export's test vectors)")
     rep.add_argument("--labels", help=".npy file of integer labels [N] (default: the export's)")
-    rep.add_argument("--out", help="report directory (default: <export>/../report)")
+    rep.add_argument("--out", help="report directory (default: <export>/../report, or <export>/../report-check "
+                                   "when that holds the current report of `hwsnn run`)")
     rep.add_argument("--no-plots", action="store_true", help="no plots")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -137,9 +162,13 @@ def _table(rows: list[tuple[str, str]]) -> None:
         print(f"  {name:<{width}}  {value}")
 
 
-def _fail(exc: Exception) -> int:
+def _fail(exc: Exception, status: int = EXIT_BAD_INPUT) -> int:
     print(f"hwsnn: error: {exc}", file=sys.stderr)
-    return 2
+    return status
+
+
+def _warn(text: str) -> None:
+    print(f"hwsnn: warning: {text}", file=sys.stderr)
 
 
 def _job_config(args: argparse.Namespace):
@@ -181,12 +210,9 @@ def _job(args: argparse.Namespace, *, export_only: bool):
     print(f"hwsnn {__version__} main job on {what}, target {config.target}, seed {config.seed}")
     from pathlib import Path
 
-    try:
-        result = run_job(config, progress=not args.no_progress, plots=not getattr(args, "no_plots", True),
-                         export_only=export_only, overwrite=getattr(args, "overwrite", True),
-                         export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False))
-    except (ConfigError, TargetError, ValueError, TypeError, FileExistsError, FileNotFoundError, ImportError) as exc:
-        return None, _fail(exc)
+    result = run_job(config, progress=not args.no_progress, plots=not getattr(args, "no_plots", True),
+                     export_only=export_only, overwrite=getattr(args, "overwrite", True),
+                     export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False))
     return result, None
 
 
@@ -198,7 +224,9 @@ def _run(args: argparse.Namespace) -> int:
         return status
     print()
     _table(summary_rows(result))
-    return 0 if result.bit_exact else 1
+    if not result.bit_exact:
+        return EXIT_PROOF_FAILED
+    return EXIT_OK if result.fits else EXIT_DOES_NOT_FIT
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -206,26 +234,66 @@ def _export(args: argparse.Namespace) -> int:
     if result is None:
         return status
     print(f"  exported {len(result.conversion)} layers for {result.target} to {result.export}")
-    return 0
+    print(f"  bundle {result.digest}")
+    return EXIT_OK
 
 
-def _inputs(args: argparse.Namespace, export):
-    import numpy as np
+def _load(path: str, deep: bool = False):
+    """Recover an interrupted write (reported), then load and verify the bundle."""
+    import sim
+    from targets.bundle import recover
 
-    from sim.bundle import load_examples
+    from pathlib import Path
 
-    examples = load_examples(export)
+    here = Path(path).absolute()
+    for p in (here, here.parent / "report", here.parent / "report-check"):  # the bundle and its reports
+        for action in recover(p):
+            _warn(action)
+    return sim.load_export(path, deep=deep)
+
+
+def _report_dir(export_path) -> "Path":
+    from pathlib import Path
+
+    return Path(export_path).absolute().parent / "report"
+
+
+def _check_stale(bundle) -> None:
+    from .cli_checks import stale_report
+
+    msg = stale_report(_report_dir(bundle.path), bundle.digest)
+    if msg:
+        _warn(msg)
+
+
+def _inputs(args: argparse.Namespace, bundle):
+    from .cli_checks import integer_inputs, integer_labels, load_array
+
+    examples = bundle.examples()
+    spec = bundle.network
     if args.inputs:
-        x = np.load(args.inputs, allow_pickle=False)
+        x = integer_inputs(load_array(args.inputs, "--inputs"), spec.input_shape, spec.input_kind)
     elif "inputs" in examples:
         x = examples["inputs"]
     else:
-        raise ValueError(f"{export.path} has no test vectors; pass --inputs FILE.npy")
+        raise InputError(f"{bundle.path} has no test vectors; pass --inputs FILE.npy")
+    classes = int(spec.ops[-1].output_shape[-1]) if spec.ops[-1].output_shape else 1
     if args.labels:
-        labels = np.load(args.labels, allow_pickle=False)
+        labels = integer_labels(load_array(args.labels, "--labels"), x.shape[1], classes)
     else:  # the export's labels belong to its own test vectors only
         labels = None if args.inputs else examples.get("labels")
     return x, labels
+
+
+def _verify(args: argparse.Namespace) -> int:
+    bundle = _load(args.export, deep=True)
+    if not args.quiet:
+        for name in sorted(bundle.manifest["files"]):
+            print(f"{name}: OK")
+        print(f"manifest.json: OK ({len(bundle.ops)} layers, {len(bundle.tables)} tables, target {bundle.target.name})")
+        _check_stale(bundle)
+    print(f"{bundle.digest}  {bundle.path}")
+    return EXIT_OK
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -233,15 +301,14 @@ def _simulate(args: argparse.Namespace) -> int:
 
     import sim
 
-    try:
-        ex = sim.load_export(args.export)
-        x, labels = _inputs(args, ex)
-        r = sim.run(ex, x, record=args.record, chunk=args.chunk, progress=not args.no_progress)
-    except (ValueError, TypeError, OSError) as exc:
-        return _fail(exc)
+    ex = _load(args.export)
+    _check_stale(ex)
+    x, labels = _inputs(args, ex)
+    r = sim.run(ex, x, record=args.record, chunk=args.chunk, progress=not args.no_progress)
     c = r.costs
     rows = [
         ("target", r.target),
+        ("bundle", ex.digest),
         ("steps x samples", f"{r.steps} x {r.batch}"),
         ("simulation wall time", f"{r.wall_seconds:.2f} s ({r.steps * r.batch / max(r.wall_seconds, 1e-9):.0f} sample-steps/s)"),
         ("cycles per step (mean / max)", f"{c['cycles_per_step_mean']:.0f} / {c['cycles_per_step_max']:.0f}"),
@@ -253,7 +320,7 @@ def _simulate(args: argparse.Namespace) -> int:
         ("fits the target", "yes" if r.fit["fits"] else "NO: " + "; ".join(r.fit["problems"])),
     ]
     if labels is not None:
-        rows.insert(2, ("accuracy", f"{100 * float((r.predictions() == np.asarray(labels)).mean()):.1f} %"))
+        rows.insert(3, ("accuracy", f"{100 * float((r.predictions() == np.asarray(labels)).mean()):.1f} %"))
     _table(rows)
     if args.save:
         arrays = {"output_sum": r.output_sum, "predictions": r.predictions()}
@@ -267,7 +334,7 @@ def _simulate(args: argparse.Namespace) -> int:
             arrays[f"{layer}/neuron_updates"] = lc.neuron_updates
         _save_npz(args.save, arrays)
         print(f"  saved {len(arrays)} arrays to {args.save}")
-    return 0
+    return EXIT_OK
 
 
 def _save_npz(path: str, arrays: dict) -> None:
@@ -276,7 +343,12 @@ def _save_npz(path: str, arrays: dict) -> None:
 
     import numpy as np
 
+    from .cli_checks import check_writable
+
     d = os.path.dirname(os.path.abspath(path))
+    check_writable(d, "--save")
+    if not os.path.isdir(d):
+        raise InputError(f"--save {path}: the directory {d} does not exist")
     fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz.tmp")
     os.close(fd)
     try:
@@ -293,37 +365,64 @@ def _report(args: argparse.Namespace) -> int:
 
     import torch
 
-    import sim
     from quant.report import make_report
     from quant.twin import load_twin
+    from sim.report import check_report_destination, read_report
 
-    try:
-        ex = sim.load_export(args.export)
-        x, labels = _inputs(args, ex)
-        twin = load_twin(ex)
-        out = Path(args.out) if args.out else Path(args.export).absolute().parent / "report"
-        rep = make_report(twin, ex.path, torch.from_numpy(x.astype("int64")),
-                          labels=None if labels is None else torch.from_numpy(labels.astype("int64")),
-                          out_dir=out, plots=not args.no_plots, progress=not args.no_progress)
-    except (ValueError, TypeError, OSError) as exc:
-        return _fail(exc)
-    print(f"  bit-exact: {'yes' if rep.get('bit_exact') else 'NO'}; report in {out}")
-    return 0 if rep.get("bit_exact") else 1
+    ex = _load(args.export, deep=True)
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = _report_dir(ex.path)
+        prev = read_report(out)
+        if prev is not None and prev.get("producer") == "hwsnn run" and prev.get("bundle_digest") == ex.digest:
+            out = out.parent / "report-check"  # never overwrite the richer report of `hwsnn run`
+    check_report_destination(out)
+    x, labels = _inputs(args, ex)
+    twin = load_twin(ex)
+    rep = make_report(twin, ex, torch.from_numpy(x.astype("int64")),
+                      labels=None if labels is None else torch.from_numpy(labels.astype("int64")),
+                      out_dir=out, plots=not args.no_plots, progress=not args.no_progress, producer="hwsnn report")
+    print(f"  {rep['headline']}")
+    print(f"  bundle {ex.digest}; report in {out}")
+    return EXIT_OK if rep.get("bit_exact") else EXIT_PROOF_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    commands = {"run": _run, "targets": _targets, "export": _export, "verify": _verify, "simulate": _simulate,
+                "report": _report}
+    return commands[args.command](args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "targets":
-        return _targets(args)
-    if args.command == "export":
-        return _export(args)
-    if args.command == "simulate":
-        return _simulate(args)
-    if args.command == "report":
-        return _report(args)
-    raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a known command
+    """Run one command; returns its exit status (see the module docstring). Bad input never ends in
+    a traceback, and an internal error never shares its status with "not bit-exact"."""
+    import os
+
+    from targets import TargetError
+    from targets.bundle import BundleError, NotABundleError
+
+    args = build_parser().parse_args(argv)  # usage errors: argparse exits with status 2
+    try:
+        return _dispatch(args)
+    except NotABundleError as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except BundleError as exc:
+        return _fail(exc, EXIT_BUNDLE)
+    except KeyboardInterrupt:
+        print("hwsnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (InputError, TargetError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            PermissionError, ImportError, ValueError, TypeError) as exc:
+        if os.environ.get("HWSNN_DEBUG"):
+            raise
+        return _fail(exc)
+    except Exception as exc:  # a bug: say so, with its own status
+        if os.environ.get("HWSNN_DEBUG"):
+            raise
+        print(f"hwsnn: internal error (a bug in hwsnn, not in your input): {type(exc).__name__}: {exc}\n"
+              "  run again with HWSNN_DEBUG=1 for the traceback, and please report it", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ from typing import Any, Optional, Sequence, Union
 
 import yaml
 
+from targets.yamlfile import DuplicateKeyError, load_yaml
+
 __all__ = [
     "ConfigError",
     "DataSpec",
@@ -777,12 +779,16 @@ def _parse_training(d: Any, problems: list[str]) -> TrainingSpec:
 
 
 def load_run_config(path: Union[str, os.PathLike]) -> RunConfig:
-    """Read a run file with ``yaml.safe_load`` and validate it (:class:`ConfigError` lists every problem)."""
+    """Read a run file with the safe loader (no Python tags, no duplicate keys) and validate it (:class:`ConfigError` lists every problem)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, ["file not found"])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise ConfigError(path, [str(exc)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot be read: {exc}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"not valid YAML (only plain YAML is read; no Python tags): {exc}"]) from None
     return run_config_from_dict(data, source=path)

@@ -10,10 +10,10 @@
 See ``docs/EXPORT_FORMAT.md`` for the directory format.
 """
 
-from .export import Export, ExportError, describe_layer, export, load_export, twin_layers
+from .export import Export, ExportError, describe_layer, export, layer_names, load_export, network_spec, twin_layers
 from .calibrate import Calibration, calibrate
 from .convert import conversion_table, convert, format_conversion_table
 from .prepare import QATNetwork, prepare
 from .twin import load_twin
 
-__all__ = ["prepare", "calibrate", "convert", "conversion_table", "format_conversion_table", "QATNetwork", "Calibration", "export", "load_export", "load_twin", "describe_layer", "twin_layers", "Export", "ExportError"]
+__all__ = ["prepare", "calibrate", "convert", "conversion_table", "format_conversion_table", "QATNetwork", "Calibration", "export", "load_export", "load_twin", "describe_layer", "twin_layers", "layer_names", "network_spec", "Export", "ExportError"]

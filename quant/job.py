@@ -24,10 +24,10 @@ import torch.nn as nn
 
 from .calibrate import calibrate
 from .convert import conversion_table, format_conversion_table
-from .export import export
+from .export import export, load_export, network_spec
 from .prepare import prepare
 
-__all__ = ["JobResult", "run_job", "summary_rows", "float_copy"]
+__all__ = ["JobResult", "run_job", "summary_rows", "float_copy", "preflight", "PreflightError"]
 
 
 @dataclass
@@ -45,6 +45,7 @@ class JobResult:
     conversion: list[dict] = field(default_factory=list)
     calibration: Optional[Any] = None
     timings: dict[str, float] = field(default_factory=dict)
+    digest: Optional[str] = None
 
     @property
     def sim_accuracy(self) -> Optional[float]:
@@ -54,6 +55,10 @@ class JobResult:
     def bit_exact(self) -> Optional[bool]:
         return None if self.report is None else bool(self.report.get("bit_exact"))
 
+    @property
+    def fits(self) -> Optional[bool]:
+        return None if self.report is None else bool(self.report.get("fit", {}).get("fits"))
+
 
 def float_copy(float_net: nn.Module, trained: nn.Module) -> nn.Module:
     """A copy of the float network carrying ``trained``'s weights (same ``state_dict`` keys; the
@@ -61,6 +66,67 @@ def float_copy(float_net: nn.Module, trained: nn.Module) -> nn.Module:
     net = copy.deepcopy(float_net)
     net.load_state_dict(trained.state_dict(), strict=True)
     return net
+
+
+class PreflightError(ValueError):
+    """A mistake found before training (paths, data, a network the target cannot run): exit status 2."""
+
+
+def _input_kind(*xs: torch.Tensor) -> str:
+    """``spikes`` when every input is 0/1, ``counts`` for other non-negative integers; anything else
+    (negative or fractional values) is off the input grid of a chip and refused."""
+    kind = "spikes"
+    for x in xs:
+        if x.numel() == 0:
+            continue
+        if not torch.equal(x, torch.round(x)) or bool((x < 0).any()):
+            bad = (x != torch.round(x)) | (x < 0)
+            idx = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise PreflightError(f"data: inputs must be 0/1 spikes or non-negative integer event counts (the chip's "
+                                 f"input grid); found {float(x[idx])} at index [t, n, ...] = {list(idx)} "
+                                 f"({int(bad.sum())} value(s) off the grid)")
+        if float(x.max()) > 1:
+            kind = "counts"
+    return kind
+
+
+def preflight(net: nn.Module, target: Any, x_train: torch.Tensor, x_test: torch.Tensor, *, seed: int,
+              export_dir: Path, overwrite: bool, report_dir: Optional[Path]) -> str:
+    """Everything that can be checked before training, so that a mistake costs seconds, not a
+    training run: the output paths (``export_dir`` replaceable, ``report_dir`` holding no foreign
+    files), the inputs on the chip's grid, and a dry conversion and export description of the
+    untrained network for ``target`` (layers the chip cannot run, sizes, ranges). Returns the
+    export's input kind (``spikes`` or ``counts``); raises :class:`PreflightError` or the
+    converter's :class:`~hwsnn.fixed.FitError`."""
+    from sim.report import check_report_destination
+    from targets.bundle import SpecError, check_destination
+
+    for what, p in (("export directory", export_dir), ("report directory", report_dir)):
+        if p is None:
+            continue
+        for anc in Path(p).expanduser().absolute().parents:
+            if anc.exists() and not anc.is_dir():
+                raise PreflightError(f"{what} {p}: {anc} is a file, not a directory")
+    existing = Path(export_dir).expanduser().absolute()
+    if existing.parent.is_dir():
+        try:
+            check_destination(existing, overwrite)
+        except (FileExistsError, FileNotFoundError) as exc:
+            raise PreflightError(str(exc)) from None
+    if report_dir is not None and Path(report_dir).parent.is_dir():
+        try:
+            check_report_destination(Path(report_dir))
+        except (FileExistsError, FileNotFoundError) as exc:
+            raise PreflightError(str(exc)) from None
+    kind = _input_kind(x_train, x_test)
+    dry = copy.deepcopy(net)
+    try:
+        twin = prepare(dry, target, seed=seed, clip=True).eval().to_twin()
+        network_spec(twin, input_shape=tuple(x_test.shape[2:]), input_kind=kind)
+    except SpecError as exc:
+        raise PreflightError(f"the network cannot be exported for target {target.name!r} (checked before training): "
+                             f"{exc}") from None
+    return kind
 
 
 def _line(text: str) -> None:
@@ -83,12 +149,17 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     tg = targets.load(config.target)
     out = Path(config.out)
     timings: dict[str, float] = {}
+    target_dir = Path(export_dir) if export_dir is not None else out / "export"
+    report_dir = None if export_only else out / "report"
 
     t0 = time.perf_counter()
     x_train, y_train, x_test, y_test = config.load_data()
     net = config.build_network(tg)
-    _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])}, "
-          f"T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}")
+    input_kind = preflight(net, tg, x_train, x_test, seed=config.seed, export_dir=target_dir,
+                           overwrite=overwrite, report_dir=report_dir)
+    _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])} "
+          f"({input_kind}), T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}; "
+          f"checked before training: paths, data, conversion to {tg.name}")
 
     t0 = time.perf_counter()
     loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
@@ -122,15 +193,15 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     for line in format_conversion_table(rows).splitlines():
         _line("    " + line)
     examples = {"inputs": x_test.to(torch.int8) if x_test.abs().max() < 128 else x_test.to(torch.int64), "labels": y_test}
-    target_dir = Path(export_dir) if export_dir is not None else out / "export"
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files)
+    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files, input_kind=input_kind)
     timings["conversion + export"] = time.perf_counter() - t0
-    _line(f"export: {path} ({timings['conversion + export']:.1f} s)")
+    digest = load_export(path).digest
+    _line(f"export: {path} ({timings['conversion + export']:.1f} s), bundle {digest}")
 
     result = JobResult(target=tg.name, float_accuracy=float_acc, qat_accuracy=qat_acc,
                        float_seconds=timings["float training"], qat_seconds=timings["QAT"], export=path, out=out,
-                       conversion=rows, calibration=cal, timings=timings)
+                       conversion=rows, calibration=cal, timings=timings, digest=digest)
     if export_only:
         return result
 
@@ -140,7 +211,7 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     reference = float_copy(net, qat).eval()
     reset_net(twin)  # the exported twin, from its reset state
     result.report = make_report(twin, path, examples["inputs"], float_model=reference, labels=y_test,
-                                out_dir=out / "report", plots=plots, progress=progress)
+                                out_dir=report_dir, plots=plots, progress=progress, producer="hwsnn run")
     timings["simulation + report"] = time.perf_counter() - t0
     _line(f"simulation + report: {timings['simulation + report']:.1f} s -> {out / 'report'}")
     return result
@@ -160,8 +231,9 @@ def summary_rows(result: JobResult) -> list[tuple[str, str]]:
         ("float accuracy (held-out)", pct(result.float_accuracy)),
         (f"QAT accuracy ({result.target})", pct(result.qat_accuracy)),
         (f"integer accuracy (sim, {result.target})", pct(result.sim_accuracy)),
-        ("bit-exact (sim vs twin)", "n/a" if result.report is None else
+        ("bit-exact (digest, twin, reference)", "n/a" if result.report is None else
          ("yes" if result.bit_exact else "NO, see the report")),
+        ("bundle digest", result.digest or "n/a"),
     ]
     if result.report is not None:
         rows += [

@@ -13,7 +13,9 @@ to the NumPy ops.
 from importlib import import_module
 from typing import Any
 
-from .bundle import Export, ExportError, load_export
+from targets.bundle import Bundle as Export
+from targets.bundle import BundleError as ExportError
+from targets.bundle import load_bundle as load_export
 
 __all__ = ["run", "load_export", "Export", "ExportError", "SimResult", "LayerCounters", "fit_check", "core_map", "estimate_costs", "build_ops"]
 

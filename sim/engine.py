@@ -23,9 +23,9 @@ import numpy as np
 
 from . import fast
 from . import ops  # noqa: F401  (registers the ops)
-from .bundle import Export, load_export
+from targets.bundle import Bundle as Export, load_bundle as load_export
 from .mapping import core_map, estimate_costs, fit_check
-from .ops.base import OPS, Events, Op
+from .ops.base import Events, Op, build_op
 from .result import LayerCounters, SimResult
 
 __all__ = ["run", "build_ops"]
@@ -37,12 +37,9 @@ def build_ops(export: Export, batch: int, plan: Optional[list[dict]] = None) -> 
     """One op per exported layer, with its core blocks set."""
     plan = core_map(export) if plan is None else plan
     out: list[Op] = []
-    for entry, p in zip(export.layers, plan):
-        cls = OPS.get(entry["op"])
-        if cls is None:
-            raise ValueError(f"layer {entry['name']!r}: op {entry['op']!r} is not known to this simulator; known: {sorted(OPS)}")
-        op = cls(entry, export.tables, export.target, batch)
-        op.cache = export.cache.setdefault(("op", entry["name"], entry["op"]), {})
+    for spec, p in zip(export.ops, plan):
+        op = build_op(spec, export.target, batch)
+        op.cache = export.cache.setdefault(("op", spec.name, spec.kind), {})
         op.set_blocks(p["blocks"])
         out.append(op)
     return out
@@ -77,7 +74,7 @@ def run(
 ) -> SimResult:
     """Simulate the export on integer ``inputs`` ``[T, N, *input_shape]`` (module docstring).
 
-    :param export: an export directory (verified on load) or a loaded :class:`~sim.bundle.Export`
+    :param export: an export directory (verified on load) or a loaded :class:`~targets.bundle.Bundle`
     :param inputs: integer array, as the manifest's ``input`` describes (spikes 0/1, counts, values)
     :param record: ``"none"``, ``"output"``, ``"layers"`` or ``"states"``
     :param chunk: steps per chunk (memory/speed trade-off only; results do not depend on it)
@@ -158,7 +155,7 @@ def run(
 
 def _static(ex: Export) -> tuple[list[dict], dict]:
     """The core map and fit check of an export (they depend on the tables only: computed once per
-    loaded :class:`~sim.bundle.Export`)."""
+    loaded :class:`~targets.bundle.Bundle`)."""
     cached = ex.cache.get("static")
     if cached is None:
         plan = core_map(ex)

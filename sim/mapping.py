@@ -36,7 +36,7 @@ from typing import Optional
 
 import numpy as np
 
-from .bundle import Export
+from targets.bundle import Bundle as Export
 
 __all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs"]
 

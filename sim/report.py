@@ -38,13 +38,16 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
-__all__ = ["build_report", "write_report", "REPORT_FORMAT", "MAX_STEPS_LISTED"]
+from targets.bundle import recover, replace_directory, write_file
+
+from .proof import proof_of
+
+__all__ = ["build_report", "write_report", "read_report", "check_report_destination", "compare_traces", "REPORT_FORMAT", "MAX_STEPS_LISTED"]
 
 REPORT_FORMAT = "hwsnn-sim-report"
 #: how many ``[t, count]`` pairs of steps with mismatches a report lists per array (and overall)
@@ -171,7 +174,7 @@ def _compare_arrays(layer: str, name: str, sim: np.ndarray, twin: np.ndarray) ->
     return entry, per_step
 
 
-def _twin_section(layers: list[str], twin: Optional[dict], sim: dict) -> dict:
+def compare_traces(layers: list[str], twin: Optional[dict], sim: dict) -> dict:
     if twin is None:
         return {"compared": 0, "bit_exact": None, "layers": {}, "first_mismatch": None, "shape_mismatches": [],
                 "mismatch_steps": [], "steps_with_mismatches": 0, "mismatches": 0,
@@ -347,19 +350,38 @@ def _accuracy_section(result, layers: list[str], twin: Optional[dict], float_: O
 
 
 # -- the report -----------------------------------------------------------------------------------
-def _headline(tw: dict) -> str:
+def _headline(tw: dict, checks: Optional[dict] = None) -> str:
+    """One line: ``BIT-EXACT: yes`` only when the three checks of :mod:`sim.proof` hold."""
+    checks = checks or {}
+    integrity, reference = checks.get("integrity"), checks.get("reference")
+    if integrity is not None and not integrity.get("ok"):
+        return f"BIT-EXACT: NO — the bundle fails its integrity check: {integrity.get('message', '')}"
+    if tw.get("bit_exact") is False:
+        f = tw["first_mismatch"]
+        if f.get("kind") == "shape":
+            return f"BIT-EXACT: NO — shape mismatch at layer {f['layer']} ({f['name']}): sim {f['shape_sim']} vs twin {f['shape_twin']}"
+        n_shape = len(tw.get("shape_mismatches", []))
+        also = f" (and {n_shape} shape mismatch{'es' if n_shape > 1 else ''})" if n_shape else ""
+        return (f"BIT-EXACT: NO — first mismatch at layer {f['layer']} ({f['name']}), step {f['step']}, sample {f['sample']}, "
+                f"index {_index(f['index'])}: sim {f['sim']} vs twin {f['twin']}{also}")
+    if reference is not None and reference.get("ok") is False:
+        f = reference.get("first_mismatch") or {}
+        return (f"BIT-EXACT: NO — the simulator differs from the reference outputs recorded at export: layer "
+                f"{f.get('layer')}, step {f.get('step')}, sample {f.get('sample')}, index {_index(f.get('index') or [])}: "
+                f"sim {f.get('sim')} vs recorded {f.get('reference')} (the bundle was changed and signed again after export)")
     if tw.get("bit_exact") is None:
         return "BIT-EXACT: not checked — " + tw.get("note", "")
-    if tw["bit_exact"]:
-        return "BIT-EXACT: yes"
-    f = tw["first_mismatch"]
-    if f.get("kind") == "shape":
-        return f"BIT-EXACT: NO — shape mismatch at layer {f['layer']} ({f['name']}): sim {f['shape_sim']} vs twin {f['shape_twin']}"
-    idx = "(" + ", ".join(str(i) for i in f["index"]) + ("," if len(f["index"]) == 1 else "") + ")"
-    n_shape = len(tw.get("shape_mismatches", []))
-    also = f" (and {n_shape} shape mismatch{'es' if n_shape > 1 else ''})" if n_shape else ""
-    return (f"BIT-EXACT: NO — first mismatch at layer {f['layer']} ({f['name']}), step {f['step']}, sample {f['sample']}, "
-            f"index {idx}: sim {f['sim']} vs twin {f['twin']}{also}")
+    missing = [what for what, c in (("the bundle digest", integrity), ("the recorded reference outputs", reference))
+               if c is None or c.get("ok") is None]
+    if missing:
+        return ("BIT-EXACT: not proven — the simulator equals the twin, but " + " and ".join(missing)
+                + " were not checked")
+    return (f"BIT-EXACT: yes — bundle {integrity['digest'][:23]}… verified, simulator = twin, "
+            f"simulator = recorded reference ({reference['values']} values)")
+
+
+def _index(idx) -> str:
+    return "(" + ", ".join(str(i) for i in idx) + ("," if len(idx) == 1 else "") + ")"
 
 
 def build_report(
@@ -369,6 +391,7 @@ def build_report(
     float_: Optional[dict] = None,
     labels: Optional[np.ndarray] = None,
     float_exponents: Optional[dict] = None,
+    checks: Optional[dict] = None,
 ) -> dict:
     """The report of one simulation as plain JSON-able data (see the module docstring).
 
@@ -379,11 +402,13 @@ def build_report(
     :param labels: class index per sample ``[N]`` (or the shape of the argmax of the summed output)
     :param float_exponents: ``{layer: exponent}`` overriding the manifest's output exponent for the
         float comparison (e.g. where the manifest has ``null``)
+    :param checks: ``{"integrity": ..., "reference": ...}`` of :mod:`sim.proof` (checks 1 and 3);
+        without them the report compares the traces only and does not claim ``bit_exact``
     """
     info = _layer_info(manifest)
     layers = list(result.layers) if result.layers else [i["name"] for i in info]
     sim = _sim_arrays(result)
-    tw = _twin_section(layers, twin, sim)
+    tw = compare_traces(layers, twin, sim)
     fl = _float_section(info, sim, float_, float_exponents)
     acc = _accuracy_section(result, layers, twin, float_, labels)
     activity = {}
@@ -396,8 +421,12 @@ def build_report(
     report = {
         "format": REPORT_FORMAT,
         "format_version": 1,
-        "headline": _headline(tw),
-        "bit_exact": tw["bit_exact"],
+        "headline": _headline(tw, checks),
+        "bit_exact": proof_of((checks or {}).get("integrity"), tw["bit_exact"], (checks or {}).get("reference")),
+        "checks": {"integrity": (checks or {}).get("integrity"), "twin": {"ok": tw["bit_exact"], "compared": tw["compared"],
+                                                                      "mismatches": tw["mismatches"]},
+                   "reference": (checks or {}).get("reference")},
+        "bundle_digest": ((checks or {}).get("integrity") or {}).get("digest"),
         "target": result.target,
         "export_path": str(result.export_path),
         "steps": int(result.steps),
@@ -419,25 +448,6 @@ def build_report(
 
 
 # -- writing --------------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: Union[str, bytes]) -> None:
-    """Write ``data`` to a temporary sibling, then rename it over ``path``."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _import_matplotlib():
     """``matplotlib.figure.Figure`` or ``None`` when matplotlib is not installed (no pyplot, no
     global backend change: figures are drawn with the Agg canvas)."""
@@ -570,6 +580,8 @@ def _document(report: dict) -> list[tuple]:
         ["steps", _fmt(report["steps"])], ["batch", _fmt(report["batch"])],
         ["wall time (s)", _fmt(report["wall_seconds"])], ["saturations (all layers)", _fmt(report["saturations_total"])],
     ]))
+    doc.append(("h2", "The proof: three checks"))
+    doc.append(("table", ["check", "result", "detail"], _proof_rows(report)))
     tw = report["twin"]
     doc.append(("h2", "Simulator vs torch twin"))
     if tw.get("note"):
@@ -649,6 +661,30 @@ def _document(report: dict) -> list[tuple]:
     return doc
 
 
+def _proof_rows(report: dict) -> list[list[str]]:
+    ch = report.get("checks") or {}
+    integ, tw, ref = ch.get("integrity"), ch.get("twin") or {}, ch.get("reference")
+
+    def res(ok: Optional[bool]) -> str:
+        return {True: "yes", False: "NO", None: "not checked"}[ok]
+
+    rows = [["1. every file matches the bundle digest", res(None if integ is None else integ.get("ok")),
+             "" if integ is None else f"{integ.get('digest')}: {integ.get('files')} files, {integ.get('tables')} tables"],
+            ["2. simulator = torch twin, bit for bit", res(tw.get("ok")),
+             f"{tw.get('compared', 0)} arrays compared, {tw.get('mismatches', 0)} values differ"]]
+    if ref is None or not ref.get("checked"):
+        rows.append(["3. simulator = reference recorded at export", "not checked", (ref or {}).get("note", "")])
+    else:
+        f = ref.get("first_mismatch")
+        detail = (f"{ref['values']} values of {ref['compared']} layers, {ref['samples']} samples x {ref['steps']} steps"
+                  + ("" if not f else f"; first difference: layer {f.get('layer')}, step {f.get('step')}, sample "
+                     f"{f.get('sample')}, index {tuple(f.get('index') or [])}: sim {f.get('sim')} vs recorded {f.get('reference')}"))
+        if ref.get("unexercised"):
+            detail += f"; layers whose input stayed zero (not exercised): {', '.join(ref['unexercised'])}"
+        rows.append(["3. simulator = reference recorded at export", res(ref.get("ok")), detail])
+    return rows
+
+
 def _md_cell(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
@@ -701,6 +737,29 @@ def _to_html(doc: list[tuple], images: dict[str, bytes], title: str) -> str:
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
+def check_report_destination(out: Path) -> None:
+    """Refuse a report directory that would replace anything but an earlier report: a file, or a
+    non-empty directory without an hwsnn ``report.json``."""
+    out = Path(out).expanduser().absolute()
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"report: the parent directory {out.parent} does not exist")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
+            raise FileExistsError(f"report: {out} exists and is not a directory; choose another --out")
+        if any(out.iterdir()) and read_report(out) is None:
+            raise FileExistsError(f"report: {out} is a non-empty directory that holds no hwsnn report; refusing to "
+                                  "replace it (choose another --out)")
+
+
+def read_report(out: Union[str, os.PathLike]) -> Optional[dict]:
+    """The ``report.json`` of an hwsnn report directory, or ``None`` when there is none (or it is not one)."""
+    try:
+        data = json.loads((Path(out) / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == REPORT_FORMAT else None
+
+
 def write_report(
     report: dict,
     out_dir: Union[str, os.PathLike],
@@ -711,13 +770,15 @@ def write_report(
     """Write ``report.json`` (sorted keys, indent 2), ``report.md``, ``report.html`` (self-contained,
     plots embedded) and, with matplotlib and ``plots=True``, ``plots/raster_<layer>.png`` and
     ``plots/error_hist.png`` (these need ``result``, and ``float_`` for the float panels and the
-    error histogram). Without matplotlib the report says so; it never fails for that. Every file is
-    written atomically (temporary sibling, then ``os.replace``).
+    error histogram). Without matplotlib the report says so; it never fails for that. The directory
+    is written atomically as a whole (built beside ``out_dir``, then renamed into place); an existing
+    ``out_dir`` is replaced only when it is empty or holds an hwsnn report.
 
     :returns: paths by key: ``json``, ``md``, ``html`` and one per plot (its file stem)
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir).expanduser().absolute()
+    check_report_destination(out)
+    recover(out)
     report = copy.deepcopy(report)
     images: dict[str, bytes] = {}
     note = None
@@ -738,18 +799,17 @@ def write_report(
                 notes.append("plots that could not be drawn: " + "; ".join(failed))
             note = " ".join(notes) or None
     report["plots"] = {"files": sorted(images), "note": note}
-    paths: dict[str, Path] = {}
-    if images:
-        (out / "plots").mkdir(exist_ok=True)
-        for stem, data in images.items():
-            p = out / "plots" / f"{stem}.png"
-            _atomic_write(p, data)
-            paths[stem] = p
     doc = _document(report)
-    paths["json"] = out / "report.json"
-    _atomic_write(paths["json"], json.dumps(report, sort_keys=True, indent=2, allow_nan=False) + "\n")
-    paths["md"] = out / "report.md"
-    _atomic_write(paths["md"], _to_markdown(doc))
-    paths["html"] = out / "report.html"
-    _atomic_write(paths["html"], _to_html(doc, images, f"hwsnn report: {report['target']}"))
+    files: dict[str, bytes] = {f"plots/{stem}.png": data for stem, data in images.items()}
+    files["report.json"] = (json.dumps(report, sort_keys=True, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    files["report.md"] = _to_markdown(doc).encode("utf-8")
+    files["report.html"] = _to_html(doc, images, f"hwsnn report: {report['target']}").encode("utf-8")
+
+    def fill(tmp: Path) -> None:
+        for name, data in files.items():
+            write_file(tmp / name, data)
+
+    replace_directory(out, fill)
+    paths = {stem: out / "plots" / f"{stem}.png" for stem in images}
+    paths.update(json=out / "report.json", md=out / "report.md", html=out / "report.html")
     return paths

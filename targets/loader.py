@@ -16,6 +16,7 @@ from typing import Any, Union
 import yaml
 
 from .target import Target
+from .yamlfile import DuplicateKeyError, load_yaml
 
 __all__ = ["TargetError", "load", "available", "from_dict", "target_dir", "to_dict"]
 
@@ -159,7 +160,7 @@ def load(name_or_path: Union[str, os.PathLike, Target]) -> Target:
     """A shipped target by name (``targets.available()``), or a YAML file by path (a
     :class:`Target` is returned as it is).
 
-    Read with ``yaml.safe_load``; every problem of the file is reported at once
+    Read with the safe loader (no Python tags, no duplicate keys); every problem of the file is reported at once
     (:class:`TargetError`).
     """
     if isinstance(name_or_path, Target):
@@ -173,9 +174,13 @@ def load(name_or_path: Union[str, os.PathLike, Target]) -> Target:
     if not path.is_file():
         raise TargetError(str(path), ["file not found"])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise TargetError(str(path), [str(exc)]) from None
     except yaml.YAMLError as exc:
         raise TargetError(str(path), [f"not valid YAML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetError(str(path), [f"cannot be read: {exc}"]) from None
     return from_dict(data, str(path))
 
 

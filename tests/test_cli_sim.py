@@ -39,13 +39,13 @@ def test_report_rebuilds_the_twin_and_says_bit_exact(tmp_path, capsys):
     path, _, _ = exported(tmp_path)
     rep_dir = tmp_path / "rep"
     assert cli.main(["report", str(path), "--out", str(rep_dir), "--no-plots", "--no-progress"]) == 0
-    assert re.search(r"bit-exact: yes", capsys.readouterr().out)
+    assert re.search(r"BIT-EXACT: yes", capsys.readouterr().out)
     assert json.loads((rep_dir / "report.json").read_text())["bit_exact"] is True
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert cli.main(["simulate", str(tmp_path / "nope"), "--no-progress"]) == 2
-    assert "no manifest.json" in capsys.readouterr().err
+    assert "nope: does not exist" in capsys.readouterr().err
     path, _, _ = exported(tmp_path)
     np.save(tmp_path / "bad.npy", np.zeros((3, 2, 5), np.int8))
     assert cli.main(["simulate", str(path), "--inputs", str(tmp_path / "bad.npy"), "--no-progress"]) == 2

@@ -15,7 +15,9 @@ import torch
 import quant
 import sim
 from hwsnn.fixed import FixedLIFNode, FixedLinear
-from sim.bundle import ExportError, hex_words, parse_hex, read_hex
+from targets.bundle import ExportError, NotABundleError, hex_words, parse_hex
+from tests.bundle_tools import resign, rewrite_npz_member
+from tests.test_bundle_tamper import resign_files_only
 from tests.test_fixed_network import convert, float_net, spikes
 
 
@@ -84,27 +86,17 @@ def test_exported_hex_files_parse_back(exported):
     _, path, _ = exported
     bundle = quant.load_export(path)
     for name, arr in bundle.tables.items():
-        assert np.array_equal(read_hex(bundle, name), arr.astype(np.int64)), name
+        assert np.array_equal(bundle.hex_values(name), arr.astype(np.int64)), name
     # 9-bit Loihi weights: three digits per word
     twin = twin_net("loihi")
     p = quant.export(twin, path.parent / "loihi")
     b = quant.load_export(p)
     meta = b.manifest["tables"]["fc1.weight"]
     assert meta["bits"] == 9 and meta["hex"]["digits"] == 3
-    assert np.array_equal(read_hex(b, "fc1.weight"), b.tables["fc1.weight"].astype(np.int64))
+    assert np.array_equal(b.hex_values("fc1.weight"), b.tables["fc1.weight"].astype(np.int64))
 
 
-def _rewrite_member(npz_path, key, mutate):
-    """Rewrite one npz member with ``mutate(bytes) -> bytes`` (keeps the other members)."""
-    with zipfile.ZipFile(npz_path) as zf:
-        members = {i.filename: zf.read(i.filename) for i in zf.infolist()}
-    members[f"{key}.npy"] = mutate(members[f"{key}.npy"])
-    with zipfile.ZipFile(npz_path, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-
-
-def test_a_flipped_byte_is_refused_naming_the_table(exported):
+def test_a_flipped_byte_is_refused_naming_the_file_or_the_table(exported):
     _, path, _ = exported
 
     def flip(data: bytes) -> bytes:
@@ -112,32 +104,31 @@ def test_a_flipped_byte_is_refused_naming_the_table(exported):
         b[-1] ^= 0x01  # last byte of the array data
         return bytes(b)
 
-    _rewrite_member(path / "tables.npz", "fc2.weight", flip)
-    with pytest.raises(ExportError, match=r"table 'fc2.weight' fails its SHA-256 check"):
+    rewrite_npz_member(path / "tables.npz", "fc2.weight", flip)
+    with pytest.raises(ExportError, match=r"tables.npz: fails its SHA-256 check"):
         quant.load_export(path)
-    with pytest.raises(ExportError, match="fc2.weight"):
+    with pytest.raises(ExportError, match="tables.npz"):
         sim.run(path, spikes(0, T=3).numpy())
+    resign_files_only(path)  # the file digests signed again: the table's own checksum still fails
+    with pytest.raises(ExportError, match=r"table 'fc2.weight': fails its SHA-256 check"):
+        quant.load_export(path)
 
 
 def test_a_truncated_file_is_refused(exported):
     _, path, _ = exported
     data = (path / "tables.npz").read_bytes()
     (path / "tables.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ExportError, match="damaged or truncated"):
+    with pytest.raises(ExportError, match=r"tables.npz: \d+ bytes, the manifest says \d+ \(truncated or changed\)"):
+        quant.load_export(path)
+    resign_files_only(path)
+    with pytest.raises(ExportError, match="tables.npz: cannot be read .* the file is damaged"):
         quant.load_export(path)
 
 
-def test_a_changed_shape_or_missing_table_is_refused(exported):
+def test_a_changed_shape_or_missing_table_is_refused_even_when_signed(exported):
     _, path, _ = exported
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["tables"]["fc1.weight"]["shape"] = [16, 32]
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ExportError, match="table 'fc1.weight' has shape"):
-        quant.load_export(path)
-    manifest["tables"]["fc1.weight"]["shape"] = [32, 16]
-    manifest["tables"]["fc1.weight"]["npz_key"] = "nope"
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ExportError, match="table 'fc1.weight' .npz key 'nope'. is missing"):
+    resign(path, lambda m: m["tables"]["fc1.weight"].update(shape=[16, 32]))
+    with pytest.raises(ExportError, match=r"table 'fc1.weight': shape \[32, 16\] and dtype int8; the manifest says \[16, 32\]"):
         quant.load_export(path)
 
 
@@ -146,7 +137,11 @@ def test_format_version_and_format_are_checked(exported):
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["format_version"] = 99
     (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ExportError, match="format_version 99 is not supported"):
+    with pytest.raises(NotABundleError, match="format_version 99 is not supported: this hwsnn reads version 2"):
+        quant.load_export(path)
+    manifest["format_version"] = 1  # hwsnn 0.3 - 0.5: refused, naming both versions
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(NotABundleError, match="format_version 1 is not supported: this hwsnn reads version 2 only .written by hwsnn 0.3 - 0.5"):
         quant.load_export(path)
     manifest["format"] = "other"
     (path / "manifest.json").write_text(json.dumps(manifest))
@@ -161,7 +156,7 @@ def test_export_is_deterministic_and_refuses_to_overwrite(tmp_path):
     twin = twin_net()
     a = quant.export(twin, tmp_path / "a")
     b = quant.export(twin, tmp_path / "b")
-    for rel in ["manifest.json", "tables.npz", "hex/fc1.weight.mem"]:
+    for rel in ["manifest.json", "tables.npz", "hex/fc1.weight.mem", "reference.npz"]:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     with pytest.raises(FileExistsError, match="overwrite=True"):
         quant.export(twin, a)
@@ -171,11 +166,11 @@ def test_export_is_deterministic_and_refuses_to_overwrite(tmp_path):
 
 
 def test_an_interrupted_export_leaves_no_directory(tmp_path, monkeypatch):
-    qe = sys.modules["quant.export"]
+    store = sys.modules["targets.bundle.store"]
 
     twin = twin_net()
     calls = {"n": 0}
-    real = qe._write
+    real = store._write_file
 
     def failing_write(path, data):
         calls["n"] += 1
@@ -183,20 +178,34 @@ def test_an_interrupted_export_leaves_no_directory(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real(path, data)
 
-    monkeypatch.setattr(qe, "_write", failing_write)
+    monkeypatch.setattr(store, "_write_file", failing_write)
     with pytest.raises(KeyboardInterrupt):
         quant.export(twin, tmp_path / "exp")
     assert list(tmp_path.iterdir()) == []
     # an existing export survives an interrupted overwrite untouched
-    monkeypatch.setattr(qe, "_write", real)
+    monkeypatch.setattr(store, "_write_file", real)
     good = quant.export(twin, tmp_path / "exp")
     before = (good / "tables.npz").read_bytes()
     calls["n"] = 0
-    monkeypatch.setattr(qe, "_write", failing_write)
+    monkeypatch.setattr(store, "_write_file", failing_write)
     with pytest.raises(KeyboardInterrupt):
         quant.export(twin, tmp_path / "exp", overwrite=True)
     assert (good / "tables.npz").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+
+
+def test_overwrite_never_replaces_what_is_not_a_bundle(tmp_path):
+    twin = twin_net()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not an hwsnn export; refusing to replace it"):
+        quant.export(twin, tmp_path / "mine", overwrite=True)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="is not a directory"):
+        quant.export(twin, tmp_path / "afile", overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+    (tmp_path / "empty").mkdir()
+    quant.export(twin, tmp_path / "empty", overwrite=True)  # an empty directory is fine
 
 
 def test_examples_are_stored_and_checked(tmp_path):
@@ -205,15 +214,13 @@ def test_examples_are_stored_and_checked(tmp_path):
     y = torch.arange(x.shape[1]) % 10
     p = quant.export(twin, tmp_path / "e", examples={"inputs": x, "labels": y})
     ex = sim.load_export(p)
-    from sim.bundle import load_examples
-
-    got = load_examples(ex)
+    got = ex.examples()
     assert np.array_equal(got["inputs"], x.numpy()) and np.array_equal(got["labels"], y.numpy())
     with pytest.raises(ValueError, match=r"examples\['inputs'\] must be \[T, N, 16\]"):
         quant.export(twin, tmp_path / "f", examples={"inputs": x[..., :3]})
     (p / "examples.npz").write_bytes((p / "examples.npz").read_bytes()[:-4] + b"abcd")
-    with pytest.raises(ExportError, match="test vectors were modified"):
-        load_examples(ex)
+    with pytest.raises(ExportError, match="examples.npz: fails its SHA-256 check"):
+        ex.examples()
 
 
 def test_bad_networks_are_refused_with_clear_messages(tmp_path):
@@ -223,7 +230,7 @@ def test_bad_networks_are_refused_with_clear_messages(tmp_path):
     b = FixedLIFNode("loihi", 100, 100, name="b", reset="zero")
     with pytest.raises(ValueError, match="one target"):
         quant.export(torch.nn.Sequential(a, b), tmp_path / "x")
-    with pytest.raises(ValueError, match="does not accept one step of shape"):
+    with pytest.raises(ValueError, match=r"input_shape: \[5\]; a dense layer with in_features = 4 takes \[4\]"):
         quant.export(torch.nn.Sequential(a), tmp_path / "x", input_shape=(5,))
     with pytest.raises(FileNotFoundError, match="parent directory"):
         quant.export(torch.nn.Sequential(a), tmp_path / "missing" / "x")

@@ -81,12 +81,11 @@ def test_a_batch_is_counted_per_inference(tmp_path):
 
 def test_fit_check_lists_what_does_not_fit(tmp_path):
     # the twin itself refuses a fan-out above the limit, so the limits are tightened in the manifest
-    import json
+    from tests.bundle_tools import resign
 
     path = tiny(tmp_path, custom_target())
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["target"]["parameters"]["limits"].update(neurons_per_core=1, cores=1, max_fan_out=1, input_channels=2)
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    resign(path, lambda m: m["target"]["parameters"]["limits"].update(neurons_per_core=1, cores=1, max_fan_out=1,
+                                                                       input_channels=2))
     ex = sim.load_export(path)
     fit = sim.fit_check(ex)
     assert not fit["fits"]

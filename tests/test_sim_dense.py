@@ -16,7 +16,7 @@ from hwsnn.fixed.conv import FixedConv2d
 from hwsnn.fixed.dense import FixedLinear
 from hwsnn.fixed.dropout import FixedDropConnectLinear
 from sim import rng as srng
-from sim.ops.base import OPS, Events
+from sim.ops.base import op_from_entry, OPS, Events
 from sim.ops.dense import Conv2dOp, DenseOp, DropConnectOp, exact_matmul, int_conv2d
 
 from quant.export import describe_layer
@@ -29,10 +29,10 @@ def describe(twin, input_shape, input_kind="spikes"):
     return entry, {k: np.asarray(v) for k, v in tables.items()}
 
 
-def make_op(twin, input_shape, batch, input_kind="spikes", **override):
+def make_op(twin, input_shape, batch, input_kind="spikes", output=None, **override):
     entry, tables = describe(twin, input_shape, input_kind)
-    entry = {**entry, "params": {**entry["params"], **override}}
-    return OPS[entry["op"]](entry, tables, twin.target, batch)
+    entry = {**entry, "params": {**entry["params"], **override}, **({"output": output} if output else {})}
+    return op_from_entry(entry, tables, twin.target, batch)
 
 
 def run_chunks(op, x: np.ndarray, chunk: int):
@@ -158,7 +158,7 @@ def test_dense_delays_and_latency_bit_exact_and_chunk_invariant(tname):
     tables = dict(tables)
     tables["delays"] = tables["delays"].copy()
     tables["delays"][0, 0] = 61
-    bad = OPS["dense"](entry, tables, tg, n)
+    bad = op_from_entry(entry, tables, tg, n)
     assert not np.array_equal(run_chunks(bad, x, t)[0], y_twin)
 
 
@@ -236,7 +236,7 @@ def test_dense_xylo_caps_errors_and_clip():
     # a bias on a per-event layer is refused
     entry, tables = describe(twin, (5,))
     with pytest.raises(ValueError, match="bias"):
-        OPS["dense"]({**entry, "tables": {**entry["tables"], "bias": "bias"}}, {**tables, "bias": np.ones(4, np.int8)}, tg, 2)
+        op_from_entry({**entry, "tables": {**entry["tables"], "bias": "bias"}}, {**tables, "bias": np.ones(4, np.int8)}, tg, 2)
 
 
 # -- conv2d --------------------------------------------------------------------------------------
@@ -306,11 +306,11 @@ def test_conv2d_refused_on_xylo_and_shape_checks():
     tg = targets.load("generic_int8")
     twin = FixedConv2d(torch.ones(2, 1, 3, 3, dtype=torch.int8), tg, None, 0, name="c")
     entry, tables = describe(twin, (1, 5, 5))
-    with pytest.raises(ValueError, match="c .*convolution"):
-        OPS["conv2d"](entry, tables, targets.load("xylo"), 1)
+    with pytest.raises(ValueError, match=r"(?s)'c' \(conv2d\).*sums its inputs"):
+        op_from_entry(entry, tables, targets.load("xylo"), 1)
     with pytest.raises(ValueError, match="output_shape"):
-        OPS["conv2d"]({**entry, "output_shape": [2, 4, 4]}, tables, tg, 1)
-    op = OPS["conv2d"](entry, tables, tg, 1)
+        op_from_entry({**entry, "output_shape": [2, 4, 4]}, tables, tg, 1)
+    op = op_from_entry(entry, tables, tg, 1)
     with pytest.raises(ValueError, match=r"c \(conv2d\).*\[Tc, 1, 1, 5, 5\]"):
         op.run(np.zeros((2, 1, 1, 5, 4), np.int8), 0)
 
@@ -333,14 +333,14 @@ def test_dropconnect_bit_exact_with_masks(invariant, bias, relu, shift):
     if invariant:
         assert entry["params"]["draw"] == twin.mask_draw == 0
         assert "mask_w" in tables and ("mask_b" in tables) == bias
-        OPS["dropconnect"](entry, tables, tg, n)  # the stored masks are the generator's
+        op_from_entry(entry, tables, tg, n)  # the stored masks are the generator's
     else:
         assert entry["params"]["draw"] == twin.draws == 3 and "mask_w" not in tables
     # the run to compare: after reset (no stored masks), the next draw is `draws`
     twin.reset()
     entry, tables = describe(twin, (in_f,), "values")
     assert entry["params"]["draw"] == twin.draws == (1 if invariant else 3) and "mask_w" not in tables
-    op = OPS["dropconnect"](entry, tables, tg, n)
+    op = op_from_entry(entry, tables, tg, n)
     x = gen.integers(-(1 << 22), 1 << 22, (t, n, in_f))
     y_twin = np.stack([twin(torch.from_numpy(x[k])).numpy() for k in range(t)])
     y, ctr = run_chunks(op, x, 5)
@@ -353,7 +353,7 @@ def test_dropconnect_bit_exact_with_masks(invariant, bias, relu, shift):
     op.reset()
     np.testing.assert_array_equal(run_chunks(op, x, 1)[0], y)
     # mutation: another draw gives other masks
-    bad = OPS["dropconnect"]({**entry, "params": {**entry["params"], "draw": entry["params"]["draw"] + 1}}, tables, tg, n)
+    bad = op_from_entry({**entry, "params": {**entry["params"], "draw": entry["params"]["draw"] + 1}}, tables, tg, n)
     assert not np.array_equal(run_chunks(bad, x, t)[0], y)
 
 
@@ -368,14 +368,14 @@ def test_dropconnect_eval_tampered_masks_and_counters():
     twin.eval()
     x = gen.integers(-1000, 1000, (4, 2, 6))
     y_twin = np.stack([twin(torch.from_numpy(x[k])).numpy() for k in range(4)])
-    op = OPS["dropconnect"]({**entry, "params": {**entry["params"], "active": False}}, tables, tg, 2)
+    op = op_from_entry({**entry, "params": {**entry["params"], "active": False}}, tables, tg, 2)
     np.testing.assert_array_equal(run_chunks(op, x, 3)[0], y_twin)
     tampered = dict(tables)
     tampered["mask_w"] = tables["mask_w"] ^ np.uint8(1)
     with pytest.raises(ValueError, match="dce .*mask_w"):
-        OPS["dropconnect"](entry, tampered, tg, 2)
+        op_from_entry(entry, tampered, tg, 2)
     # counters: active masks, spikes -> events = sum over kept nonzero synapses reached
-    op = OPS["dropconnect"](entry, tables, tg, 2)
+    op = op_from_entry(entry, tables, tg, 2)
     xs = gen.integers(0, 2, (3, 2, 6))
     op.input_kind = "spikes"
     _, ctr = run_chunks(op, xs, 3)
@@ -387,11 +387,12 @@ def test_dropconnect_eval_tampered_masks_and_counters():
 def test_hand_computed_counters_on_a_tiny_dense_layer():
     tg = targets.load("generic_int8")
     w = np.array([[1, 0, 2], [0, 0, -3], [4, 5, 0], [0, 0, 0]])
-    entry = dict(name="tiny", op="dense", input_shape=[3], output_shape=[4],
+    entry = dict(name="tiny", op="dense", input_shape=[3], input_kind="spikes", output_shape=[4],
+                 output={"kind": "values", "exponent": 0},
                  params=dict(in_features=3, out_features=4, weight_shift=0, latency=0, first_layer=False,
-                             accumulation="sum"),
+                             accumulation="sum", event_cap=None, clip_events=False, input_exponent=0, weight_exponent=0),
                  tables={"weight": "w"})
-    op = DenseOp(entry, {"w": w.astype(np.int8)}, tg, 2)
+    op = op_from_entry(entry, {"w": w.astype(np.int8)}, tg, 2)
     op.set_blocks([(0, 2), (2, 4)])
     op.input_kind = "spikes"
     x = np.array([[[1, 0, 1], [0, 1, 0]], [[0, 0, 0], [1, 1, 1]]], np.int8)  # [T=2, N=2, 3]
@@ -409,11 +410,13 @@ def test_hand_computed_counters_on_a_tiny_dense_layer():
     assert op.counters["synaptic_events"].tolist() == [[3, 1]]
     # conv counters: an integer conv of the counts with [W != 0]
     cw = np.array([[[[1, 0], [0, 2]]]], np.int8)  # [1, 1, 2, 2]
-    centry = dict(name="tc", op="conv2d", input_shape=[1, 2, 3], output_shape=[1, 1, 2],
+    centry = dict(name="tc", op="conv2d", input_shape=[1, 2, 3], input_kind="counts", output_shape=[1, 1, 2],
+                  output={"kind": "values", "exponent": 0},
                   params=dict(in_channels=1, out_channels=1, kernel_size=[2, 2], stride=[1, 1],
-                              padding=[0, 0, 0, 0], dilation=[1, 1], groups=1, weight_shift=0, latency=0),
+                              padding=[0, 0, 0, 0], dilation=[1, 1], groups=1, weight_shift=0, latency=0,
+                              first_layer=False, input_exponent=0, weight_exponent=0),
                   tables={"weight": "w"})
-    cop = Conv2dOp(centry, {"w": cw}, tg, 1)
+    cop = op_from_entry(centry, {"w": cw}, tg, 1)
     cop.set_blocks([(0, 1), (1, 2)])
     cop.input_kind = "counts"
     cy, _ = cop.run(np.array([[[[[1, 1, 0], [0, 2, 3]]]]]), 0)
@@ -430,14 +433,15 @@ def test_dense_errors_name_the_layer():
     with pytest.raises(ValueError, match=r"fcx \(dense\).*\[Tc, 2, 4\]"):
         op.run(np.zeros((1, 3, 4), np.int8), 0)
     entry, tables = describe(twin, (4,))
-    with pytest.raises(ValueError, match="fcx .*delays"):
-        OPS["dense"]({**entry, "tables": {**entry["tables"], "delays": "d"}}, {**tables, "d": np.ones((3, 4), np.int8)}, tg, 2)
-    with pytest.raises(ValueError, match="fcx .*weight_shift"):
-        make_op(twin, (4,), 2, weight_shift=40)
-    with pytest.raises(ValueError, match="fcx .*weight"):
-        OPS["dense"](entry, {**tables, "weight": np.full((3, 4), 300, np.int16)}, tg, 2)
-    with pytest.raises(ValueError, match="fcx .*accumulation"):
-        make_op(twin, (4,), 2, accumulation="per_event_saturate")
+    with pytest.raises(ValueError, match=r"(?s)'fcx' \(dense\).*delays: the target has no per-synapse delays"):
+        op_from_entry({**entry, "tables": {**entry["tables"], "delays": "d"}}, {**tables, "d": np.ones((3, 4), np.int8)}, tg, 2)
+    with pytest.raises(ValueError, match=r"(?s)'fcx' \(dense\).*weight_shift: 40 is outside"):
+        make_op(twin, (4,), 2, weight_shift=40, weight_exponent=40)
+    with pytest.raises(ValueError, match=r"(?s)'fcx' \(dense\).*tables.weight: values \[300, 300\] do not fit 8"):
+        op_from_entry(entry, {**tables, "weight": np.full((3, 4), 300, np.int16)}, tg, 2)
+    with pytest.raises(ValueError, match=r"(?s)'fcx' \(dense\).*accumulation: 'per_event_saturate' but the target"):
+        make_op(twin, (4,), 2, accumulation="per_event_saturate", event_cap=31,
+                output={"kind": "counts", "exponent": None})
     # the input kind of the manifest is checked (counters depend on it)
     with pytest.raises(ValueError, match=r"fcx .*'spikes'.*\[2, 2\]"):
         op.run(np.full((1, 2, 4), 2, np.int8), 0)
@@ -456,7 +460,9 @@ def test_mutation_of_shift_or_latency_breaks_bit_exactness():
     x = gen.integers(0, 2, (10, 2, 8)).astype(np.int8)
     y_twin = twin_multi(twin, x).numpy()
     assert np.array_equal(run_chunks(make_op(twin, (8,), 2), x, 10)[0], y_twin)
-    assert not np.array_equal(run_chunks(make_op(twin, (8,), 2, weight_shift=-2), x, 10)[0], y_twin)
+    # a consistent edit (the output exponent unchanged) still changes the integers
+    e_w = twin.weight_exponent
+    assert not np.array_equal(run_chunks(make_op(twin, (8,), 2, weight_shift=-2, weight_exponent=e_w - 1), x, 10)[0], y_twin)
     assert not np.array_equal(run_chunks(make_op(twin, (8,), 2, latency=2), x, 10)[0], y_twin)
 
 
@@ -464,8 +470,12 @@ def test_ops_registered_and_sim_free_of_torch():
     assert OPS["dense"] is DenseOp and OPS["conv2d"] is Conv2dOp and OPS["dropconnect"] is DropConnectOp
     code = (
         "import sys, numpy as np, targets, sim.rng, sim.ops.dense as d\n"
-        "e = dict(name='a', op='dense', input_shape=[2], output_shape=[1], params={}, tables={'weight': 'w'})\n"
-        "op = d.DenseOp(e, {'w': np.ones((1, 2), np.int8)}, targets.load('generic_int8'), 1)\n"
+        "from sim.ops.base import op_from_entry\n"
+        "p = dict(in_features=2, out_features=1, weight_shift=0, latency=0, first_layer=False, accumulation='sum',\n"
+        "         event_cap=None, clip_events=False, input_exponent=0, weight_exponent=0)\n"
+        "e = dict(name='a', op='dense', input_shape=[2], input_kind='spikes', output_shape=[1],\n"
+        "         output={'kind': 'values', 'exponent': 0}, params=p, tables={'weight': 'w'})\n"
+        "op = op_from_entry(e, {'w': np.ones((1, 2), np.int8)}, targets.load('generic_int8'), 1)\n"
         "op.run(np.ones((3, 1, 2), np.int8), 0)\n"
         "assert not any(m == 'torch' or m.startswith(('torch.', 'hwsnn', 'quant')) for m in sys.modules), 'torch'\n"
     )

@@ -15,7 +15,7 @@ from hwsnn.fixed.voting import FixedVotingLayer
 from quant.export import describe_layer
 from sim import rng as sim_rng
 from sim.ops import misc  # noqa: F401  (registers the ops)
-from sim.ops.base import OPS, Events
+from sim.ops.base import op_from_entry, OPS, Events
 
 TARGETS = ["generic_int8", "ideal", "loihi", "xylo"]
 CHUNKS = [1, 7, None]  # None: the whole run in one chunk
@@ -30,7 +30,7 @@ def make_op(twin, input_shape, batch, layer_edit=None):
     layer, tables = describe(twin, input_shape)
     if layer_edit:
         layer_edit(layer, tables)
-    return OPS[layer["op"]](layer, tables, twin.target, batch)
+    return op_from_entry(layer, tables, twin.target, batch)
 
 
 def sim_run(op, x: np.ndarray, chunk, reset: bool = True):
@@ -82,7 +82,7 @@ def test_dropout_bit_exact_masks_and_chunks(target, cls, shape, seed):
         assert 0 < runs[-1][1].mean() < 1
     assert not np.array_equal(runs[0][1], runs[1][1])
     for chunk in CHUNKS:
-        op = OPS[layer["op"]](layer, tables, twin.target, N)
+        op = op_from_entry(layer, tables, twin.target, N)
         for run, (y_t, mask_t, packed_t) in enumerate(runs):
             y_s, cnt = sim_run(op, x, chunk)
             assert_same(y_s, y_t)
@@ -130,20 +130,20 @@ def test_dropout_mask_table_checked(cls, shape):
     y_t = twin_run(twin, x)  # the twin now holds mask draw 1
     layer, tables = describe(twin, shape)
     assert layer["params"]["draw"] == 1 and "mask" in tables
-    op = OPS[layer["op"]](layer, tables, twin.target, N)  # consistent table: accepted
+    op = op_from_entry(layer, tables, twin.target, N)  # consistent table: accepted
     y_s, _ = sim_run(op, x, 2)
     assert_same(y_s, y_t)
     # a tampered table is refused, naming the layer
     bad = {k: v.copy() for k, v in tables.items()}
     bad["mask"][0] ^= 1
     with pytest.raises(ValueError, match="dropA.*mask"):
-        OPS[layer["op"]](layer, bad, twin.target, N)
+        op_from_entry(layer, bad, twin.target, N)
     # a wrong draw for the stored mask is refused too
     wrong = dict(layer, params=dict(layer["params"], draw=0))
     with pytest.raises(ValueError, match="dropA"):
-        OPS[layer["op"]](wrong, tables, twin.target, N)
+        op_from_entry(wrong, tables, twin.target, N)
     # another batch size: the stored mask does not apply, not checked
-    OPS[layer["op"]](layer, bad, twin.target, N + 1)
+    op_from_entry(layer, bad, twin.target, N + 1)
 
 
 def test_dropout_mutation_seed_changes_output():
@@ -204,12 +204,13 @@ def test_delay_above_target_limit_refused():
         FixedDelay(1, "xylo")
     with pytest.raises(FitError):
         FixedDelay(63, "loihi")
-    layer = {"name": "dl", "op": "delay", "input_shape": [2], "output_shape": [2], "params": {"delay_steps": 1}}
-    with pytest.raises(ValueError, match="dl.*max_delay"):
-        OPS["delay"](layer, {}, targets.load("xylo"), 1)
+    layer = {"name": "dl", "op": "delay", "input_shape": [2], "input_kind": "spikes", "output_shape": [2],
+             "output": {"kind": "spikes", "exponent": 0}, "params": {"delay_steps": 1}, "tables": {}}
+    with pytest.raises(ValueError, match=r"(?s)'dl' \(delay\).*delay_steps: 1 exceeds the target's max_delay 0"):
+        op_from_entry(layer, {}, targets.load("xylo"), 1)
     layer["params"]["delay_steps"] = 63
-    with pytest.raises(ValueError, match="dl.*max_delay = 62"):
-        OPS["delay"](layer, {}, targets.load("loihi"), 1)
+    with pytest.raises(ValueError, match=r"(?s)'dl'.*delay_steps: 63 exceeds the target's max_delay 62"):
+        op_from_entry(layer, {}, targets.load("loihi"), 1)
 
 
 def test_delay_mutation():

@@ -13,7 +13,7 @@ from hwsnn.fixed.dense import FixedLinear
 from hwsnn.fixed.events import SynapticEvents
 from hwsnn.fixed.neuron import FixedCubaLIFNode, FixedIFNode, FixedLIFNode
 from hwsnn.fixed.synapse import FixedSynapseFilter
-from sim.ops.base import OPS, Events
+from sim.ops.base import OPS, Events, op_from_entry
 from sim.ops.neuron import accumulate_events
 import sim.ops.synapse  # noqa: F401  (registers synapse_filter)
 from sim import fast
@@ -45,7 +45,8 @@ def _hand_entry(twin, shape) -> tuple[dict, dict]:
     tg = twin.target
     if isinstance(twin, FixedSynapseFilter):
         params = dict(k=twin.k, state_exponent=twin.state_exponent, one=twin.one, decay_factor=twin.decay_factor)
-        layer = {"name": "sf", "op": "synapse_filter", "input_shape": list(shape), "output_shape": list(shape),
+        layer = {"name": "sf", "op": "synapse_filter", "input_shape": list(shape), "input_kind": "spikes",
+                 "output_shape": list(shape),
                  "output": {"kind": "values", "exponent": twin.state_exponent}, "params": params, "tables": {}}
         return layer, {}
     op = {FixedIFNode: "if", FixedLIFNode: "lif", FixedCubaLIFNode: "cuba"}[type(twin)]
@@ -58,7 +59,7 @@ def _hand_entry(twin, shape) -> tuple[dict, dict]:
         params["decay_input"] = twin.decay_input
     if op == "cuba":
         params["decay_syn"] = twin.decay_syn
-    layer = {"name": "n", "op": op, "input_shape": list(shape), "output_shape": list(shape),
+    layer = {"name": "n", "op": op, "input_shape": list(shape), "input_kind": "values", "output_shape": list(shape),
              "output": {"kind": "counts" if twin.max_spikes > 1 else "spikes", "exponent": 0},
              "params": params, "tables": {"bias": "bias"}}
     return layer, {"bias": twin.bias.numpy().astype(_np_dtype(tg.widths.bias.bits))}
@@ -77,7 +78,7 @@ def describe(twin, shape) -> tuple[dict, dict]:
 
 
 def make_op(layer, tables, tg, batch):
-    return OPS[layer["op"]](layer, tables, tg, batch)
+    return op_from_entry(layer, tables, tg, batch)
 
 
 def run_twin(twin, xs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -451,8 +452,8 @@ def test_param_errors_are_clear():
     tg = TG["generic_int8"]
     layer, tables = _hand_entry(FixedLIFNode(tg, 300, decay_mem=2), (4,))
 
-    def bad(match, tables=tables, target=tg, **params):
-        lay = {**layer, "params": {**layer["params"], **params}}
+    def bad(match, tables=tables, target=tg, output=None, **params):
+        lay = {**layer, "params": {**layer["params"], **params}, **({"output": output} if output else {})}
         lay = {k: v for k, v in lay.items()}
         for k, v in params.items():
             if v is None:
@@ -460,19 +461,19 @@ def test_param_errors_are_clear():
         with pytest.raises(ValueError, match=match):
             make_op(lay, tables, target, 1)
 
-    bad("threshold_int = 301 is not threshold << threshold_shift", threshold_int=301)
-    bad("missing param 'decay_input'", decay_input=None)
-    bad(r"decay_mem = 16 outside \[0, 15\]", decay_mem=16)
-    bad("reset 'hard' is not available", reset="hard")
-    bad("max_spikes = 2 outside", max_spikes=2)
-    bad("input_shift = 6 but target", input_shift=6)
-    bad(r"bias table has shape \[3\]", tables={"bias": np.zeros(3, np.int16)})
-    bad("bias table must hold integers", tables={"bias": np.zeros((), np.float32)})
-    bad("bias outside", tables={"bias": np.array(1 << 20)})
-    bad("threshold = 0 must be > 0", threshold=0, threshold_int=0)
+    bad("params.threshold_int: 301 but threshold << 0 = 300", threshold_int=301)
+    bad("params.decay_input: missing", decay_input=None)
+    bad(r"params.decay_mem: 16 is outside the target's \[0, 15\]", decay_mem=16)
+    bad("params.reset: 'hard' is not allowed", reset="hard")
+    bad("params.max_spikes: 2 but the target's cap", max_spikes=2, output={"kind": "counts", "exponent": 0})
+    bad("params.input_shift: 6 but the target shifts inputs by 0", input_shift=6)
+    bad(r"tables.bias: shape \[3\]", tables={"bias": np.zeros(3, np.int16)})
+    bad("tables.bias: a table must hold integers", tables={"bias": np.zeros((), np.float32)})
+    bad(r"tables.bias: values \[1048576, 1048576\] do not fit", tables={"bias": np.array(1 << 20)})
+    bad("params.threshold: 0; the target needs a threshold > 0", threshold=0, threshold_int=0)
     with pytest.raises(ValueError, match="no leak-free membrane"):
         xy = TG["xylo"]
-        lay = {**layer, "op": "if", "params": {**layer["params"], "max_spikes": 31}}
+        lay = {**layer, "op": "if", "output": {"kind": "counts", "exponent": 0}, "params": {k: v for k, v in layer["params"].items() if k not in ("decay_mem", "decay_input")} | {"max_spikes": 31}}
         make_op(lay, tables, xy, 1)
 
 

@@ -64,7 +64,17 @@ def copy_traces(tr: dict) -> dict:
 def test_identical_traces_are_bit_exact():
     tr = traces()
     rep = R.build_report(make_result(tr), manifest(), twin=copy_traces(tr))
-    assert rep["bit_exact"] is True and rep["headline"] == "BIT-EXACT: yes"
+    # the traces agree, but without the bundle's digest and reference checks nothing is proven
+    assert rep["twin"]["bit_exact"] is True and rep["bit_exact"] is None
+    assert rep["headline"].startswith("BIT-EXACT: not proven — the simulator equals the twin")
+    checks = {"integrity": {"ok": True, "digest": "sha256:" + "ab" * 32, "files": 3, "tables": 2},
+              "reference": {"ok": True, "checked": True, "values": 10, "compared": 2, "samples": 1, "steps": 2}}
+    proven = R.build_report(make_result(tr), manifest(), twin=copy_traces(tr), checks=checks)
+    assert proven["bit_exact"] is True and proven["headline"].startswith("BIT-EXACT: yes — bundle sha256:abab")
+    failed = R.build_report(make_result(tr), manifest(), twin=copy_traces(tr),
+                            checks={**checks, "reference": {**checks["reference"], "ok": False, "first_mismatch": {
+                                "layer": "lif", "step": 1, "sample": 0, "index": [2], "sim": 1, "reference": 0}}})
+    assert failed["bit_exact"] is False and "differs from the reference outputs recorded at export: layer lif" in failed["headline"]
     tw = rep["twin"]
     assert tw["compared"] == 4 and tw["first_mismatch"] is None and tw["mismatch_steps"] == []
     assert all(e["bit_exact"] and e["mismatches"] == 0 for d in tw["layers"].values() for e in d.values())
@@ -134,7 +144,7 @@ def test_arrays_recorded_by_one_side_only_are_listed_not_failed():
     del tw["fc"]
     tw["ghost"] = {"output": np.zeros((T, N, 1))}
     rep = R.build_report(make_result(tr), manifest(), twin=tw)
-    assert rep["bit_exact"] is True
+    assert rep["twin"]["bit_exact"] is True
     nc = {(x["layer"], x["name"]) for x in rep["twin"]["not_compared"]}
     assert nc == {("fc", "output"), ("lif", "i"), ("ghost", "*")}
 
@@ -215,7 +225,7 @@ def test_files_are_written(tmp_path):
     assert not [p for p in (tmp_path / "rep").iterdir() if p.name.startswith(".")]  # no temporaries left
     # rewriting replaces the files
     R.write_report(R.build_report(make_result(tr), manifest(), twin=copy_traces(tr)), tmp_path / "rep", plots=False)
-    assert (tmp_path / "rep" / "report.md").read_text().startswith("# BIT-EXACT: yes")
+    assert (tmp_path / "rep" / "report.md").read_text().startswith("# BIT-EXACT: not proven")
 
 
 def test_without_matplotlib_there_are_no_plots_and_the_report_says_so(tmp_path, monkeypatch):
@@ -270,7 +280,7 @@ def test_make_report_end_to_end_is_bit_exact(tmp_path):
     labels = torch.tensor([0, 1, 2, 3])
     rep = make_report(twin, path, x, float_model=net, labels=labels, out_dir=tmp_path / "rep", chunk=7)
     assert rep["bit_exact"] is True, rep["headline"]
-    assert rep["headline"] == "BIT-EXACT: yes"
+    assert rep["headline"].startswith("BIT-EXACT: yes — bundle sha256:")
     assert twin[3].draws == draws and all(m.step_mode == "m" for m in twin)  # the user's twin is untouched
     compared = {(k, n) for k, d in rep["twin"]["layers"].items() for n in d}
     assert {("lif1", "v"), ("syn", "out_i"), ("lif2", "v"), ("vote", "output"), ("fc1", "output")} <= compared
@@ -284,17 +294,14 @@ def test_make_report_end_to_end_is_bit_exact(tmp_path):
 
 
 def _tamper_weight(export: Path, table: str, index: tuple, new_value: int) -> None:
-    """Change one weight and fix its checksums, so that the export still loads."""
-    npz_path = export / "tables.npz"
-    with np.load(npz_path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays[table] = arrays[table].copy()
-    arrays[table][index] = new_value
-    np.savez(npz_path, **arrays)
-    man = json.loads((export / "manifest.json").read_text())
-    man["tables"][table]["sha256"] = hashlib.sha256(np.ascontiguousarray(arrays[table]).tobytes()).hexdigest()
-    man["npz"]["sha256"] = hashlib.sha256(npz_path.read_bytes()).hexdigest()
-    (export / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    """Change one weight and sign the bundle again, so that the export still loads."""
+    from tests.bundle_tools import resign
+
+    def edit(tables):
+        tables[table] = tables[table].copy()
+        tables[table][index] = new_value
+
+    resign(export, edit_tables=edit)
 
 
 def test_make_report_finds_a_mutated_weight(tmp_path):

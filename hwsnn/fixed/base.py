@@ -13,16 +13,45 @@ Counters (plain ints, cumulative until :meth:`FixedModule.clear_counts`):
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+import copy
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
 import targets
 from targets import Target
+from targets import bundle as fmt
 
 from ..base import MemoryModule
 
-__all__ = ["FixedModule", "resolve_target"]
+__all__ = ["FixedModule", "resolve_target", "spec_twin", "spec_tensor", "twin_from_spec", "SPEC_TWINS"]
+
+#: op kind of the export format -> the twin class that rebuilds it (:func:`twin_from_spec`)
+SPEC_TWINS: dict[str, type] = {}
+
+
+def spec_twin(*kinds: str):
+    """Class decorator: the twin class rebuilds export ops ``kinds`` (its ``from_spec``)."""
+
+    def deco(cls: type) -> type:
+        for k in kinds:
+            SPEC_TWINS[k] = cls
+        return cls
+
+    return deco
+
+
+def spec_tensor(table: "Optional[Any]") -> Optional[torch.Tensor]:
+    """A table of an op description (read-only int64 NumPy) as a new int64 tensor, or ``None``."""
+    return None if table is None else torch.from_numpy(table.copy())
+
+
+def twin_from_spec(spec: "fmt.OpSpec", target: Union[str, Target]) -> "FixedModule":
+    """The twin holding exactly the integers of the op description ``spec`` (its class's ``from_spec``)."""
+    cls = SPEC_TWINS.get(spec.kind)
+    if cls is None:
+        raise TypeError(f"{spec.name}: op {spec.kind!r} has no torch twin; twins exist for {sorted(SPEC_TWINS)}")
+    return cls.from_spec(spec, resolve_target(target))
 
 
 def resolve_target(target: Union[str, Target]) -> Target:
@@ -80,6 +109,35 @@ class FixedModule(MemoryModule):
             "saturations": dict(self.saturations),
             "clipped": dict(self.clipped),
         }
+
+    # -- the export format --------------------------------------------------------------------------
+    def to_spec(self, name: str, input_shape: Sequence[int], input_kind: str, input_exponent: Optional[int]) -> "fmt.OpSpec":
+        """This twin as an op of the export format (:mod:`targets.bundle`), for one sample's input
+        ``input_shape`` of kind ``input_kind`` (``spikes``/``counts``/``values``) and exponent
+        ``input_exponent``. Subclasses that export implement it."""
+        raise TypeError(f"export: no export rule for {type(self).__name__}")
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.OpSpec", target: Target) -> "FixedModule":
+        """The twin of the op description ``spec`` (the inverse of :meth:`to_spec`)."""
+        raise TypeError(f"{cls.__name__} cannot be rebuilt from an export op")
+
+    def step_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        """One sample's output shape for ``input_shape``, from one step of a reset copy on zeros."""
+        probe = copy.deepcopy(self)
+        probe.step_mode = "s"
+        probe.reset()
+        with torch.no_grad():
+            y = probe(torch.zeros((1, *input_shape), dtype=torch.int64))
+        shape = y.shape if hasattr(y, "counts") else tuple(y.shape)
+        return tuple(int(s) for s in shape[1:])
+
+    def _ports(self, name: str, input_shape: Sequence[int], input_kind: str, output_shape: Sequence[int],
+               output_kind: str, output_exponent: Optional[int]) -> dict[str, Any]:
+        """The port fields shared by every op description."""
+        return dict(name=name, input_shape=tuple(int(s) for s in input_shape), input_kind=input_kind,
+                    output_shape=tuple(int(s) for s in output_shape), output_kind=output_kind,
+                    output_exponent=None if output_exponent is None else int(output_exponent))
 
     def extra_repr(self) -> str:
         return f"target={self.target.name}, step_mode={self.step_mode}"

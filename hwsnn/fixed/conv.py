@@ -23,8 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from targets import Target
+from targets import bundle as fmt
 
-from .base import resolve_target
+from .base import resolve_target, spec_tensor, spec_twin
 from .convert import register
 from .dense import _F64_EXACT, _I64_LIMIT, _FixedSynapticLayer, _check_fan, _max_abs, _quantize_synaptic
 
@@ -99,6 +100,7 @@ def int_conv2d(
     return y.to(dev)
 
 
+@spec_twin("conv2d")
 class FixedConv2d(_FixedSynapticLayer):
     r"""Integer twin of :class:`torch.nn.Conv2d` / :class:`hwsnn.layer.Conv2d` (``sum`` targets only).
 
@@ -190,6 +192,26 @@ class FixedConv2d(_FixedSynapticLayer):
             want = "[N, C, H, W]" if self.step_mode == "s" else "[T, N, C, H, W]"
             raise ValueError(f"{self.layer_name}: expects {want} with C = {self.in_channels}; got {got}")
         return self._sum_sequence(x_seq)
+
+    # -- the export format ---------------------------------------------------------------------
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Conv2d":
+        return fmt.Conv2d(
+            **self._ports(name, input_shape, input_kind, self.step_output_shape(input_shape), "values", self.output_exponent),
+            in_channels=int(self.in_channels), out_channels=int(self.out_channels), kernel_size=self.kernel_size,
+            stride=self.stride, padding=_pad4(self.padding, self.kernel_size, self.dilation, self.stride),
+            dilation=self.dilation, groups=self.groups, latency=self.latency, first_layer=self.first_layer,
+            weight_shift=self.weight_shift, input_exponent=self.input_exponent, weight_exponent=self.weight_exponent,
+            weight=self.weight, bias=self.bias,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Conv2d", target: Target) -> "FixedConv2d":
+        left, right, top, bottom = spec.padding
+        if left != right or top != bottom:
+            raise ValueError(f"{spec.name}: asymmetric padding {list(spec.padding)} cannot be rebuilt as a FixedConv2d")
+        return cls(spec_tensor(spec.weight), target, spec_tensor(spec.bias), spec.weight_shift, spec.stride, (top, left),
+                   spec.dilation, spec.groups, latency=spec.latency, first_layer=spec.first_layer, name=spec.name,
+                   input_exponent=spec.input_exponent, weight_exponent=spec.weight_exponent)
 
     def extra_repr(self) -> str:
         return (

@@ -7,17 +7,19 @@ from typing import Optional, Union
 import torch
 
 from targets import Target
+from targets import bundle as fmt
 
 from ..base import require_time_axis
 from ..functional.misc import check_delay_steps
 from ..layer.misc import Delay
 from . import arith
-from .base import FixedModule
+from .base import FixedModule, spec_twin
 from .convert import register
 
 __all__ = ["FixedDelay"]
 
 
+@spec_twin("delay")
 class FixedDelay(FixedModule):
     r"""Integer twin of :class:`~hwsnn.layer.Delay`: a FIFO of depth :math:`d` per neuron.
 
@@ -111,6 +113,14 @@ class FixedDelay(FixedModule):
         self.fifo = stream[T:].clone()
         self.head = 0
         return stream[:T]
+
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Delay":
+        return fmt.Delay(**self._ports(name, input_shape, input_kind, input_shape, input_kind, input_exponent),
+                         delay_steps=self._delay_steps)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Delay", target: Target) -> "FixedDelay":
+        return cls(spec.delay_steps, target, name=spec.name)
 
     def fixed_report(self) -> dict:
         """Base report plus ``delay_steps`` and the target's ``max_delay``."""

@@ -41,10 +41,11 @@ import torch
 import torch.nn as nn
 
 from targets import Target, Width
+from targets import bundle as fmt
 
 from . import arith
 from .arith import FitError
-from .base import FixedModule, resolve_target
+from .base import FixedModule, resolve_target, spec_tensor, spec_twin
 from .convert import register
 from .events import SynapticEvents
 
@@ -63,6 +64,10 @@ def _max_abs(x: torch.Tensor) -> int:
     return max(abs(int(x.max())), abs(int(x.min())))
 
 
+#: products of at most this many multiply-adds take the int64 path (see :func:`exact_int_matmul`)
+_SMALL_MATMUL = 1 << 16
+
+
 def exact_int_matmul(x: torch.Tensor, w_t: torch.Tensor, x_max: Optional[int] = None, who: str = "matmul") -> torch.Tensor:
     r"""Exact :math:`X W^T` of integer tensors ``x`` ``[..., K]`` and ``w_t`` ``[K, M]`` as int64.
 
@@ -73,15 +78,20 @@ def exact_int_matmul(x: torch.Tensor, w_t: torch.Tensor, x_max: Optional[int] = 
     k = w_t.shape[0]
     xm = _max_abs(x) if x_max is None else x_max
     bound = xm * _max_abs(w_t) * max(k, 1)
-    if bound < _F64_EXACT:
-        return torch.matmul(x.to(torch.float64), w_t.to(torch.float64)).to(torch.int64)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, k)  # one 2-D matmul
+    # small products run as an exact int64 matmul (torch's own loop): a float64 BLAS call costs far more
+    # than the product itself there, and on a busy machine a threaded BLAS call can stall for milliseconds
+    small = x2.shape[0] * k * w_t.shape[1] <= _SMALL_MATMUL and x.device.type == "cpu"
+    if bound < _F64_EXACT and not small:
+        return torch.matmul(x2.to(torch.float64), w_t.to(torch.float64)).to(torch.int64).reshape(*lead, -1)
     if bound >= _I64_LIMIT:
         raise OverflowError(
             f"{who}: max|X| * max|W| * fan-in = {bound} >= 2^63; the integer sum could overflow int64"
         )
     dev = x.device
-    out = torch.matmul(x.to("cpu", torch.int64), w_t.to("cpu", torch.int64))
-    return out.to(dev)
+    out = torch.matmul(x2.to("cpu", torch.int64), w_t.to("cpu", torch.int64))
+    return out.to(dev).reshape(*lead, -1)
 
 
 def _latency_fifo(fifo: Optional[torch.Tensor], y_seq: torch.Tensor, latency: int, who: str) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -246,6 +256,7 @@ class _FixedSynapticLayer(FixedModule):
         )
 
 
+@spec_twin("dense")
 class FixedLinear(_FixedSynapticLayer):
     r"""Integer twin of :class:`torch.nn.Linear` / :class:`hwsnn.layer.Linear` (see the module docstring).
 
@@ -341,17 +352,37 @@ class FixedLinear(_FixedSynapticLayer):
                     f"{self.layer_name}: input shape changed while the delay buffer holds spikes; call reset()"
                 )
             buf[:dmax] += self.pending
-        for dv in self._delay_values:
-            wd = torch.where(self.delays == dv, w, torch.zeros_like(w))
-            buf[dv:dv + t] += exact_int_matmul(x_seq, wd.T, x_max, self.layer_name)
+        if t == 1 and len(self._delay_values) > 4:  # one step: scatter each synapse's product to its delay
+            buf[:dmax + 1] += self._scatter_by_delay(x_seq[0], w, x_max)
+        else:  # a sequence: one matmul per delay value in use
+            for dv in self._delay_values:
+                wd = torch.where(self.delays == dv, w, torch.zeros_like(w))
+                buf[dv:dv + t] += exact_int_matmul(x_seq, wd.T, x_max, self.layer_name)
         self.pending = buf[t:].clone()
         return buf[:t]
 
+    def _scatter_by_delay(self, x: torch.Tensor, w: torch.Tensor, x_max: int) -> torch.Tensor:
+        """``[dmax + 1, N, out]``: :math:`\sum_i W_{oi} X_{ni}` of the synapses with delay ``d`` at row ``d``,
+        for one step ``x`` ``[N, in]`` (exact int64 products and sums)."""
+        out, k = w.shape
+        if x_max * _max_abs(w) * max(k, 1) >= _I64_LIMIT:
+            raise OverflowError(f"{self.layer_name}: max|X| * max|W| * fan-in >= 2^63; the integer sum could overflow int64")
+        n, rows = x.shape[0], self.max_delay_used + 1
+        prod = (x.to(torch.int64)[:, None, :] * w[None]).reshape(n, -1)  # [N, out*in]
+        idx = (self.delays * out + torch.arange(out, device=w.device)[:, None]).reshape(1, -1).expand(n, -1)
+        acc = torch.zeros((n, rows * out), dtype=torch.int64, device=x.device).scatter_add_(1, idx, prod)
+        return acc.view(n, rows, out).transpose(0, 1)
+
     # -- per-event path --------------------------------------------------------------------
+    @property
+    def event_cap(self) -> Optional[int]:
+        """Per-event targets: the largest event count per source and step this layer passes on (the
+        input cap for the input projection, else the hidden spike cap); ``None`` on ``sum`` targets."""
+        return fmt.event_cap_of(self.target, self.first_layer) if self.per_event else None
+
     def _cap_counts(self, x_seq: torch.Tensor) -> torch.Tensor:
         tg = self.target
-        cap = tg.synapse.max_input_events if self.first_layer else tg.neuron.max_spikes_per_step
-        cap = int(cap) if cap is not None else tg.neuron.max_spikes_per_step
+        cap = self.event_cap
         c = x_seq.to(torch.int64)
         bad = (c < 0) | (c > cap)
         n_bad = int(bad.sum())
@@ -372,6 +403,25 @@ class FixedLinear(_FixedSynapticLayer):
             counts, self.fifo = _latency_fifo(self.fifo, self._cap_counts(x_seq), self.latency, self.layer_name)
             return SynapticEvents(counts=counts, weight=self.effective_weight)
         return self._sum_sequence(x_seq)
+
+    # -- the export format ---------------------------------------------------------------------
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Dense":
+        per_event = self.per_event
+        return fmt.Dense(
+            **self._ports(name, input_shape, input_kind, (self.out_features,), "counts" if per_event else "values",
+                          None if per_event else self.output_exponent),
+            in_features=int(self.in_features), out_features=int(self.out_features), latency=self.latency,
+            first_layer=self.first_layer, accumulation=self.target.synapse.accumulation, event_cap=self.event_cap,
+            clip_events=self.clip, weight_shift=self.weight_shift, input_exponent=self.input_exponent,
+            weight_exponent=self.weight_exponent, weight=self.weight, bias=self.bias, delays=self.delays,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Dense", target: Target) -> "FixedLinear":
+        t = spec_tensor
+        return cls(t(spec.weight), target, t(spec.bias), spec.weight_shift, latency=spec.latency, delays=t(spec.delays),
+                   first_layer=spec.first_layer, name=spec.name, input_exponent=spec.input_exponent,
+                   weight_exponent=spec.weight_exponent, clip=spec.clip_events)
 
     def extra_repr(self) -> str:
         d = "" if self.delays is None else f", max_delay={self.max_delay_used}"

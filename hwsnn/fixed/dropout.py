@@ -24,11 +24,12 @@ import torch
 import torch.nn as nn
 
 from targets import Target
+from targets import bundle as fmt
 
 from ..base import require_time_axis
 from ..layer.dropout import DropConnectLinear, Dropout, Dropout2d, _check_p
 from . import arith, rng
-from .base import FixedModule
+from .base import FixedModule, spec_tensor, spec_twin
 from .convert import register
 
 __all__ = [
@@ -65,6 +66,7 @@ def rescale_exponent(p: float) -> Optional[int]:
     return exp - 1 if mant == 0.5 else None
 
 
+@spec_twin("dropout")
 class FixedDropout(FixedModule):
     r"""Integer twin of :class:`~hwsnn.layer.Dropout` (one mask per sample).
 
@@ -175,6 +177,22 @@ class FixedDropout(FixedModule):
         mask = self._mask_for(x_seq[0])
         return torch.where(mask, x_seq, torch.zeros((), dtype=x_seq.dtype, device=x_seq.device))
 
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Dropout":
+        cls = fmt.Dropout2d if isinstance(self, FixedDropout2d) else fmt.Dropout
+        return cls(**self._ports(name, input_shape, input_kind, input_shape, input_kind, input_exponent),
+                   p=self.p, seed=self.seed, keep_threshold=self.keep_threshold, active=self.training,
+                   draw=self.mask_draw if self.mask_draw is not None else self.draws,
+                   mask_shape=self.mask_shape_drawn, mask=self.mask_packed)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Dropout", target: Target) -> "FixedDropout":
+        m = cls(spec.p, spec.seed, target, name=spec.name)
+        if m.keep_threshold != spec.keep_threshold:
+            raise ValueError(f"{spec.name}: keep_threshold {spec.keep_threshold} does not match p = {spec.p}")
+        m.draws = spec.draw
+        m.train(spec.active)
+        return m
+
     def fixed_report(self) -> dict:
         """Base report plus ``p``, ``seed``, ``keep_threshold``, ``draws`` and the rescale."""
         rep = super().fixed_report()
@@ -193,6 +211,7 @@ class FixedDropout(FixedModule):
         return f"p={self.p}, seed={self.seed}, {super().extra_repr()}"
 
 
+@spec_twin("dropout2d")
 class FixedDropout2d(FixedDropout):
     r"""Integer twin of :class:`~hwsnn.layer.Dropout2d`: one mask bit per (sample, channel).
 
@@ -211,6 +230,7 @@ class FixedDropout2d(FixedDropout):
         return tuple(x.shape[:2]) + (1,) * (x.dim() - 2)
 
 
+@spec_twin("dropconnect")
 class FixedDropConnectLinear(FixedModule):
     r"""Integer twin of :class:`~hwsnn.layer.DropConnectLinear` (training/masked path).
 
@@ -425,6 +445,30 @@ class FixedDropConnectLinear(FixedModule):
             acc = acc.clamp_min(0)
         self.output = acc.to(arith.storage_dtype(self.target.widths.accumulator))
         return self.output
+
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.DropConnect":
+        # invariant masks held for the current sample are exported with their draw; per-step masks
+        # are transient: a run starts from the next draw and no mask table is written
+        held = self.mask_draw if (self.invariant and self.mask_draw is not None) else None
+        masks = self.mask_tables() if held is not None else {}
+        return fmt.DropConnect(
+            **self._ports(name, input_shape, input_kind, (self.out_features,), "values", self.output_exponent),
+            in_features=self.in_features, out_features=self.out_features, has_bias=self.bias is not None,
+            relu=self.relu, invariant=self.invariant, p=self.p, seed=self.seed, keep_threshold=self.keep_threshold,
+            active=self.training, draw=held if held is not None else self.draws,
+            mask_batch=self.mask_batch if held is not None else None, weight_shift=self.weight_shift,
+            input_exponent=self.input_exponent, weight_exponent=self.weight_exponent, weight=self.weight,
+            bias=self.bias, mask_w=masks.get("mask_w"), mask_b=masks.get("mask_b"),
+        )
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.DropConnect", target: Target) -> "FixedDropConnectLinear":
+        m = cls(spec_tensor(spec.weight), spec_tensor(spec.bias), spec.p, spec.seed, target, invariant=spec.invariant,
+                relu=spec.relu, input_exponent=spec.input_exponent, weight_exponent=spec.weight_exponent,
+                weight_shift=spec.weight_shift, name=spec.name)
+        m.draws = spec.draw
+        m.train(spec.active)
+        return m
 
     def fixed_report(self) -> dict:
         """Base report plus ``p``, ``seed``, ``keep_threshold``, ``draws``, ``invariant``, ``relu``."""

@@ -41,12 +41,13 @@ from typing import Optional, Union
 import torch
 
 from targets import Target, Width
+from targets import bundle as fmt
 
 from ..base import require_time_axis
 from ..neuron import CubaLIFNode, IFNode, LIFNode
 from . import arith
 from .arith import FitError
-from .base import FixedModule
+from .base import FixedModule, spec_tensor, spec_twin
 from .convert import register
 from .events import SynapticEvents, accumulate_events
 
@@ -334,7 +335,30 @@ class _FixedNeuron(FixedModule):
         return (f"{super().extra_repr()}, threshold_int={self.threshold_int}, state_exponent={self.state_exponent}, "
                 f"reset={self.reset_kind}, {self._decay_params()}")
 
+    # -- the export format -------------------------------------------------------------------------
+    def spec_fields(self) -> dict:
+        """The neuron's fields of its op description (:mod:`targets.bundle.neuron`); one shared bias is a scalar table."""
+        d = dict(threshold=self.threshold, threshold_int=self.threshold_int, reset=self.reset_kind, v_reset=self.v_reset,
+                 max_spikes=self.max_spikes, readout=self.readout, bias_exp=self.bias_exp,
+                 state_exponent=self.state_exponent, input_shift=self.input_shift,
+                 bias=self.bias.reshape(()) if self.bias.numel() == 1 else self.bias)
+        for key in ("decay_mem", "decay_input", "decay_syn"):
+            if hasattr(self, key):
+                d[key] = getattr(self, key)
+        return d
 
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Neuron":
+        kind = "spikes" if self.max_spikes == 1 else "counts"
+        return fmt.NEURON_OPS[self.spec_kind](**self._ports(name, input_shape, input_kind, input_shape, kind, 0),
+                                               **self.spec_fields())
+
+    @staticmethod
+    def _spec_kwargs(spec: "fmt.Neuron") -> dict:
+        return dict(state_exponent=spec.state_exponent, reset=spec.reset, v_reset=spec.v_reset, bias=spec_tensor(spec.bias),
+                    bias_exp=spec.bias_exp, readout=spec.readout, name=spec.name)
+
+
+@spec_twin("if")
 class FixedIFNode(_FixedNeuron):
     r"""Integer IF neuron: float :math:`H = V + X` :math:`\leftrightarrow` twin ``direct``
     :math:`V = \mathrm{ovf}(V + (X \ll s) + B)` (``saturated_delta``: :math:`\delta = \mathrm{sat}(X + B)`).
@@ -349,7 +373,14 @@ class FixedIFNode(_FixedNeuron):
             raise ValueError(f"{self.layer_name}: target {self.target.name!r} has no leak-free membrane "
                              "(xylo_min1 decay); convert an LIFNode with a large tau instead of an IFNode")
 
+    spec_kind = "if"
 
+    @classmethod
+    def from_spec(cls, spec: "fmt.IF", target: Target) -> "FixedIFNode":
+        return cls(target, spec.threshold, **cls._spec_kwargs(spec))
+
+
+@spec_twin("lif")
 class FixedLIFNode(_FixedNeuron):
     r"""Integer LIF neuron, membrane decay ``decay_mem`` (:math:`k`, or ``dv`` on ``mul12`` targets).
 
@@ -373,6 +404,12 @@ class FixedLIFNode(_FixedNeuron):
             raise ValueError(f"{self.layer_name}: decay_input=True cannot be computed on target {self.target.name!r}; "
                              "use decay_input=False and fold 1/tau into the weights")
 
+    spec_kind = "lif"
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.LIF", target: Target) -> "FixedLIFNode":
+        return cls(target, spec.threshold, spec.decay_mem, decay_input=spec.decay_input, **cls._spec_kwargs(spec))
+
     def _mem_decay(self, v: torch.Tensor) -> torch.Tensor:
         return decay_amount(v - self.v_reset, self.decay_mem, self.target, "mem")
 
@@ -393,6 +430,7 @@ class FixedLIFNode(_FixedNeuron):
         return {"tau": tau_of(self.decay_mem, self.target, "mem")}
 
 
+@spec_twin("cuba")
 class FixedCubaLIFNode(FixedLIFNode):
     r"""Integer CUBA LIF neuron: current decay ``decay_syn`` (:math:`k_s`, or ``du``), membrane ``decay_mem``.
 
@@ -413,6 +451,12 @@ class FixedCubaLIFNode(FixedLIFNode):
             raise ValueError(f"{self.layer_name}: a CUBA neuron has no decay_input form")
         self.decay_syn = self._fit_decay(decay_syn, "syn")
         self.register_memory("i", 0)
+
+    spec_kind = "cuba"
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Cuba", target: Target) -> "FixedCubaLIFNode":
+        return cls(target, spec.threshold, spec.decay_syn, spec.decay_mem, **cls._spec_kwargs(spec))
 
     def _current(self, x: Input, shape: torch.Size, device: torch.device) -> torch.Tensor:
         i = self.i.to(torch.int64)

@@ -20,11 +20,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from targets import Target
+from targets import bundle as fmt
 
 from ..base import require_time_axis
 from ..layer.stateless import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
 from . import arith
-from .base import FixedModule
+from .base import FixedModule, spec_twin
 from .convert import register
 from .voting import _SumDivide
 
@@ -152,6 +153,7 @@ class _WindowStep:
         return _per_step(self, x_seq, self._step)
 
 
+@spec_twin("avgpool2d")
 class FixedAvgPool2d(_WindowStep, _SumDivide):
     r"""Integer twin of ``AvgPool2d`` (zero padding counted, ``ceil_mode=False``).
 
@@ -203,6 +205,18 @@ class FixedAvgPool2d(_WindowStep, _SumDivide):
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         return self._divide(window_sum(x, self.kernel_size, self.stride, self.padding))
 
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.AvgPool2d":
+        exp = None if input_exponent is None else self.output_exponent(input_exponent)
+        return fmt.AvgPool2d(**self._ports(name, input_shape, input_kind, self.step_output_shape(input_shape), "values", exp),
+                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                             divisor=self.divisor, divisor_log2=self.divisor_log2, shift=self.shift)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.AvgPool2d", target: Target) -> "FixedAvgPool2d":
+        area = spec.kernel_size[0] * spec.kernel_size[1]
+        return cls(spec.kernel_size, target, spec.stride, spec.padding,
+                   divisor_override=None if spec.divisor == area else spec.divisor, shift=spec.shift, name=spec.name)
+
     def fixed_report(self) -> dict:
         """Base report plus the window and the division rule."""
         rep = super().fixed_report()
@@ -218,6 +232,7 @@ class FixedAvgPool2d(_WindowStep, _SumDivide):
         )
 
 
+@spec_twin("maxpool2d")
 class FixedMaxPool2d(_WindowStep, FixedModule):
     r"""Integer twin of ``MaxPool2d``: :math:`y = \max_{\text{window}} x` on both sides,
     :math:`y_q = \max_{\text{window}} x_q` (padding never wins; exponent and dtype of the input;
@@ -256,6 +271,16 @@ class FixedMaxPool2d(_WindowStep, FixedModule):
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         return window_max(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.MaxPool2d":
+        return fmt.MaxPool2d(**self._ports(name, input_shape, input_kind, self.step_output_shape(input_shape), input_kind,
+                                           input_exponent),
+                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                             dilation=self.dilation, ceil_mode=self.ceil_mode)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.MaxPool2d", target: Target) -> "FixedMaxPool2d":
+        return cls(spec.kernel_size, target, spec.stride, spec.padding, spec.dilation, spec.ceil_mode, name=spec.name)
+
     def fixed_report(self) -> dict:
         """Base report plus the window."""
         rep = super().fixed_report()
@@ -263,6 +288,7 @@ class FixedMaxPool2d(_WindowStep, FixedModule):
         return rep
 
 
+@spec_twin("flatten")
 class FixedFlatten(FixedModule):
     """Integer twin of ``Flatten``: the same reshape of integers (``'m'``: the dims count in the
     folded ``[T*N, ...]`` tensor, as the float layer's). No arithmetic, every target alike.
@@ -293,6 +319,14 @@ class FixedFlatten(FixedModule):
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         x_seq = arith.require_integer(x_seq, self.layer_name)
         return _per_step(self, x_seq, lambda z: z.flatten(self.start_dim, self.end_dim))
+
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Flatten":
+        return fmt.Flatten(**self._ports(name, input_shape, input_kind, self.step_output_shape(input_shape), input_kind,
+                                         input_exponent), start_dim=self.start_dim, end_dim=self.end_dim)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Flatten", target: Target) -> "FixedFlatten":
+        return cls(spec.start_dim, spec.end_dim, target, name=spec.name)
 
 
 # -- converters ---------------------------------------------------------------------------------

@@ -32,13 +32,14 @@ from typing import Optional, Union
 import torch
 
 from targets import Target
+from targets import bundle as fmt
 
 from ..base import require_time_axis
 from ..layer.recurrent import RecurrentContainer
 from ..neuron import BaseNode, CubaLIFNode, LIFNode
 from . import arith
 from .arith import FitError
-from .base import FixedModule
+from .base import FixedModule, spec_tensor, spec_twin, twin_from_spec
 from .convert import register, to_fixed
 from .dense import FixedLinear
 from .events import SynapticEvents
@@ -47,6 +48,7 @@ from .neuron import _FixedNeuron
 __all__ = ["FixedRecurrent", "recurrent_to_fixed", "recurrent_weight_exponent", "finest_state_exponent"]
 
 
+@spec_twin("recurrent")
 class FixedRecurrent(FixedModule):
     r"""A neuron twin with a recurrent projection onto itself (module docstring).
 
@@ -193,6 +195,22 @@ class FixedRecurrent(FixedModule):
 
     def extra_repr(self) -> str:
         return f"features={self.features}, weight_shift={self.weight_shift}, latency={self.latency}"
+
+    # -- the export format -------------------------------------------------------------------------
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Recurrent":
+        neuron = self.neuron.to_spec(name, input_shape, input_kind, input_exponent)
+        ports = {k: getattr(neuron, k) for k in ("name", "input_shape", "input_kind", "output_shape", "output_kind",
+                                                  "output_exponent")}
+        return fmt.Recurrent(**ports, neuron=neuron, features=self.features, latency=self.latency,
+                             accumulation=self.target.synapse.accumulation,
+                             event_cap=self.target.neuron.max_spikes_per_step if self.per_event else None,
+                             clip_events=self.projection.clip, weight_shift=self.weight_shift,
+                             weight_exponent=self.weight_exponent, weight=self.weight)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Recurrent", target: Target) -> "FixedRecurrent":
+        return cls(twin_from_spec(spec.neuron, target), spec_tensor(spec.weight), spec.weight_shift, spec.latency,
+                   name=spec.name, clip=spec.clip_events)
 
 
 # -- converter -------------------------------------------------------------------------------------

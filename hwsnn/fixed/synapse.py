@@ -28,10 +28,11 @@ from typing import Optional, Union
 import torch
 
 from targets import Target
+from targets import bundle as fmt
 
 from . import arith
 from .arith import FitError
-from .base import FixedModule
+from .base import FixedModule, spec_twin
 from .convert import register
 from ..layer.synapse import SynapseFilter
 
@@ -45,6 +46,7 @@ def default_state_exponent(target: Target) -> int:
     return -(min(target.widths.current.bits, 32) - 8)
 
 
+@spec_twin("synapse_filter")
 class FixedSynapseFilter(FixedModule):
     r"""Integer synapse filter with :math:`\tau = 2^k` (see the module docstring for the equations).
 
@@ -117,6 +119,14 @@ class FixedSynapseFilter(FixedModule):
         self.count_saturations("out_i", n)
         self.out_i = new.to(self._dtype)
         return new
+
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.SynapseFilter":
+        return fmt.SynapseFilter(**self._ports(name, input_shape, input_kind, input_shape, "values", self.state_exponent),
+                                 k=self.k, state_exponent=self.state_exponent, one=self.one, decay_factor=self.decay_factor)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.SynapseFilter", target: Target) -> "FixedSynapseFilter":
+        return cls(spec.k, target, state_exponent=spec.state_exponent, name=spec.name)
 
     def fixed_report(self) -> dict:
         """Base report plus ``k``, ``tau_requested``, ``tau_used`` and their relative difference."""

@@ -20,11 +20,12 @@ from typing import Optional, Union
 import torch
 
 from targets import Target
+from targets import bundle as fmt
 
 from ..base import require_time_axis
 from ..layer.misc import VotingLayer
 from . import arith
-from .base import FixedModule
+from .base import FixedModule, spec_twin
 from .convert import register
 
 __all__ = ["FixedVotingLayer"]
@@ -97,6 +98,7 @@ class _SumDivide(FixedModule):
         }
 
 
+@spec_twin("voting")
 class FixedVotingLayer(_SumDivide):
     r"""Integer twin of :class:`~hwsnn.layer.VotingLayer` (``[..., C*v] -> [..., C]``).
 
@@ -152,6 +154,16 @@ class FixedVotingLayer(_SumDivide):
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         require_time_axis(x_seq, self.layer_name, min_dim=2)
         return self.single_step_forward(x_seq)
+
+    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Voting":
+        out = (*input_shape[:-1], input_shape[-1] // self.voting_size) if input_shape else ()
+        exp = None if input_exponent is None else self.output_exponent(input_exponent)
+        return fmt.Voting(**self._ports(name, input_shape, input_kind, out, "values", exp), voting_size=self.voting_size,
+                          shift=self.shift, divisor_log2=self.divisor_log2)
+
+    @classmethod
+    def from_spec(cls, spec: "fmt.Voting", target: Target) -> "FixedVotingLayer":
+        return cls(spec.voting_size, target, shift=spec.shift, name=spec.name)
 
     def fixed_report(self) -> dict:
         """Base report plus ``voting_size`` and the division rule."""

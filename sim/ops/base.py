@@ -1,7 +1,8 @@
 r"""The interface of a simulator op: one exported layer, stepped over chunks of time.
 
-An op is built from its manifest entry (``layer``), its verified tables and the target, for a
-batch of ``batch`` samples. The engine (:mod:`sim.engine`) feeds it the network's activity in
+An op is built from its typed description (:class:`targets.bundle.OpSpec`: the parameters and
+tables of one layer, validated by the export format) and the target, for a batch of ``batch``
+samples. The engine (:mod:`sim.engine`) feeds it the network's activity in
 chunks of ``Tc`` steps, ``x`` of shape ``[Tc, N, *input_shape]`` (or :class:`Events` from a
 per-event dense layer), and the op returns ``[Tc, N, *output_shape]``. State carries from one
 chunk to the next, so memory is O(state + chunk), never O(T). Each call also fills
@@ -25,7 +26,11 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["Op", "Events", "OPS", "register_op"]
+import targets as _targets
+from targets import Target
+from targets.bundle import OpSpec, from_dict
+
+__all__ = ["Op", "Events", "OPS", "register_op", "build_op", "op_from_entry", "table"]
 
 OPS: dict[str, type] = {}
 
@@ -64,15 +69,18 @@ class Op:
     #: ops with a compiled path (:mod:`sim.fast`) use it when this is True and numba is installed
     jit: bool = True
 
-    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
-        self.layer = layer
-        self.name: str = layer["name"]
-        self.params: dict = layer.get("params", {})
-        self.tables = tables
+    def __init__(self, spec: OpSpec, target: Target, batch: int) -> None:
+        if isinstance(target, str):
+            target = _targets.load(target)
+        spec.check(target)  # the format's rules for this chip (widths, ranges, caps)
+        self.spec = spec
+        self.name: str = spec.name
+        self.params: dict = spec.params()
+        self.tables: dict[str, np.ndarray] = spec.tables()
         self.target = target
         self.batch = int(batch)
-        self.input_shape = tuple(layer["input_shape"])
-        self.output_shape = tuple(layer["output_shape"])
+        self.input_shape = tuple(spec.input_shape)
+        self.output_shape = tuple(spec.output_shape)
         self.saturations: dict[str, int] = {}
         self.counters: dict[str, np.ndarray] = {}
         self.blocks: list[tuple[int, int]] = [(0, int(np.prod(self.output_shape, dtype=np.int64)))]
@@ -135,10 +143,22 @@ class Op:
 
 
 def table(op: Op, role: str, required: bool = True) -> Optional[np.ndarray]:
-    """The table of ``role`` for ``op`` (int64 view for arithmetic), or ``None`` if optional and absent."""
-    name = op.layer.get("tables", {}).get(role)
-    if name is None:
-        if required:
-            raise op.error(f"the export has no {role!r} table for this layer")
-        return None
-    return op.tables[name]
+    """The table of ``role`` for ``op`` (read-only int64), or ``None`` if optional and absent."""
+    arr = op.tables.get(role)
+    if arr is None and required:  # pragma: no cover - the op description requires its tables
+        raise op.error(f"the export has no {role!r} table for this layer")
+    return arr
+
+
+def op_from_entry(entry: dict, tables: dict[str, np.ndarray], target: Target, batch: int) -> Op:
+    """The op of a manifest layer ``entry`` and its ``tables`` (by the names the entry gives them),
+    validated as the export format says (:func:`targets.bundle.from_dict`)."""
+    return build_op(from_dict(entry, tables), target, batch)
+
+
+def build_op(spec: OpSpec, target: Target, batch: int) -> Op:
+    """The simulator op of the op description ``spec`` for ``batch`` samples."""
+    cls = OPS.get(spec.kind)
+    if cls is None:
+        raise ValueError(f"layer {spec.name!r}: op {spec.kind!r} is not known to this simulator; known: {sorted(OPS)}")
+    return cls(spec, target, batch)

@@ -150,47 +150,11 @@ def _overflow_steps(x: np.ndarray, width, mode: str) -> tuple[np.ndarray, np.nda
     return y, per_step
 
 
-def _int_param(op: Op, key: str, default=None, lo: Optional[int] = None, hi: Optional[int] = None) -> int:
-    """An integer parameter of the layer (``default`` when absent), checked against ``lo .. hi``."""
-    v = op.params.get(key, default)
-    if v is None:
-        raise op.error(f"params.{key} is missing")
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise op.error(f"params.{key} must be an integer; got {v!r}")
-    v = int(v)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise op.error(f"params.{key} = {v} is outside the allowed range [{lo}, {hi}]")
-    return v
-
-
 def effective_weight(op: Op) -> np.ndarray:
     r"""Per-event weights: :math:`\mathrm{wrap}_{\text{current}}(W \ll s)` of ``op.weight`` (one shift per
     matrix), computed once per loaded export."""
     return op.derived("effective_weight", lambda: arith.wrap(arith.shift(op.weight, op.weight_shift),
                                                              op.target.widths.current))
-
-
-def _int_table(op: Op, role: str, shape: tuple, width=None, required: bool = True) -> Optional[np.ndarray]:
-    """Table ``role`` as int64, checked for an integer dtype, ``shape`` and (optionally) ``width``."""
-    a = table(op, role, required)
-    if a is None:
-        return None
-    a = np.asarray(a)
-    if a.dtype.kind not in "iub":
-        raise op.error(f"table {role!r} must hold integers; got dtype {a.dtype}")
-    if tuple(a.shape) != tuple(shape):
-        raise op.error(f"table {role!r} must have shape {tuple(shape)}; got {tuple(a.shape)}")
-    if width is not None and a.size and (int(a.min()) < width.lo or int(a.max()) > width.hi):
-        raise op.error(f"table {role!r} holds values outside the target's {width} range [{width.lo}, {width.hi}]")
-    return a.astype(np.int64)
-
-
-def _resolve_target(target):
-    if isinstance(target, str):
-        import targets
-
-        return targets.load(target)
-    return target
 
 
 class _SynapticOp(Op):
@@ -199,10 +163,10 @@ class _SynapticOp(Op):
     #: ``spikes``, ``counts`` or ``values``: how inputs are counted as events (None: inferred per chunk)
     input_kind: Optional[str] = None
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, _resolve_target(target), batch)
-        kind = layer.get("input_kind") or (layer.get("input") or {}).get("kind")
-        self.input_kind = kind
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.input_kind = spec.input_kind
+        self.weight_shift = spec.weight_shift
         self.clipped: dict[str, int] = {}
 
     # -- checks ---------------------------------------------------------------------------------
@@ -281,16 +245,6 @@ class _SynapticOp(Op):
         self._fifo = full[tc:].copy()
         return full[:tc]
 
-    def _check_common(self, accumulation: str) -> None:
-        syn = self.target.synapse
-        self.weight_shift = _int_param(self, "weight_shift", 0, syn.weight_shift_min, syn.weight_shift_max)
-        if accumulation not in ("sum", "per_event_saturate"):
-            raise self.error(f"params.accumulation must be 'sum' or 'per_event_saturate'; got {accumulation!r}")
-        if accumulation != syn.accumulation:
-            raise self.error(
-                f"params.accumulation is {accumulation!r} but target {self.target.name!r} accumulates by {syn.accumulation!r}"
-            )
-
     def _fill_counters(self, events_per_out: np.ndarray, sat: np.ndarray) -> None:
         """Counters of a chunk from synaptic events per flat output element ``[Tc, E]``."""
         self.new_counters(events_per_out.shape[0])
@@ -308,46 +262,16 @@ class DenseOp(_SynapticOp):
 
     kind = "dense"
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        tg = self.target
-        syn = tg.synapse
-        p = self.params
-        self.accumulation = p.get("accumulation", syn.accumulation)
-        self._check_common(self.accumulation)
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.accumulation = spec.accumulation
         self.per_event = self.accumulation == "per_event_saturate"
-        if len(self.input_shape) != 1 or len(self.output_shape) != 1:
-            raise self.error(f"input_shape and output_shape must be [in] and [out]; got {list(self.input_shape)}, {list(self.output_shape)}")
-        self.in_features = _int_param(self, "in_features", self.input_shape[0], 1)
-        self.out_features = _int_param(self, "out_features", self.output_shape[0], 1)
-        if (self.in_features,) != self.input_shape or (self.out_features,) != self.output_shape:
-            raise self.error(
-                f"in_features/out_features ({self.in_features}, {self.out_features}) disagree with "
-                f"input_shape {list(self.input_shape)} / output_shape {list(self.output_shape)}"
-            )
-        self.first_layer = bool(p.get("first_layer", False))
-        default_latency = syn.first_latency if self.first_layer else syn.latency
-        self.latency = _int_param(self, "latency", default_latency, 0)
-        shape = (self.out_features, self.in_features)
-        self.weight = _int_table(self, "weight", shape, tg.widths.weight)
-        self.bias = _int_table(self, "bias", (self.out_features,), tg.widths.bias, required=False)
-        self.delays = _int_table(self, "delays", shape, required=False)
+        self.in_features, self.out_features = spec.in_features, spec.out_features
+        self.first_layer, self.latency = spec.first_layer, spec.latency
+        self.weight, self.bias, self.delays = spec.weight, spec.bias, spec.delays
         if self.per_event:
-            if self.bias is not None and np.any(self.bias != 0):
-                raise self.error("a per-event (Xylo) dense layer has no bias; fold it into the neuron's bias")
-            self.bias = None
-            if self.delays is not None:
-                raise self.error("per-synapse delays are not supported with per-event accumulation")
-            cap_default = syn.max_input_events if self.first_layer else tg.neuron.max_spikes_per_step
-            if cap_default is None:
-                cap_default = tg.neuron.max_spikes_per_step
-            self.event_cap = _int_param(self, "event_cap", cap_default, 0)
-            self.clip_events = bool(p.get("clip_events", False))
+            self.event_cap, self.clip_events = spec.event_cap, spec.clip_events
         if self.delays is not None:
-            if not syn.per_synapse_delay:
-                raise self.error(f"target {tg.name!r} has no per-synapse delays, but the export has a 'delays' table")
-            if self.delays.size and (int(self.delays.min()) < 0 or int(self.delays.max()) > syn.max_delay):
-                raise self.error(f"delays must lie in [0, {syn.max_delay}] (synapse.max_delay)")
             self._delay_values = [int(d) for d in np.unique(self.delays)]
             self._delay_weights = [arith.MatmulWeight(np.where(self.delays == d, self.weight, 0).T) for d in self._delay_values]
             self.max_delay_used = max(self._delay_values) if self._delay_values else 0
@@ -381,7 +305,7 @@ class DenseOp(_SynapticOp):
         tc = x.shape[0]
         if self.delays is None:
             # the table's own (narrow) dtype makes the float copy cheap; kept across runs of the export
-            w_t = self.derived("weight^T", lambda: arith.MatmulWeight(np.asarray(table(self, "weight")).T))
+            w_t = self.derived("weight^T", lambda: arith.MatmulWeight(self.weight.T))
             return exact_matmul(x, w_t, self.name), _max_abs(x) * w_t.max * self.in_features
         dmax = self.max_delay_used
         buf = np.zeros((tc + dmax, *x.shape[1:-1], self.out_features), np.int64)
@@ -423,15 +347,6 @@ class DenseOp(_SynapticOp):
 
 
 # -- conv2d -------------------------------------------------------------------------------------
-def _pair_param(op: Op, key: str, default, n: int = 2) -> tuple:
-    v = op.params.get(key, default)
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = [int(v)] * n
-    if not isinstance(v, (list, tuple)) or len(v) != n or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in v):
-        raise op.error(f"params.{key} must be a list of {n} integers; got {v!r}")
-    return tuple(int(a) for a in v)
-
-
 @register_op("conv2d")
 class Conv2dOp(_SynapticOp):
     """``conv2d`` (module docstring): input ``[Tc, N, C, H, W]``, output ``[Tc, N, O, Ho, Wo]``."""
@@ -440,41 +355,13 @@ class Conv2dOp(_SynapticOp):
     #: testing: always take the int64 path
     force_int64: bool = False
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        tg = self.target
-        syn = tg.synapse
-        p = self.params
-        if syn.accumulation != "sum":
-            raise self.error(f"target {tg.name!r} accumulates events one by one ({syn.accumulation}) and has no convolution")
-        self._check_common(p.get("accumulation", syn.accumulation))
-        if len(self.input_shape) != 3 or len(self.output_shape) != 3:
-            raise self.error(f"input_shape and output_shape must be [C, H, W]; got {list(self.input_shape)}, {list(self.output_shape)}")
-        self.in_channels = _int_param(self, "in_channels", self.input_shape[0], 1)
-        self.out_channels = _int_param(self, "out_channels", self.output_shape[0], 1)
-        self.groups = _int_param(self, "groups", 1, 1)
-        self.kernel_size = _pair_param(self, "kernel_size", None)
-        self.stride = _pair_param(self, "stride", [1, 1])
-        self.dilation = _pair_param(self, "dilation", [1, 1])
-        self.padding = _pair_param(self, "padding", [0, 0, 0, 0], 4)
-        if min(self.kernel_size + self.stride + self.dilation) < 1 or min(self.padding) < 0:
-            raise self.error("kernel_size, stride and dilation must be >= 1 and padding >= 0")
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise self.error(f"groups={self.groups} must divide in_channels={self.in_channels} and out_channels={self.out_channels}")
-        if self.input_shape[0] != self.in_channels or self.output_shape[0] != self.out_channels:
-            raise self.error("in_channels/out_channels disagree with input_shape/output_shape")
-        kh, kw = self.kernel_size
-        left, right, top, bottom = self.padding
-        ho = _conv_out_size(self.input_shape[1], top + bottom, kh, self.stride[0], self.dilation[0])
-        wo = _conv_out_size(self.input_shape[2], left + right, kw, self.stride[1], self.dilation[1])
-        if (ho, wo) != tuple(self.output_shape[1:]):
-            raise self.error(f"output_shape {list(self.output_shape)} disagrees with the convolution's [{self.out_channels}, {ho}, {wo}]")
-        self.first_layer = bool(p.get("first_layer", False))
-        self.latency = _int_param(self, "latency", syn.first_latency if self.first_layer else syn.latency, 0)
-        wshape = (self.out_channels, self.in_channels // self.groups, kh, kw)
-        self.weight = _int_table(self, "weight", wshape, tg.widths.weight)
-        bias = _int_table(self, "bias", (self.out_channels,), tg.widths.bias, required=False)
-        self.bias = None if bias is None else bias.reshape(-1, 1, 1)
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.in_channels, self.out_channels, self.groups = spec.in_channels, spec.out_channels, spec.groups
+        self.kernel_size, self.stride, self.dilation, self.padding = spec.kernel_size, spec.stride, spec.dilation, spec.padding
+        self.first_layer, self.latency = spec.first_layer, spec.latency
+        self.weight = spec.weight
+        self.bias = None if spec.bias is None else spec.bias.reshape(-1, 1, 1)
         self._nz = (self.weight != 0).astype(np.int64)
         self.reset()
 
@@ -503,37 +390,14 @@ class DropConnectOp(_SynapticOp):
 
     kind = "dropconnect"
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        tg = self.target
-        p = self.params
-        self._check_common(tg.synapse.accumulation if "accumulation" not in p else p["accumulation"])
-        if len(self.input_shape) != 1 or len(self.output_shape) != 1:
-            raise self.error("input_shape and output_shape must be [in] and [out]")
-        self.in_features = _int_param(self, "in_features", self.input_shape[0], 1)
-        self.out_features = _int_param(self, "out_features", self.output_shape[0], 1)
-        if (self.in_features,) != self.input_shape or (self.out_features,) != self.output_shape:
-            raise self.error("in_features/out_features disagree with input_shape/output_shape")
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.in_features, self.out_features = spec.in_features, spec.out_features
         o, i = self.out_features, self.in_features
-        self.weight = _int_table(self, "weight", (o, i), tg.widths.weight)
-        self.bias = _int_table(self, "bias", (o,), tg.widths.bias, required=False)
-        has_bias = bool(p.get("has_bias", self.bias is not None))
-        if has_bias != (self.bias is not None):
-            raise self.error(f"params.has_bias is {has_bias} but the export {'lacks' if has_bias else 'has'} a 'bias' table")
-        self.relu = bool(p.get("relu", True))
-        self.invariant = bool(p.get("invariant", False))
-        self.active = bool(p.get("active", False))
+        self.weight, self.bias = spec.weight, spec.bias
+        self.relu, self.invariant, self.active = spec.relu, spec.invariant, spec.active
         self.latency = 0
-        self.seed = _int_param(self, "seed", 0)
-        self.draw = _int_param(self, "draw", 0, 0)
-        self.keep_threshold = _int_param(self, "keep_threshold", None, 0, 1 << rng.KEEP_BITS)
-        try:
-            thr_p = None if p.get("p") is None else rng.keep_threshold(p["p"])
-        except (TypeError, ValueError) as e:
-            raise self.error(f"params.p: {e}") from None
-        if thr_p is not None and thr_p != self.keep_threshold:
-            raise self.error(f"params.keep_threshold {self.keep_threshold} disagrees with p = {p['p']} "
-                             f"(round((1-p) 2^24) = {rng.keep_threshold(p['p'])})")
+        self.seed, self.draw, self.keep_threshold = spec.seed, spec.draw, spec.keep_threshold
         #: mask bits per sample
         self.bits_per_sample = o * i + (o if self.bias is not None else 0)
         self._check_mask_tables()
@@ -547,7 +411,7 @@ class DropConnectOp(_SynapticOp):
         generator's masks of ``(seed, draw, keep_threshold)``: the exporter writes the draw of the
         stored masks as ``draw`` (a twin exported mid-run), so a mismatch means the exported
         generator state is inconsistent (refused rather than simulated with other masks)."""
-        mb = self.params.get("mask_batch")
+        mb = self.spec.mask_batch
         if mb is None:
             return
         o, i = self.out_features, self.in_features
@@ -561,7 +425,7 @@ class DropConnectOp(_SynapticOp):
                 masks = self._draw_masks(self.draw, int(mb))
             want = masks[0] if role == "mask_w" else masks[1]
             try:
-                got = rng.unpack_mask(np.asarray(packed), shape)
+                got = rng.unpack_mask(np.asarray(packed, np.uint8), shape)
             except (TypeError, ValueError) as e:
                 raise self.error(f"table {role!r}: {e}") from None
             if want is None or not np.array_equal(got, want):

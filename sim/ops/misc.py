@@ -64,58 +64,13 @@ import numpy as np
 
 from .. import arith
 from .. import rng
-from .base import Events, Op, register_op, table
+from .base import Events, Op, register_op
 
 __all__ = ["Dropout", "Delay", "Voting", "AvgPool2d", "MaxPool2d", "Flatten"]
 
 
 
 # -- shared helpers ---------------------------------------------------------------------------
-def _int_param(op: Op, key: str, lo: Optional[int] = None, hi: Optional[int] = None, default=...) -> int:
-    """``params[key]`` as an int in ``[lo, hi]`` (bools refused), or a clear error."""
-    if key not in op.params:
-        if default is ...:
-            raise op.error(f"params has no {key!r}")
-        return default
-    v = op.params[key]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise op.error(f"params[{key!r}] must be an integer; got {v!r}")
-    v = int(v)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise op.error(f"params[{key!r}] = {v} is outside [{lo}, {hi}]")
-    return v
-
-
-def _bool_param(op: Op, key: str, default: Optional[bool] = None) -> bool:
-    v = op.params.get(key, default)
-    if not isinstance(v, (bool, np.bool_)):
-        raise op.error(f"params[{key!r}] must be a bool; got {v!r}")
-    return bool(v)
-
-
-def _pair_param(op: Op, key: str, lo: int, default=None) -> tuple[int, int]:
-    """``params[key]`` as a pair of ints ``>= lo`` (a single int is used for both)."""
-    v = op.params.get(key)
-    if v is None:
-        v = default
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = (int(v), int(v))
-    if (
-        not isinstance(v, (list, tuple))
-        or len(v) != 2
-        or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in v)
-    ):
-        raise op.error(f"params[{key!r}] must be a pair of ints; got {v!r}")
-    v = (int(v[0]), int(v[1]))
-    if min(v) < lo:
-        raise op.error(f"params[{key!r}] = {list(v)} must be >= {lo}")
-    return v
-
-
-def _log2_exact(v: int) -> Optional[int]:
-    return v.bit_length() - 1 if v > 0 and v & (v - 1) == 0 else None
-
-
 def _check_chunk(op: Op, x) -> np.ndarray:
     """``x`` as an integer array ``[Tc, N, *input_shape]``, or an error naming the layer."""
     if isinstance(x, Events):
@@ -130,12 +85,6 @@ def _check_chunk(op: Op, x) -> np.ndarray:
     if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != want:
         raise op.error(f"expects a chunk [Tc, {', '.join(map(str, want))}] (time, batch, input_shape); got {a.shape}")
     return a
-
-
-def _check_shape(op: Op, computed: tuple, what: str = "output_shape") -> None:
-    declared = op.output_shape if what == "output_shape" else op.input_shape
-    if tuple(computed) != tuple(declared):
-        raise op.error(f"{what} {list(declared)} disagrees with the params (they give {list(computed)})")
 
 
 def _accumulator_overflow(op: Op, s: np.ndarray) -> np.ndarray:
@@ -153,17 +102,8 @@ def _accumulator_overflow(op: Op, s: np.ndarray) -> np.ndarray:
 class _SumDivide(Op):
     """Shared ``shift``/``divisor_log2`` validation of voting and avgpool2d."""
 
-    def _init_divide(self, divisor: int) -> None:
-        self.shift = _bool_param(self, "shift", False)
-        log2 = self.params.get("divisor_log2")
-        exact = _log2_exact(divisor)
-        if log2 is not None:
-            log2 = _int_param(self, "divisor_log2", 0, 62)
-            if log2 != exact:
-                raise self.error(f"params['divisor_log2'] = {log2} but the divisor is {divisor} (log2 {exact})")
-        if self.shift and exact is None:
-            raise self.error(f"shift=True needs a power-of-two divisor; {divisor} is not one")
-        self.divisor_log2 = exact
+    def _init_divide(self) -> None:
+        self.shift, self.divisor_log2 = self.spec.shift, self.spec.divisor_log2
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
         s = _accumulator_overflow(self, s)
@@ -177,31 +117,22 @@ class _SumDivide(Op):
 class Dropout(Op):
     """``dropout``/``dropout2d``: ``y = x * B`` with one mask ``B`` per run (module docstring)."""
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        self.kind = layer.get("op", "dropout")
-        _check_shape(self, self.input_shape)
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.kind = spec.kind
         if self.kind == "dropout2d":
-            if len(self.input_shape) < 1:
-                raise self.error(f"dropout2d needs steps [N, C, ...]; input_shape is {list(self.input_shape)}")
             self.mask_shape = (self.batch, self.input_shape[0]) + (1,) * (len(self.input_shape) - 1)
         else:
             self.mask_shape = (self.batch, *self.input_shape)
-        self.active = _bool_param(self, "active")
-        self.seed = _int_param(self, "seed")
-        self.keep_threshold = _int_param(self, "keep_threshold", 0, 1 << rng.KEEP_BITS)
-        self.first_draw = _int_param(self, "draw", 0)
+        self.active, self.seed, self.keep_threshold = spec.active, spec.seed, spec.keep_threshold
+        self.first_draw = spec.draw
         #: draw number of the next mask (the twin's ``draws``)
         self.next_draw = self.first_draw
         self.mask: Optional[np.ndarray] = None
         self.mask_draw: Optional[int] = None
-        packed = table(self, "mask", required=False)
-        stored = self.params.get("mask_shape")
+        packed, stored = spec.mask, spec.mask_shape
         if self.active and packed is not None and stored is not None and tuple(stored) == self.mask_shape:
-            try:
-                want = rng.unpack_mask(np.asarray(packed), self.mask_shape)
-            except (TypeError, ValueError) as e:
-                raise self.error(f"the 'mask' table is not a packed mask of shape {list(self.mask_shape)}: {e}") from None
+            want = rng.unpack_mask(np.asarray(packed, np.uint8), self.mask_shape)
             got = rng.keep_mask(self.seed, self.first_draw, self.mask_shape, self.keep_threshold)
             if not np.array_equal(want, got):
                 bad = int(np.count_nonzero(want != got))
@@ -234,15 +165,9 @@ class Delay(Op):
 
     kind = "delay"
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        _check_shape(self, self.input_shape)
-        limit = int(target.synapse.max_delay)
-        self.d = _int_param(self, "delay_steps", 0)
-        if self.d > limit:
-            raise self.error(
-                f"delay_steps = {self.d} exceeds target {target.name!r} synapse.max_delay = {limit}"
-            )
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.d = spec.delay_steps
         self.fifo: Optional[np.ndarray] = None
         self.head = 0
 
@@ -282,15 +207,10 @@ class Voting(_SumDivide):
 
     kind = "voting"
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        self.v = _int_param(self, "voting_size", 1)
-        if len(self.input_shape) < 1 or self.input_shape[-1] % self.v:
-            raise self.error(
-                f"the last input dim must be a multiple of voting_size={self.v}; input_shape is {list(self.input_shape)}"
-            )
-        _check_shape(self, (*self.input_shape[:-1], self.input_shape[-1] // self.v))
-        self._init_divide(self.v)
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.v = spec.voting_size
+        self._init_divide()
 
     def run(self, x, t0: int, record_states: bool = False):
         x = _check_chunk(self, x)
@@ -319,21 +239,9 @@ class _Pool2d(Op):
     """Window geometry shared by avgpool2d and maxpool2d (steps ``[N, C, H, W]``)."""
 
     def _init_window(self, dilation: tuple[int, int], ceil_mode: bool) -> None:
-        if len(self.input_shape) != 3:
-            raise self.error(f"takes steps [N, C, H, W]: input_shape must be [C, H, W]; got {list(self.input_shape)}")
-        self.k = _pair_param(self, "kernel_size", 1)
-        self.s = _pair_param(self, "stride", 1, default=self.params.get("kernel_size"))
-        self.p = _pair_param(self, "padding", 0, default=0)
+        self.k, self.s, self.p = self.spec.kernel_size, self.spec.stride, self.spec.padding
         self.dil, self.ceil_mode = dilation, ceil_mode
-        if any(2 * p > k for p, k in zip(self.p, self.k)):
-            raise self.error(f"padding {list(self.p)} exceeds half the kernel {list(self.k)} (torch's pooling limit)")
-        C, H, W = self.input_shape
-        self.out_hw = tuple(
-            _out_len(L, k, s, p, d, ceil_mode) for L, k, s, p, d in zip((H, W), self.k, self.s, self.p, dilation)
-        )
-        if min(self.out_hw) < 1:
-            raise self.error(f"a {H}x{W} input gives no window (kernel {self.k}, padding {self.p}, dilation {dilation})")
-        _check_shape(self, (C, *self.out_hw))
+        self.out_hw = tuple(self.output_shape[1:])
 
     def _taps(self, xp: np.ndarray):
         """Every tap ``[..., oh, ow]`` of the windows of the padded chunk ``xp``."""
@@ -360,11 +268,11 @@ class AvgPool2d(_Pool2d, _SumDivide):
 
     kind = "avgpool2d"
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
         self._init_window((1, 1), False)
-        self.divisor = _int_param(self, "divisor", 1, default=self.k[0] * self.k[1])
-        self._init_divide(self.divisor)
+        self.divisor = spec.divisor
+        self._init_divide()
 
     def run(self, x, t0: int, record_states: bool = False):
         x = _check_chunk(self, x)
@@ -385,9 +293,9 @@ class MaxPool2d(_Pool2d):
 
     kind = "maxpool2d"
 
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        self._init_window(_pair_param(self, "dilation", 1, default=1), _bool_param(self, "ceil_mode", False))
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self._init_window(spec.dilation, spec.ceil_mode)
         # Every window must hold at least one input element (else its maximum is undefined).
         for L, o, k, s, p, d in zip(self.input_shape[1:], self.out_hw, self.k, self.s, self.p, self.dil):
             taps = np.arange(o)[:, None] * s - p + np.arange(k)[None, :] * d
@@ -414,24 +322,6 @@ class Flatten(Op):
     """``flatten``: ``torch.flatten(step, start_dim, end_dim)`` of one step ``[N, ...]``."""
 
     kind = "flatten"
-
-    def __init__(self, layer: dict, tables: dict, target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        rank = 1 + len(self.input_shape)  # the step [N, *input_shape]
-        dims = []
-        for key, default in (("start_dim", 1), ("end_dim", -1)):
-            d = _int_param(self, key, default=default)
-            if not -rank <= d < rank:
-                raise self.error(f"params[{key!r}] = {d} is out of range for a step of rank {rank}")
-            dims.append(d + rank if d < 0 else d)
-        a, b = dims
-        if a > b:
-            raise self.error(f"start_dim ({a}) comes after end_dim ({b}) for a step of rank {rank}")
-        if a == 0 and b > 0:
-            raise self.error("start_dim 0 would merge the batch axis into the features; the simulator keeps [N, ...]")
-        step = (self.batch, *self.input_shape)
-        out = step[:a] + (int(np.prod(step[a : b + 1], dtype=np.int64)),) + step[b + 1 :]
-        _check_shape(self, out[1:])
 
     def run(self, x, t0: int, record_states: bool = False):
         x = _check_chunk(self, x)

@@ -57,11 +57,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-import targets as _targets
-
 from .. import arith as A
 from .. import fast
-from .base import Events, Op, register_op, table
+from .base import Events, Op, register_op
 
 __all__ = ["NeuronOp", "IFOp", "LIFOp", "CubaOp", "accumulate_events", "exact_matmul"]
 
@@ -117,96 +115,20 @@ class NeuronOp(Op):
     words: int = 1
     has_mem_decay: bool = False
 
-    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        self.target = tg = _targets.load(target) if isinstance(target, str) else target
-        nn_ = tg.neuron
-        if self.input_shape != self.output_shape:
-            raise self.error(f"a neuron keeps its shape: input_shape {list(self.input_shape)} != "
-                             f"output_shape {list(self.output_shape)}")
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
         self.shape = self.input_shape
-        self.threshold = self._int("threshold")
-        self.threshold_int = self._int("threshold_int")
-        if self.threshold_int != self.threshold << nn_.threshold_shift:
-            raise self.error(f"threshold_int = {self.threshold_int} is not threshold << threshold_shift = "
-                             f"{self.threshold} << {nn_.threshold_shift} on target {tg.name!r}")
-        self._in_width("threshold", self.threshold, tg.widths.threshold)
-        if nn_.threshold_positive and self.threshold <= 0:
-            raise self.error(f"threshold = {self.threshold} must be > 0 on target {tg.name!r}")
-        self.reset_kind = self._param("reset")
-        if self.reset_kind not in nn_.reset:
-            raise self.error(f"reset {self.reset_kind!r} is not available on target {tg.name!r} "
-                             f"(allowed: {', '.join(nn_.reset)})")
-        self.v_reset = self._int("v_reset")
-        if self.v_reset != 0 and (self.reset_kind != "zero" or tg.decay.mechanism == "mul12"
-                                  or nn_.membrane_update != "direct"):
-            raise self.error(f"v_reset = {self.v_reset} must be 0 (reset {self.reset_kind!r} on target {tg.name!r})")
-        self._in_width("v_reset", self.v_reset, tg.widths.membrane)
-        self.readout = self._param("readout")
-        if not isinstance(self.readout, bool):
-            raise self.error(f"param 'readout' must be a bool; got {self.readout!r}")
-        self.max_spikes = self._int("max_spikes")
-        cap = nn_.readout_max_spikes_per_step if self.readout else nn_.max_spikes_per_step
-        if self.reset_kind == "zero" and self.max_spikes != 1:
-            raise self.error(f"max_spikes = {self.max_spikes} must be 1 with the zero reset")
-        if not 1 <= self.max_spikes <= cap:
-            raise self.error(f"max_spikes = {self.max_spikes} outside [1, {cap}] "
-                             f"({'readout' if self.readout else 'hidden'} neurons of target {tg.name!r})")
+        self.threshold, self.threshold_int = spec.threshold, spec.threshold_int
+        self.reset_kind, self.v_reset = spec.reset, spec.v_reset
+        self.readout, self.max_spikes = spec.readout, spec.max_spikes
         self.spike_dtype = np.int8 if self.max_spikes <= 127 else np.int16 if self.max_spikes <= 32767 else np.int32
-        self.state_exponent = self._int("state_exponent")
-        self.input_shift = self._int("input_shift")
-        if self.input_shift != nn_.input_shift:
-            raise self.error(f"input_shift = {self.input_shift} but target {tg.name!r} shifts inputs by {nn_.input_shift}")
-        self.bias_exp = self._int("bias_exp")
-        lo, hi = (nn_.bias_exponent_min, nn_.bias_exponent_max) if nn_.bias_exponent else (0, 0)
-        if not lo <= self.bias_exp <= hi:
-            raise self.error(f"bias_exp = {self.bias_exp} outside [{lo}, {hi}] on target {tg.name!r}")
-        bias = table(self, "bias", required=False)
-        if bias is None:
-            bias = np.zeros((), np.int64)
-        bias = np.asarray(bias)
-        if bias.dtype.kind not in "iu":
-            raise self.error(f"the bias table must hold integers; got {bias.dtype}")
-        if bias.shape not in ((), self.shape):
-            raise self.error(f"the bias table has shape {list(bias.shape)}; expected [] or the neuron shape {list(self.shape)}")
-        bias = bias.astype(np.int64)
-        if bias.size and not (int(bias.min()) >= tg.widths.bias.lo and int(bias.max()) <= tg.widths.bias.hi):
-            raise self.error(f"bias outside {tg.widths.bias} on target {tg.name!r}")
-        self.bias = bias
-        self.bias_int = A.shift(bias, self.bias_exp, "floor")
-        self.decay_mem: Optional[int] = None
-        self.decay_syn: Optional[int] = None
-        self.decay_input = False
+        self.state_exponent, self.input_shift, self.bias_exp = spec.state_exponent, spec.input_shift, spec.bias_exp
+        self.bias = spec.bias
+        self.bias_int = A.shift(self.bias, self.bias_exp, "floor")
+        self.decay_mem: Optional[int] = getattr(spec, "decay_mem", None)
+        self.decay_syn: Optional[int] = getattr(spec, "decay_syn", None)
+        self.decay_input = bool(getattr(spec, "decay_input", False))
         self.reset()
-
-    # -- parameter helpers ---------------------------------------------------------------------
-    def _param(self, key: str):
-        if key not in self.params:
-            raise self.error(f"missing param {key!r} (see docs/EXPORT_FORMAT.md)")
-        return self.params[key]
-
-    def _int(self, key: str) -> int:
-        v = self._param(key)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise self.error(f"param {key!r} must be an integer; got {v!r}")
-        return int(v)
-
-    def _in_width(self, key: str, value: int, width) -> None:
-        if not width.lo <= value <= width.hi:
-            raise self.error(f"{key} = {value} outside {width} on target {self.target.name!r}")
-
-    def _decay_param(self, key: str, which: str) -> int:
-        """``decay_mem``/``decay_syn`` in the target's range: ``k`` in ``0..max_shift``, or ``du``/``dv``."""
-        v, tg = self._int(key), self.target
-        if tg.decay.mechanism == "shift":
-            lo, hi = 0, tg.decay.max_shift
-        elif which == "syn":  # du, factor du + 1 in 0..4096
-            lo, hi = max(tg.neuron.mul12_min, -1), tg.neuron.mul12_max - 1
-        else:
-            lo, hi = max(tg.neuron.mul12_min, 0), tg.neuron.mul12_max
-        if not lo <= v <= hi:
-            raise self.error(f"{key} = {v} outside [{lo}, {hi}] on target {tg.name!r}")
-        return v
 
     # -- engine interface ----------------------------------------------------------------------
     def reset(self) -> None:
@@ -382,12 +304,6 @@ class IFOp(NeuronOp):
 
     kind = "if"
 
-    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        if self.target.decay.rounding == "xylo_min1":
-            raise self.error(f"target {self.target.name!r} has no leak-free membrane (xylo_min1 decay); "
-                             "an exported IF neuron cannot run there")
-
 
 @register_op("lif")
 class LIFOp(NeuronOp):
@@ -395,19 +311,6 @@ class LIFOp(NeuronOp):
 
     kind = "lif"
     has_mem_decay = True
-
-    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        self.decay_mem = self._decay_param("decay_mem", "mem")
-        self.decay_input = self._decay_input()
-
-    def _decay_input(self) -> bool:
-        di = self._param("decay_input")
-        if not isinstance(di, bool):
-            raise self.error(f"param 'decay_input' must be a bool; got {di!r}")
-        if di and (self.target.neuron.membrane_update != "direct" or self.input_shift > 0):
-            raise self.error(f"decay_input=True cannot be computed on target {self.target.name!r}")
-        return di
 
 
 @register_op("cuba")
@@ -417,15 +320,6 @@ class CubaOp(LIFOp):
     kind = "cuba"
     state_names = ("i", "v")
     words = 2
-
-    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        self.decay_syn = self._decay_param("decay_syn", "syn")
-
-    def _decay_input(self) -> bool:
-        if self.params.get("decay_input", False) is not False:
-            raise self.error("a cuba neuron has no decay_input form (must be absent or false)")
-        return False
 
     def _current(self, x) -> np.ndarray:
         i = self.i

@@ -26,8 +26,8 @@ import numpy as np
 
 from .. import arith as A
 from .. import fast
-from .base import Events, Op, OPS, register_op, table
-from .dense import _int_param, effective_weight
+from .base import Events, Op, build_op, register_op
+from .dense import effective_weight
 from .neuron import NeuronOp
 
 __all__ = ["RecurrentOp"]
@@ -39,39 +39,15 @@ class RecurrentOp(Op):
 
     kind = "recurrent"
 
-    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        p = self.params
-        neuron_op = p.get("neuron_op")
-        if neuron_op not in ("if", "lif", "cuba"):
-            raise self.error(f"params.neuron_op must be 'if', 'lif' or 'cuba'; got {neuron_op!r}")
-        self.neuron: NeuronOp = OPS[neuron_op]({**layer, "op": neuron_op}, tables, target, batch)
-        self.target = tg = self.neuron.target
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.neuron: NeuronOp = build_op(spec.neuron, self.target, batch)
         self.state_names = self.neuron.state_names
-        m = self.neuron.shape
-        if len(m) != 1:
-            raise self.error(f"a recurrent population is one-dimensional; got shape {list(m)}")
-        self.features = m[0]
-        if p.get("features", self.features) != self.features:
-            raise self.error(f"params.features = {p.get('features')} but the layer has {self.features} neurons")
-        self.latency = _int_param(self, "latency", lo=1)
-        accumulation = p.get("accumulation")
-        if accumulation != tg.synapse.accumulation:
-            raise self.error(f"params.accumulation is {accumulation!r} but target {tg.name!r} accumulates by "
-                             f"{tg.synapse.accumulation!r}")
-        self.per_event = accumulation == "per_event_saturate"
-        syn = tg.synapse
-        self.weight_shift = _int_param(self, "weight_shift", None, syn.weight_shift_min, syn.weight_shift_max)
-        w = table(self, "weight")
-        if w.shape != (self.features, self.features) or w.dtype.kind not in "iu":
-            raise self.error(f"the weight table must be integer [{self.features}, {self.features}]; got {w.dtype} {list(w.shape)}")
-        wd = tg.widths.weight
-        if w.size and (int(w.min()) < wd.lo or int(w.max()) > wd.hi):
-            raise self.error(f"recurrent weights outside {wd} on target {tg.name!r}")
-        self.weight = w
+        self.features, self.latency = spec.features, spec.latency
+        self.per_event = spec.accumulation == "per_event_saturate"
+        self.weight_shift, self.weight = spec.weight_shift, spec.weight
         if self.per_event:
-            self.event_cap = _int_param(self, "event_cap", lo=0)
-            self.clip_events = bool(p.get("clip_events", False))
+            self.event_cap, self.clip_events = spec.event_cap, spec.clip_events
         self._joined: tuple = (None, None)
         self.clipped: dict[str, int] = {}
         self.saturations = self.neuron.saturations  # one dict: the neuron op adds to it in place

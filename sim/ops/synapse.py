@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import targets as _targets
-
 from .. import arith as A
 from .base import Op, register_op
 
@@ -41,34 +39,10 @@ class SynapseFilterOp(Op):
     kind = "synapse_filter"
     state_names = ("out_i",)
 
-    def __init__(self, layer: dict, tables: dict[str, np.ndarray], target, batch: int) -> None:
-        super().__init__(layer, tables, target, batch)
-        self.target = tg = _targets.load(target) if isinstance(target, str) else target
-        if self.input_shape != self.output_shape:
-            raise self.error(f"input_shape {list(self.input_shape)} != output_shape {list(self.output_shape)}")
-        p = self.params
-        for key in ("k", "state_exponent", "one"):
-            if key not in p:
-                raise self.error(f"missing param {key!r} (see docs/EXPORT_FORMAT.md)")
-            if isinstance(p[key], bool) or not isinstance(p[key], (int, np.integer)):
-                raise self.error(f"param {key!r} must be an integer; got {p[key]!r}")
-        self.k, e, self.one = int(p["k"]), int(p["state_exponent"]), int(p["one"])
-        if not 0 <= self.k <= tg.decay.max_shift:
-            raise self.error(f"k = {self.k} outside [0, {tg.decay.max_shift}] on target {tg.name!r}")
-        if e > 0 or self.one != 1 << -e:
-            raise self.error(f"one = {self.one} must be 2^-state_exponent with state_exponent = {e} <= 0")
-        if self.one > tg.widths.current.hi:
-            raise self.error(f"one = {self.one} does not fit the current width {tg.widths.current}")
-        self.mul12 = tg.decay.mechanism == "mul12"
-        factor = p.get("decay_factor")
-        if self.mul12:
-            if factor != 4096 >> self.k:
-                raise self.error(f"decay_factor = {factor!r} must be 4096 >> k = {4096 >> self.k} on target {tg.name!r}")
-            self.decay_factor = int(factor)
-        else:
-            if factor is not None:
-                raise self.error(f"decay_factor = {factor!r} must be null on a shift-decay target ({tg.name!r})")
-            self.decay_factor = None
+    def __init__(self, spec, target, batch: int) -> None:
+        super().__init__(spec, target, batch)
+        self.k, self.one, self.decay_factor = spec.k, spec.one, spec.decay_factor
+        self.mul12 = self.target.decay.mechanism == "mul12"
         self.reset()
 
     def reset(self) -> None:

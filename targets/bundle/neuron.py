@@ -1,0 +1,159 @@
+r"""``if``, ``lif``, ``cuba``: spiking neuron populations.
+
+States are integers with exponent ``state_exponent``; the input arrives in input units
+(exponent ``state_exponent + input_shift``, the twin and the chip apply :math:`x \ll s`). Per step
+(the exact rule of each target: ``docs/EXPORT_FORMAT.md`` and the twins in ``hwsnn/fixed``)::
+
+    cuba:  I = decay_syn(I) + input           (the target's current order; I is never reset)
+    all:   V = decay_mem(V) + I + (B << bias_exp)        (if: no decay; lif: the input is I)
+    fire:  n = [V cmp TH], TH = threshold << threshold_shift
+    reset: zero: V = v_reset where n > 0; subtract: while V cmp TH and n < max_spikes: n += 1; V -= TH
+
+Decay parameters are shift exponents :math:`k` (:math:`\tau = 2^k`) or, on ``mul12`` targets,
+Loihi's ``du``/``dv`` (:math:`\tau = 4096/d`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..target import Target
+from .base import OpSpec, TableFormat, param, register, table
+
+__all__ = ["Neuron", "IF", "LIF", "Cuba", "decay_range", "spike_cap", "NEURON_OPS"]
+
+RESETS = ("subtract", "zero")
+
+
+def decay_range(target: Target, which: str) -> tuple[int, int]:
+    """Allowed decay parameter of the current (``which='syn'``: ``k`` or ``du``) or membrane (``'mem'``: ``k`` or ``dv``)."""
+    if target.decay.mechanism == "shift":
+        return 0, target.decay.max_shift
+    n = target.neuron
+    if which == "syn":  # du: factor du + 1 in 0..4096
+        return max(n.mul12_min, -1), n.mul12_max - 1
+    return max(n.mul12_min, 0), n.mul12_max
+
+
+def spike_cap(target: Target, readout: bool, reset: str) -> int:
+    """Spikes one neuron emits per step: the target's cap (readout or hidden) with the subtractive
+    reset, 1 with the zero reset."""
+    n = target.neuron
+    return (n.readout_max_spikes_per_step if readout else n.max_spikes_per_step) if reset == "subtract" else 1
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Neuron(OpSpec):
+    """Fields shared by the neuron ops (``if``, ``lif``, ``cuba``)."""
+
+    threshold: int = param("threshold mantissa (widths.threshold)")
+    threshold_int: int = param("effective threshold TH = threshold << target.neuron.threshold_shift")
+    reset: str = param("`subtract` (leftover charge stays) or `zero` (to v_reset)", choices=RESETS)
+    v_reset: int = param("membrane value after a zero reset (0 with subtract)")
+    max_spikes: int = param("spikes per neuron and step (the target's cap with subtract, 1 with zero)", ge=1)
+    readout: bool = param("readout neurons (the target's readout spike cap)")
+    bias_exp: int = param("bias exponent: B << bias_exp (floor >> when negative; 0 on targets without one)")
+    state_exponent: int = param("exponent of v (and i)")
+    input_shift: int = param("the target's input shift s: the input enters as x << s")
+    bias: np.ndarray = table("[] (shared) or the neuron shape: bias mantissa (widths.bias, exponent state_exponent + bias_exp)")
+
+
+    def _consistency(self, problems: list[str]) -> None:
+        if self.input_shape != self.output_shape:
+            problems.append(f"input_shape: {list(self.input_shape)} but output_shape {list(self.output_shape)}: a neuron "
+                            "population maps each input to one neuron")
+        want = "spikes" if self.max_spikes == 1 else "counts"
+        if (self.output_kind, self.output_exponent) != (want, 0):
+            problems.append(f"output: a neuron with max_spikes = {self.max_spikes} outputs ({want!r}, exponent 0); got "
+                            f"({self.output_kind!r}, {self.output_exponent!r})")
+        if self.reset == "zero" and self.max_spikes != 1:
+            problems.append(f"params.max_spikes: {self.max_spikes}; the zero reset fires at most once per step")
+        if self.reset == "subtract" and self.v_reset != 0:
+            problems.append(f"params.v_reset: {self.v_reset}; it must be 0 with the subtractive reset")
+        if self.bias is not None and self.bias.shape not in ((), self.output_shape):
+            problems.append(f"tables.bias: shape {list(self.bias.shape)}; expected [] or the neuron shape "
+                            f"{list(self.output_shape)}")
+
+    def _check_target(self, target: Target, problems: list[str]) -> None:
+        n, w = target.neuron, target.widths
+        if self.reset not in n.reset:
+            problems.append(f"params.reset: {self.reset!r} is not available; the target has {', '.join(n.reset)}")
+        elif self.max_spikes != spike_cap(target, self.readout, self.reset):
+            problems.append(f"params.max_spikes: {self.max_spikes} but the target's cap for "
+                            f"{'readout' if self.readout else 'hidden'} neurons is {spike_cap(target, self.readout, self.reset)}")
+        if not w.threshold.fits(self.threshold):
+            problems.append(f"params.threshold: {self.threshold} does not fit {w.threshold}")
+        if n.threshold_positive and self.threshold <= 0:
+            problems.append(f"params.threshold: {self.threshold}; the target needs a threshold > 0")
+        if self.threshold_int != self.threshold << n.threshold_shift:
+            problems.append(f"params.threshold_int: {self.threshold_int} but threshold << {n.threshold_shift} = "
+                            f"{self.threshold << n.threshold_shift}")
+        if self.input_shift != n.input_shift:
+            problems.append(f"params.input_shift: {self.input_shift} but the target shifts inputs by {n.input_shift}")
+        lo, hi = (n.bias_exponent_min, n.bias_exponent_max) if n.bias_exponent else (0, 0)
+        if not lo <= self.bias_exp <= hi:
+            problems.append(f"params.bias_exp: {self.bias_exp} is outside the target's [{lo}, {hi}]")
+        if self.reset == "zero" and self.v_reset != 0:
+            if target.decay.mechanism == "mul12" or n.membrane_update != "direct":
+                problems.append(f"params.v_reset: {self.v_reset}; the target resets the membrane to 0")
+            elif not w.membrane.fits(self.v_reset):
+                problems.append(f"params.v_reset: {self.v_reset} does not fit {w.membrane}")
+        for key in ("decay_syn", "decay_mem"):
+            if hasattr(self, key):
+                lo, hi = decay_range(target, key[-3:])
+                v = getattr(self, key)
+                if not lo <= v <= hi:
+                    problems.append(f"params.{key}: {v} is outside the target's [{lo}, {hi}]")
+
+    def table_format(self, role: str, target: Target) -> TableFormat:
+        if role == "bias":
+            return TableFormat.of(target.widths.bias, self.state_exponent + self.bias_exp)
+        return super().table_format(role, target)
+
+
+@register
+@dataclass(frozen=True, eq=False, kw_only=True)
+class IF(Neuron):
+    kind = "if"
+    summary = "integrate-and-fire: `V = ovf(V + (X << s) + B)`, then fire and reset"
+
+    def _check_target(self, target: Target, problems: list[str]) -> None:
+        super()._check_target(target, problems)
+        if target.decay.rounding == "xylo_min1":
+            problems.append("op: the target has no leak-free membrane (xylo_min1 decay); use lif with a large tau")
+
+
+@register
+@dataclass(frozen=True, eq=False, kw_only=True)
+class LIF(Neuron):
+    kind = "lif"
+    summary = "leaky integrate-and-fire: `V = ovf(V - D(V - V_r, decay_mem) + (X << s) + B)` (Xylo: saturated delta)"
+
+    decay_mem: int = param("membrane decay: k (tau = 2^k), or dv on mul12 targets")
+    decay_input: bool = param("the input is decayed too (`x >> k`; direct-update targets without input shift only)")
+
+    def _check_target(self, target: Target, problems: list[str]) -> None:
+        super()._check_target(target, problems)
+        if self.decay_input and (target.neuron.membrane_update != "direct" or target.neuron.input_shift > 0):
+            problems.append("params.decay_input: true cannot be computed on this target (fold 1/tau into the weights)")
+
+
+@register
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Cuba(LIF):
+    kind = "cuba"
+    summary = "current-based LIF: a synaptic current `I` (decay `decay_syn`) feeds the `lif` membrane"
+
+    decay_syn: int = param("current decay: k (tau = 2^k), or du on mul12 targets")
+
+    def _consistency(self, problems: list[str]) -> None:
+        super()._consistency(problems)
+        if self.decay_input:
+            problems.append("params.decay_input: a cuba neuron has no decay_input form; must be false")
+
+
+#: the neuron op kinds
+NEURON_OPS = {c.kind: c for c in (IF, LIF, Cuba)}
