@@ -21,7 +21,15 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-__all__ = ["StepModule", "MemoryModule", "SUPPORTED_STEP_MODES", "check_step_mode", "require_time_axis"]
+__all__ = [
+    "StepModule",
+    "SingleStepModule",
+    "MultiStepModule",
+    "MemoryModule",
+    "SUPPORTED_STEP_MODES",
+    "check_step_mode",
+    "require_time_axis",
+]
 
 SUPPORTED_STEP_MODES: tuple[str, ...] = ("s", "m")
 
@@ -42,10 +50,21 @@ def check_step_mode(
 class StepModule:
     """Mixin giving a module a validated ``step_mode`` attribute.
 
-    Subclasses narrow :meth:`supported_step_modes` when they only make sense in one mode.
+    Subclasses narrow :meth:`supported_step_mode` (SpikingJelly's name) when they only make
+    sense in one mode. hwsnn's earlier name :meth:`supported_step_modes` is kept as an alias: a
+    subclass may override either one, and both then answer the same.
     """
 
+    def supported_step_mode(self) -> tuple[str, ...]:
+        """The step modes this module accepts (``('s', 'm')`` unless a subclass narrows it)."""
+        if type(self).supported_step_modes is not StepModule.supported_step_modes:
+            return self.supported_step_modes()  # a subclass overrides hwsnn's earlier name
+        return SUPPORTED_STEP_MODES
+
     def supported_step_modes(self) -> tuple[str, ...]:
+        """Alias of :meth:`supported_step_mode` (hwsnn's earlier name)."""
+        if type(self).supported_step_mode is not StepModule.supported_step_mode:
+            return self.supported_step_mode()
         return SUPPORTED_STEP_MODES
 
     @property
@@ -54,13 +73,36 @@ class StepModule:
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:
-        self._step_mode = check_step_mode(value, self.supported_step_modes(), type(self).__name__)
+        self._step_mode = check_step_mode(value, tuple(self.supported_step_mode()), type(self).__name__)
 
     def to_fixed(self, target: Any, **options: Any) -> nn.Module:
         """The integer twin of this layer on ``target`` (see :func:`hwsnn.fixed.to_fixed`)."""
         from .fixed import to_fixed
 
         return to_fixed(self, target, **options)
+
+
+class SingleStepModule(StepModule):
+    """A step module that only runs one step per call (``supported_step_mode() == ('s',)``)."""
+
+    def supported_step_mode(self) -> tuple[str, ...]:
+        return ("s",)
+
+
+class MultiStepModule(StepModule):
+    """A step module that only takes whole sequences ``[T, N, ...]`` (``supported_step_mode() == ('m',)``)."""
+
+    def supported_step_mode(self) -> tuple[str, ...]:
+        return ("m",)
+
+
+def _map_tensors(value: Any, fn: Any) -> Any:
+    """``fn`` applied to a tensor, or to each tensor of a list/tuple (other values unchanged)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
+        return type(value)(fn(v) if isinstance(v, torch.Tensor) else v for v in value)
+    return value
 
 
 class MemoryModule(nn.Module, StepModule):
@@ -97,10 +139,9 @@ class MemoryModule(nn.Module, StepModule):
             self._memories[name] = copy.deepcopy(value)
 
     def detach(self) -> None:
-        """Cut every tensor memory from the autograd graph (truncated BPTT)."""
+        """Cut every tensor memory (and every tensor in a list/tuple memory) from the autograd graph."""
         for name, value in self._memories.items():
-            if isinstance(value, torch.Tensor):
-                self._memories[name] = value.detach()
+            self._memories[name] = _map_tensors(value, torch.Tensor.detach)
 
     def memories(self) -> Iterator[Any]:
         yield from self._memories.values()
@@ -136,8 +177,7 @@ class MemoryModule(nn.Module, StepModule):
         # Tensor memories follow .to()/.cuda()/.double() like buffers do.
         for store in (self._memories, self._memories_rv):
             for name, value in store.items():
-                if isinstance(value, torch.Tensor):
-                    store[name] = fn(value)
+                store[name] = _map_tensors(value, fn)
         return super()._apply(fn, recurse)
 
     # -- stepping -------------------------------------------------------------------------

@@ -30,11 +30,11 @@ SURROGATES = {"sigmoid": SG.Sigmoid, "atan": SG.ATan, "piecewise_quadratic": SG.
 # ----------------------------------------------------------------------------------------------
 def reference(x, v, *, tau, decay_input, v_threshold, v_reset, sf, detach_reset, store_v_seq):
     if tau is None:
-        step = functools.partial(F.if_step, v_threshold=v_threshold, v_reset=v_reset, spike_fn=sf, detach_reset=detach_reset)
+        step = functools.partial(F.if_step, v_threshold=v_threshold, v_reset=v_reset, surrogate_function=sf, detach_reset=detach_reset)
     else:
         step = functools.partial(
             F.lif_step, tau=tau, decay_input=decay_input, v_threshold=v_threshold, v_reset=v_reset,
-            spike_fn=sf, detach_reset=detach_reset,
+            surrogate_function=sf, detach_reset=detach_reset,
         )
     return F.neuron_multi_step(x, v, lambda x_, v_: step(x_, v_), store_v_seq)
 
@@ -411,9 +411,9 @@ TRITON_SCRIPT = textwrap.dedent(
         vth = (torch.rand(shape[-1]) + 0.5) if tvth else 0.8
         kw = dict(tau=tau, decay_input=di, v_threshold=vth, v_reset=vr, detach_reset=det, store_v_seq=store)
         if tau is None:
-            step = functools.partial(F.if_step, v_threshold=vth, v_reset=vr, spike_fn=sf, detach_reset=det)
+            step = functools.partial(F.if_step, v_threshold=vth, v_reset=vr, surrogate_function=sf, detach_reset=det)
         else:
-            step = functools.partial(F.lif_step, tau=tau, decay_input=di, v_threshold=vth, v_reset=vr, spike_fn=sf, detach_reset=det)
+            step = functools.partial(F.lif_step, tau=tau, decay_input=di, v_threshold=vth, v_reset=vr, surrogate_function=sf, detach_reset=det)
         s1, v1, q1 = F.neuron_multi_step(x, v0, lambda a, b: step(a, b), store)
         s2, v2, q2 = B.neuron_multi_step(x, v0, surrogate_function=sf, backend="triton", **kw)
         if spiking:

@@ -26,7 +26,7 @@ RESETS = {"hard0": 0.0, "hard-.25": -0.25, "soft": None}
 
 def reference(x, v, *, tau, decay_input, v_threshold, v_reset, sf, detach_reset, store_v_seq):
     """The step-by-step autograd loop of :mod:`hwsnn.functional.neuron`."""
-    kw = dict(v_threshold=v_threshold, v_reset=v_reset, spike_fn=sf, detach_reset=detach_reset)
+    kw = dict(v_threshold=v_threshold, v_reset=v_reset, surrogate_function=sf, detach_reset=detach_reset)
     if tau is None:
         step = functools.partial(F.if_step, **kw)
     else:

@@ -1,7 +1,7 @@
 """Parity with SynSense's own simulator: the ``xylo`` target's export, run by ``sim``, against the
 ``xylosim`` engine (what Rockpool's ``XyloSim`` wraps, stated bit-exact to the chip). A third,
 independent implementation of the Xylo integer rules. Skipped where ``xylosim`` is not installed
-(it builds from source; CI does not install it)."""
+(CI installs it: ``pip install xylosim``, which builds a C++ extension from source)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Functional API: pure step functions and network-wide helpers (SpikingJelly ``functional`` names)."""
 
 from .forward import multi_step_forward, seq_to_ann_forward
-from .layer import delay_step, synapse_filter_step
+from .layer import delay_multi_step, delay_step, synapse_filter_step
 from .misc import (
     check_delay_steps,
     delay,
@@ -10,13 +10,21 @@ from .misc import (
     redundant_one_hot,
     set_threshold_margin,
 )
-from .net_config import detach_net, reset_net, set_step_mode
-from .neuron import fire, if_charge, if_step, lif_charge, lif_step, neuron_multi_step, reset
+from .net_config import (
+    collect_reset_modules,
+    detach_net,
+    invalidate_reset_cache,
+    reset_collected_modules,
+    reset_net,
+    set_step_mode,
+)
+from .neuron import fire, if_charge, if_step, lif_charge, lif_step, neuron_multi_step, reset, voltage_reset
 
 __all__ = [
     "multi_step_forward",
     "seq_to_ann_forward",
     "delay_step",
+    "delay_multi_step",
     "synapse_filter_step",
     "check_delay_steps",
     "delay",
@@ -27,6 +35,9 @@ __all__ = [
     "detach_net",
     "reset_net",
     "set_step_mode",
+    "invalidate_reset_cache",
+    "collect_reset_modules",
+    "reset_collected_modules",
     "fire",
     "if_charge",
     "if_step",
@@ -34,4 +45,5 @@ __all__ = [
     "lif_step",
     "neuron_multi_step",
     "reset",
+    "voltage_reset",
 ]

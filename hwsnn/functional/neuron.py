@@ -21,6 +21,11 @@ Reset
 
 ``detach_reset=True`` detaches only the :math:`S` used in the reset (the emitted spike keeps its
 gradient).
+
+Signatures follow SpikingJelly 2.0's ``activation_based.functional``: input first, then the
+membrane (``lif_charge(x, v, tau, decay_input, v_reset)``), and the spike function is the keyword
+``surrogate_function``. ``v_threshold`` may also be a tensor broadcastable to ``x`` (hwsnn
+extension). ``if_charge``, ``fire``, ``reset`` and ``neuron_multi_step`` are hwsnn's own helpers.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "lif_charge",
     "fire",
     "reset",
+    "voltage_reset",
     "if_step",
     "lif_step",
     "neuron_multi_step",
@@ -43,24 +49,28 @@ Threshold = Union[float, torch.Tensor]
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def if_charge(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """IF charge :math:`H = V + X`."""
+def if_charge(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """IF charge :math:`H = V + X` (input first, like :func:`lif_charge`)."""
     return v + x
 
 
 def lif_charge(
-    v: torch.Tensor, x: torch.Tensor, tau: float, decay_input: bool, v_reset: Optional[float]
+    x: torch.Tensor, v: torch.Tensor, tau: float, decay_input: bool, v_reset: Optional[float]
 ) -> torch.Tensor:
-    """LIF charge; see the module docstring for both ``decay_input`` forms."""
+    r"""LIF charge (input ``x`` first, membrane ``v`` second, as SpikingJelly's).
+
+    ``decay_input=True``: :math:`H = V + (X - (V - V_r))/\tau`; ``decay_input=False``:
+    :math:`H = V - (V - V_r)/\tau + X`; :math:`V_r = 0` when ``v_reset`` is ``None``.
+    """
     vr = 0.0 if v_reset is None else v_reset
     if decay_input:
         return v + (x - (v - vr)) / tau
     return v - (v - vr) / tau + x
 
 
-def fire(h: torch.Tensor, v_threshold: Threshold, spike_fn: SpikeFn) -> torch.Tensor:
-    """:math:`S = \\Theta(H - V_{th})` through ``spike_fn`` (a surrogate); ``v_threshold`` may be a tensor."""
-    return spike_fn(h - v_threshold)
+def fire(h: torch.Tensor, v_threshold: Threshold, surrogate_function: SpikeFn) -> torch.Tensor:
+    """:math:`S = \\Theta(H - V_{th})` through ``surrogate_function``; ``v_threshold`` may be a tensor."""
+    return surrogate_function(h - v_threshold)
 
 
 def reset(
@@ -73,17 +83,24 @@ def reset(
     return s * v_reset + (1.0 - s) * h
 
 
+def voltage_reset(
+    v: torch.Tensor, spike: torch.Tensor, v_threshold: Threshold, v_reset: Optional[float], detach_reset: bool
+) -> torch.Tensor:
+    """SpikingJelly's name of :func:`reset`: ``v`` is the charged membrane :math:`H`."""
+    return reset(v, spike, v_threshold, v_reset, detach_reset)
+
+
 def if_step(
     x: torch.Tensor,
     v: torch.Tensor,
     v_threshold: Threshold,
     v_reset: Optional[float],
-    spike_fn: SpikeFn,
+    surrogate_function: SpikeFn,
     detach_reset: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One IF step: returns ``(spike, v_next)``."""
-    h = if_charge(v, x)
-    spike = fire(h, v_threshold, spike_fn)
+    h = if_charge(x, v)
+    spike = fire(h, v_threshold, surrogate_function)
     return spike, reset(h, spike, v_threshold, v_reset, detach_reset)
 
 
@@ -94,12 +111,12 @@ def lif_step(
     decay_input: bool,
     v_threshold: Threshold,
     v_reset: Optional[float],
-    spike_fn: SpikeFn,
+    surrogate_function: SpikeFn,
     detach_reset: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One LIF step: returns ``(spike, v_next)``."""
-    h = lif_charge(v, x, tau, decay_input, v_reset)
-    spike = fire(h, v_threshold, spike_fn)
+    h = lif_charge(x, v, tau, decay_input, v_reset)
+    spike = fire(h, v_threshold, surrogate_function)
     return spike, reset(h, spike, v_threshold, v_reset, detach_reset)
 
 

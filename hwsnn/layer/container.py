@@ -6,16 +6,19 @@
   children once on ``[T*N, ...]``.
 * :class:`StepModeContainer`: single-step children; in ``'m'`` mode it behaves like one of the
   two above depending on ``stateful``.
+
+The two sequence containers are :class:`~hwsnn.base.MultiStepModule` s (step mode ``'m'`` only),
+as in SpikingJelly.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
 
-from ..base import MemoryModule, StepModule
+from ..base import MemoryModule, MultiStepModule, StepModule
 from ..functional.forward import multi_step_forward, seq_to_ann_forward
 
 __all__ = ["MultiStepContainer", "SeqToANNContainer", "StepModeContainer", "step_modules"]
@@ -41,7 +44,7 @@ def _require_single_step_children(container: nn.Module) -> None:
         )
 
 
-class MultiStepContainer(nn.Sequential, StepModule):
+class MultiStepContainer(nn.Sequential, MultiStepModule):
     """``y[t] = children(x[t])`` for every t of a ``[T, N, ...]`` input (children in ``'s'`` mode)."""
 
     fixes_child_step_mode = True
@@ -51,15 +54,12 @@ class MultiStepContainer(nn.Sequential, StepModule):
         self.step_mode = "m"
         _require_single_step_children(self)
 
-    def supported_step_modes(self) -> tuple[str, ...]:
-        return ("m",)
-
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _require_single_step_children(self)
         return multi_step_forward(x_seq, lambda x: nn.Sequential.forward(self, x))
 
 
-class SeqToANNContainer(nn.Sequential, StepModule):
+class SeqToANNContainer(nn.Sequential, MultiStepModule):
     """Stateless children applied to ``[T*N, ...]`` (time folded into the batch) and unfolded back."""
 
     fixes_child_step_mode = True
@@ -75,29 +75,38 @@ class SeqToANNContainer(nn.Sequential, StepModule):
             )
         _require_single_step_children(self)
 
-    def supported_step_modes(self) -> tuple[str, ...]:
-        return ("m",)
-
-    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_seq: torch.Tensor) -> Any:
         _require_single_step_children(self)
         return seq_to_ann_forward(x_seq, lambda x: nn.Sequential.forward(self, x))
 
 
 class StepModeContainer(nn.Sequential, StepModule):
     """Single-step children; ``'s'``: plain sequential; ``'m'``: step-by-step loop if ``stateful``,
-    else time folded into the batch."""
+    else time folded into the batch.
+
+    Signature as SpikingJelly 2.0's ``StepModeContainer(stateful, step_mode='s', *modules)``. The
+    earlier form ``StepModeContainer(stateful, *modules)`` still works: a second argument that is
+    a module (not a string) is the first child, and the step mode stays ``'s'``.
+
+    :param stateful: ``True`` when a child keeps state across steps (multi-step runs the loop)
+    :param step_mode: ``'s'`` or ``'m'``
+    :param args: the child modules, in ``'s'`` mode
+    """
 
     fixes_child_step_mode = True
 
-    def __init__(self, stateful: bool, *args: nn.Module) -> None:
+    def __init__(self, stateful: bool, step_mode: Any = "s", *args: nn.Module) -> None:
         if not isinstance(stateful, bool):
             raise TypeError(f"StepModeContainer: the first argument 'stateful' must be a bool; got {stateful!r}")
+        if isinstance(step_mode, nn.Module):  # the earlier form StepModeContainer(stateful, *modules)
+            args = (step_mode, *args)
+            step_mode = "s"
         super().__init__(*args)
         self.stateful = stateful
-        self.step_mode = "s"
+        self.step_mode = step_mode
         _require_single_step_children(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Any:
         _require_single_step_children(self)
         run = lambda t: nn.Sequential.forward(self, t)  # noqa: E731
         if self.step_mode == "s":

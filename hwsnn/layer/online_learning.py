@@ -130,10 +130,12 @@ class OTTTSequential(nn.Sequential):
     * a module without parameters gets :class:`SpikeTraceOp` semantics, keeping the pair.
 
     In eval mode the neurons return spikes only, so the network runs as a plain ``Sequential``.
-    Single-step only (``OTTTLIFNode`` refuses ``'m'``); train with one backward per time step.
+    Train single-step with one backward per time step. After ``set_step_mode(net, 'm')`` the pairs
+    are whole sequences ``[S_seq, a_hat_seq]`` and one backward sums the per-step gradients.
     """
 
-    def forward(self, x: Union[torch.Tensor, SpikeTrace]) -> Union[torch.Tensor, list[torch.Tensor]]:  # type: ignore[override]
+    def forward(self, input: Union[torch.Tensor, SpikeTrace]) -> Union[torch.Tensor, list[torch.Tensor]]:  # type: ignore[override]  # noqa: A002
+        x = input  # ``input``: nn.Sequential's (and SpikingJelly's) parameter name
         for module in self:
             if not isinstance(x, (list, tuple)):
                 x = module(x)

@@ -3,5 +3,15 @@
 from .cuba import CubaLIFNode
 from .nodes import BaseNode, IFNode, LIFNode
 from .online import OTTTLIFNode
+from .simple import SimpleBaseNode, SimpleIFNode, SimpleLIFNode
 
-__all__ = ["BaseNode", "IFNode", "LIFNode", "CubaLIFNode", "OTTTLIFNode"]
+__all__ = [
+    "BaseNode",
+    "IFNode",
+    "LIFNode",
+    "CubaLIFNode",
+    "OTTTLIFNode",
+    "SimpleBaseNode",
+    "SimpleIFNode",
+    "SimpleLIFNode",
+]

@@ -40,6 +40,11 @@ def _check_real(name: str, value: object, owner: str) -> float:
 class BaseNode(MemoryModule):
     """Common machinery of the spiking neurons; subclasses define :meth:`neuronal_charge`.
 
+    The hook is pure: ``neuronal_charge(self, x, v) -> h`` returns the charged membrane (so the
+    fused kernels can replace the built-in ones). A neuron written for SpikingJelly's
+    ``SimpleBaseNode`` (``neuronal_charge(self, x)`` updating ``self.v``) ports unchanged onto
+    :class:`hwsnn.neuron.SimpleBaseNode`.
+
     :param v_threshold: firing threshold :math:`V_{th}` (number, or tensor broadcastable to the input)
     :param v_reset: reset potential :math:`V_r`; ``None`` selects the soft reset :math:`V = H - S V_{th}`
     :param surrogate_function: spike function with surrogate gradient (default: a new ``Sigmoid()``)
@@ -206,7 +211,7 @@ class IFNode(BaseNode):
     """
 
     def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return F.if_charge(v, x)
+        return F.if_charge(x, v)
 
 
 class LIFNode(BaseNode):
@@ -243,7 +248,7 @@ class LIFNode(BaseNode):
         self.decay_input = bool(decay_input)
 
     def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return F.lif_charge(v, x, self.tau, self.decay_input, self.v_reset)
+        return F.lif_charge(x, v, self.tau, self.decay_input, self.v_reset)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
