@@ -27,7 +27,7 @@ from .convert import conversion_table, format_conversion_table
 from .export import export
 from .prepare import prepare
 
-__all__ = ["JobResult", "run_job", "summary_rows", "float_copy"]
+__all__ = ["JobResult", "run_job", "summary_rows", "float_copy", "input_kind"]
 
 
 @dataclass
@@ -63,6 +63,16 @@ def float_copy(float_net: nn.Module, trained: nn.Module) -> nn.Module:
     return net
 
 
+def input_kind(*xs: torch.Tensor) -> str:
+    """The export's ``input_kind`` of the inputs ``xs`` (train and test): ``'counts'`` (event
+    counts, e.g. binned SHD/N-MNIST events) when one of them holds integers >= 0, some above 1;
+    else ``'spikes'``."""
+    for x in xs:
+        if x.numel() and float(x.max()) > 1 and float(x.min()) >= 0 and bool(torch.equal(x, torch.round(x))):
+            return "counts"
+    return "spikes"
+
+
 def _line(text: str) -> None:
     print(f"  {text}", flush=True)
 
@@ -85,10 +95,16 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    x_train, y_train, x_test, y_test = config.load_data()
+    x_train, y_train, x_test, y_test = config.load_data(progress=progress)
     net = config.build_network(tg)
     _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])}, "
           f"T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}")
+    in_kind = input_kind(x_train, x_test)
+    cap = tg.synapse.max_input_events
+    top = int(max(x_train.max(), x_test.max())) if in_kind == "counts" else 1
+    if cap is not None and top > cap:
+        _line(f"note: the inputs hold up to {top} events per channel and step; {tg.name} takes at most {cap} "
+              f"(the integer network clips them; set data.max_count: {cap} to train on what the chip sees)")
 
     t0 = time.perf_counter()
     loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
@@ -124,7 +140,7 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     examples = {"inputs": x_test.to(torch.int8) if x_test.abs().max() < 128 else x_test.to(torch.int64), "labels": y_test}
     target_dir = Path(export_dir) if export_dir is not None else out / "export"
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files)
+    path = export(twin, target_dir, examples=examples, input_kind=in_kind, overwrite=overwrite, hex_files=hex_files)
     timings["conversion + export"] = time.perf_counter() - t0
     _line(f"export: {path} ({timings['conversion + export']:.1f} s)")
 
