@@ -296,6 +296,9 @@ def test_bad_files_name_the_file(tmp_path, tonic_h5py):
     (folder / "shd_train.h5").write_bytes(b"not hdf5")
     with pytest.raises(ConfigError, match=r"data\.path: .*shd_train\.h5: not a readable HDF5 file"):
         load(run_data(tmp_path, {"kind": "shd", "path": str(folder)}))
+    write_shd(folder, "train", [([0.1], [1]), ([0.1], [1, 2])], [0, 1])  # 1 time, 2 units
+    with pytest.raises(ConfigError, match=r"data\.path: cannot bin .*shd_train\.h5 sample 1: .*holds 1 times but spikes/units 2"):
+        load(run_data(tmp_path, {"kind": "shd", "path": str(folder), "cache": False}))
     write_shd(folder, "train", [([0.1], [1]), ([0.1, 0.2], [3, 700])], [0, 1])  # unit 700 is off the sensor
     with pytest.raises(ConfigError, match=r"data\.path: cannot bin .*shd_train\.h5 sample 1: .*x in \[3, 700\], outside"):
         load(run_data(tmp_path, {"kind": "shd", "path": str(folder), "cache": False}))

@@ -9,8 +9,8 @@ On-disk layout (the unzipped files of https://zenkelab.org/datasets/, as tonic r
 - ``extra/keys`` (the class names) and ``extra/speaker`` (read by tonic's constructor).
 
 ``data.path`` names the folder holding the two files, or a tonic ``save_to`` folder (the files in
-its ``SHD/`` subfolder). tonic turns a sample into events ``(t, x, p)`` with
-``t = int(seconds * 1e6)`` (microseconds, truncated), ``x`` = the unit, ``p = 1``. Nothing is
+its ``SHD/`` subfolder). A sample becomes tonic's events ``(t, x, p)`` with
+``t = int(float64(seconds) * 1e6)`` (microseconds, truncated), ``x`` = the unit, ``p = 1``. Nothing is
 ever downloaded: a missing file is an error naming the paths looked at.
 """
 
@@ -47,6 +47,26 @@ class LocalSHD(tonic.datasets.SHD):
     def _check_exists(self) -> bool:
         self.location_on_system = self._folder
         return os.path.isfile(os.path.join(self._folder, self.data_filename))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        """tonic's sample ``(events (t, x, p), label)``, with the times widened to float64 before
+        the scaling to microseconds: tonic before 1.7 scales them in their stored precision
+        (float16 in the published files), which overflows under NumPy 2. The file is closed after
+        each read."""
+        from tonic.io import make_structured_array
+
+        with h5py.File(os.path.join(self.location_on_system, self.data_filename), "r") as f:
+            seconds = np.asarray(f["spikes/times"][index], dtype=np.float64)
+            units = np.asarray(f["spikes/units"][index])
+            target = int(f["labels"][index])
+        if seconds.shape != units.shape:
+            raise ValueError(f"spikes/times holds {seconds.size} times but spikes/units {units.size} units")
+        events = make_structured_array(seconds * 1e6, units, 1, dtype=self.dtype)
+        if self.transform is not None:
+            events = self.transform(events)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return events, target
 
     def download(self) -> None:
         raise EventDataError("path", f"{os.path.join(self._folder, self.data_filename)} not found "
