@@ -7,7 +7,7 @@ an empty file is the built-in default job (``examples/run.yaml`` spells the defa
     target: generic_int8     # a shipped target name, or a path to a target .yaml
     out: hwsnn-out           # output directory (relative to the working directory)
     data:                    # default: {kind: digits}
-      kind: digits           # digits | temporal_patterns | npz
+      kind: digits           # digits | temporal_patterns | npz | shd | nmnist
       # digits (hwsnn.data.digits_spikes; unset options take that function's defaults):
       #   row_steps (2), tail_steps (4), levels ([4, 10]), columns ([1, 7]), position_channels (4):
       #   (columns[1] - columns[0]) * len(levels) + position_channels input channels,
@@ -18,6 +18,8 @@ an empty file is the built-in default job (``examples/run.yaml`` spells the defa
       # npz: path (required) to a .npz holding x_train [T, N, ...], y_train [N],
       #   x_test [T, N, ...], y_test [N] (loaded with allow_pickle=False);
       #   classes (optional: labels must lie in [0, classes))
+      # shd, nmnist (hwsnn.events; tonic): path (required) to the data set's folder, read when
+      #   the data is loaded (never downloaded); binning and cache options: README, examples/shd_xylo.yaml
     network:                 # default (absent or null): hwsnn.demo.default_network(target)
       - {type: Linear, in_features: 16, out_features: 64, bias: false}
       - {type: LIFNode, tau: 2.0, v_reset: null, surrogate_function: {type: ATan, alpha: 2.0}}
@@ -30,9 +32,9 @@ an empty file is the built-in default job (``examples/run.yaml`` spells the defa
       qat_lr: 0.0001         # number > 0
       calibration_batches: 4 # int >= 1
 
-Paths inside the file (``target`` when it is a path, ``data.path``) are relative to the file's
-folder. A layer's ``type`` is one of :data:`LAYER_TYPES` (a fixed whitelist; no name is ever
-imported or evaluated); its other keys are the class's constructor arguments (checked against
+Paths inside the file (``target`` when it is a path, ``data.path``, ``data.cache_dir``) are
+relative to the file's folder. A layer's ``type`` is one of :data:`LAYER_TYPES` (a fixed
+whitelist; no name is ever imported or evaluated); its other keys are the class's constructor arguments (checked against
 its signature, lists become tuples). ``surrogate_function`` names one of :data:`SURROGATES`,
 as a string or ``{type: ..., alpha: ...}``. A ``RecurrentContainer``'s ``sub_module`` is a nested
 neuron entry (``{type: LIFNode, tau: 4.0, ...}``), checked the same way. ``step_mode`` is not set
@@ -59,6 +61,8 @@ from typing import Any, Optional, Sequence, Union
 import yaml
 
 from targets.yamlfile import DuplicateKeyError, load_yaml
+
+from .events import EVENT_KINDS, EVENT_OPTIONS
 
 __all__ = [
     "ConfigError",
@@ -110,7 +114,7 @@ SURROGATES: dict[str, type] = _surrogates()
 #: constructor arguments a run file cannot set
 _NOT_SETTABLE = frozenset({"self", "step_mode", "device", "dtype"})
 
-DATA_KINDS = ("digits", "npz", "temporal_patterns")
+DATA_KINDS = tuple(sorted(("digits", "npz", "temporal_patterns", *EVENT_KINDS)))
 _NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 _UNSET = object()  # an option default left to the data function
 
@@ -192,6 +196,9 @@ _DATA_OPTIONS: dict[str, dict[str, tuple[Any, Any]]] = {
         "classes": (_int_ge(2, nullable=True), _UNSET),
     },
 }
+
+# shd, nmnist (hwsnn.events): their checks and defaults live with the loader
+_DATA_OPTIONS.update(EVENT_OPTIONS)
 
 _TRAINING_CHECKS = {
     "epochs": _int_ge(1),
@@ -282,17 +289,20 @@ class RunConfig:
         return net
 
     # ------------------------------------------------------------------ data
-    def load_data(self):
+    def load_data(self, progress: bool = True):
         """``(x_train, y_train, x_test, y_test)``: x float32 ``[T, N, ...]``, y int64 ``[N]``.
 
-        Also checks the data against an explicit network (first Linear's ``in_features`` against
-        the input channels, labels against the number of outputs).
+        ``progress`` shows a bar while event data (``shd``, ``nmnist``) is binned. Also checks the
+        data against an explicit network (first Linear's ``in_features`` against the input
+        channels, labels against the number of outputs).
         """
         kind, opts = self.data.kind, dict(self.data.options)
         if kind == "digits":
             arrays = self._digits(opts)
         elif kind == "temporal_patterns":
             arrays = self._temporal_patterns(opts)
+        elif kind in EVENT_KINDS:
+            arrays = self._events(kind, opts, progress)
         else:
             arrays = _load_npz(Path(opts["path"]), opts.get("classes"))
         if self.network is not None:
@@ -329,6 +339,16 @@ class RunConfig:
         except ValueError as exc:
             raise ConfigError(self.source, [f"data: {exc}"]) from None
         return _as_tensors(x_train, y_train, x_test, y_test)
+
+    def _events(self, kind: str, opts: dict, progress: bool):
+        from .events import EventDataError, load_event_data
+
+        try:
+            return load_event_data(kind, opts, seed=self.seed, progress=progress)
+        except EventDataError as exc:
+            raise ConfigError(self.source, [str(exc)]) from None
+        except ImportError as exc:
+            raise ConfigError(self.source, [f"data.kind: {exc}"]) from None
 
     # ------------------------------------------------------------------ plain data
     def to_dict(self) -> dict:
@@ -745,6 +765,12 @@ def _parse_data(d: Any, base: Path, problems: list[str]) -> DataSpec:
             options["path"] = _resolve(options["path"], base)
             if not Path(options["path"]).is_file():
                 problems.append(f"data.path: file not found: {options['path']}")
+    elif kind in EVENT_KINDS:  # the folder is read (and checked) when the data is loaded
+        if "path" not in d:
+            problems.append(f"data.path: missing (required for kind {kind}: the folder holding the data set's files)")
+        for key in ("path", "cache_dir"):
+            if isinstance(options.get(key), str):
+                options[key] = _resolve(options[key], base)
     return DataSpec(kind, options)
 
 

@@ -27,7 +27,7 @@ from .convert import conversion_table, format_conversion_table
 from .export import export, load_export, network_spec
 from .prepare import prepare
 
-__all__ = ["JobResult", "run_job", "summary_rows", "float_copy", "preflight", "PreflightError"]
+__all__ = ["JobResult", "run_job", "summary_rows", "float_copy", "preflight", "PreflightError", "input_kind"]
 
 
 @dataclass
@@ -72,7 +72,7 @@ class PreflightError(ValueError):
     """A mistake found before training (paths, data, a network the target cannot run): exit status 2."""
 
 
-def _input_kind(*xs: torch.Tensor) -> str:
+def input_kind(*xs: torch.Tensor) -> str:
     """``spikes`` when every input is 0/1, ``counts`` for other non-negative integers; anything else
     (negative or fractional values) is off the input grid of a chip and refused."""
     kind = "spikes"
@@ -118,7 +118,7 @@ def preflight(net: nn.Module, target: Any, x_train: torch.Tensor, x_test: torch.
             check_report_destination(Path(report_dir))
         except (FileExistsError, FileNotFoundError) as exc:
             raise PreflightError(str(exc)) from None
-    kind = _input_kind(x_train, x_test)
+    kind = input_kind(x_train, x_test)
     dry = copy.deepcopy(net)
     try:
         twin = prepare(dry, target, seed=seed, clip=True).eval().to_twin()
@@ -153,13 +153,18 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     report_dir = None if export_only else out / "report"
 
     t0 = time.perf_counter()
-    x_train, y_train, x_test, y_test = config.load_data()
+    x_train, y_train, x_test, y_test = config.load_data(progress=progress)
     net = config.build_network(tg)
-    input_kind = preflight(net, tg, x_train, x_test, seed=config.seed, export_dir=target_dir,
-                           overwrite=overwrite, report_dir=report_dir)
+    in_kind = preflight(net, tg, x_train, x_test, seed=config.seed, export_dir=target_dir,
+                        overwrite=overwrite, report_dir=report_dir)
     _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])} "
-          f"({input_kind}), T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}; "
+          f"({in_kind}), T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}; "
           f"checked before training: paths, data, conversion to {tg.name}")
+    cap = tg.synapse.max_input_events
+    top = int(max(x_train.max(), x_test.max())) if in_kind == "counts" else 1
+    if cap is not None and top > cap:
+        _line(f"note: the inputs hold up to {top} events per channel and step; {tg.name} takes at most {cap} "
+              f"(the integer network clips them; set data.max_count: {cap} to train on what the chip sees)")
 
     t0 = time.perf_counter()
     loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
@@ -194,7 +199,7 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
         _line("    " + line)
     examples = {"inputs": x_test.to(torch.int8) if x_test.abs().max() < 128 else x_test.to(torch.int64), "labels": y_test}
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files, input_kind=input_kind)
+    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files, input_kind=in_kind)
     timings["conversion + export"] = time.perf_counter() - t0
     digest = load_export(path).digest
     _line(f"export: {path} ({timings['conversion + export']:.1f} s), bundle {digest}")

@@ -153,7 +153,7 @@ def test_every_problem_is_collected_in_one_error(tmp_path):
         "taget: unknown key (did you mean 'target'?); allowed keys here: seed, target, out, data, network, training",
         "target: no shipped target named 'nochip'",
         "out: must be a non-empty string",
-        "data.kind: unknown 'mnist'; allowed digits, npz, temporal_patterns",
+        "data.kind: unknown 'mnist'; allowed digits, nmnist, npz, shd, temporal_patterns",
         "network[0].out_feature: unknown option of Linear (did you mean 'out_features'?); allowed: in_features, out_features, bias",
         "network[0].out_features: missing (required by Linear)",
         "network[1].type: unknown layer 'LIFnode' (did you mean 'LIFNode'?); known: AvgPool2d, Conv2d, CubaLIFNode, Delay,",
