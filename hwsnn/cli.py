@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     _job_arguments(exp)
     exp.add_argument("--overwrite", action="store_true", help="replace an existing directory")
     exp.add_argument("--no-hex", action="store_true", help="no hex/*.mem files")
+    exp.add_argument("--format", action="append", default=[], metavar="NAME",
+                     help="also write this vendor view into the bundle (repeatable; see `hwsnn formats`)")
+
+    sub.add_parser("formats", help="the vendor views `hwsnn export --format` can write")
 
     simp = sub.add_parser("simulate", help="run the cycle-level simulator on an export directory")
     simp.add_argument("export", help="export directory")
@@ -230,11 +234,33 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from quant.views import add_view, available_views
+
+    views = available_views()
+    for name in args.format:  # checked before any training
+        if name not in views:
+            raise InputError(f"--format {name}: unknown export format; known: {', '.join(sorted(views)) or 'none'}")
     result, status = _job(args, export_only=True)
     if result is None:
         return status
     print(f"  exported {len(result.conversion)} layers for {result.target} to {result.export}")
-    print(f"  bundle {result.digest}")
+    digest = result.digest
+    for name in args.format:
+        bundle = add_view(result.export, name)
+        digest = bundle.digest
+        print(f"  view {name}: {', '.join(bundle.manifest['views'][name]['files'])}")
+    print(f"  bundle {digest}")
+    return EXIT_OK
+
+
+def _formats(args: argparse.Namespace) -> int:
+    from quant.views import available_views
+
+    views = available_views()
+    if not views:
+        print("no vendor views are installed")
+    for name, view in sorted(views.items()):
+        print(f"{name:<16} {view.description}")
     return EXIT_OK
 
 
@@ -390,7 +416,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     commands = {"run": _run, "targets": _targets, "export": _export, "verify": _verify, "simulate": _simulate,
-                "report": _report}
+                "report": _report, "formats": _formats}
     return commands[args.command](args)
 
 

@@ -362,7 +362,7 @@ class FixedLinear(_FixedSynapticLayer):
         return buf[:t]
 
     def _scatter_by_delay(self, x: torch.Tensor, w: torch.Tensor, x_max: int) -> torch.Tensor:
-        """``[dmax + 1, N, out]``: :math:`\sum_i W_{oi} X_{ni}` of the synapses with delay ``d`` at row ``d``,
+        r"""``[dmax + 1, N, out]``: :math:`\sum_i W_{oi} X_{ni}` of the synapses with delay ``d`` at row ``d``,
         for one step ``x`` ``[N, in]`` (exact int64 products and sums)."""
         out, k = w.shape
         if x_max * _max_abs(w) * max(k, 1) >= _I64_LIMIT:
