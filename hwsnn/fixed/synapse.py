@@ -33,6 +33,7 @@ from . import arith
 from .arith import FitError
 from .base import FixedModule
 from .convert import register
+from .fused import FusedSynapseSequence
 from ..layer.synapse import SynapseFilter
 
 __all__ = ["FixedSynapseFilter", "synapse_filter_to_fixed", "default_state_exponent"]
@@ -45,7 +46,7 @@ def default_state_exponent(target: Target) -> int:
     return -(min(target.widths.current.bits, 32) - 8)
 
 
-class FixedSynapseFilter(FixedModule):
+class FixedSynapseFilter(FusedSynapseSequence, FixedModule):
     r"""Integer synapse filter with :math:`\tau = 2^k` (see the module docstring for the equations).
 
     The state ``out_i`` (exponent ``state_exponent``) is returned every step as int64.
@@ -117,6 +118,12 @@ class FixedSynapseFilter(FixedModule):
         self.count_saturations("out_i", n)
         self.out_i = new.to(self._dtype)
         return new
+
+    def multi_step_forward(self, s_seq: torch.Tensor) -> torch.Tensor:
+        """``[T, ...]`` spikes: one fused kernel (:mod:`hwsnn.fixed.fused`, bit-identical) where
+        available, else the single step over ``t``."""
+        out = self.fused_sequence(s_seq)
+        return super().multi_step_forward(s_seq) if out is None else out
 
     def fixed_report(self) -> dict:
         """Base report plus ``k``, ``tau_requested``, ``tau_used`` and their relative difference."""

@@ -1,0 +1,298 @@
+r"""numba CPU kernels of the integer neuron and synapse-filter sequences (imported lazily: extra ``fast``).
+
+Each kernel runs all ``T`` steps of a block of :data:`BLOCK` neurons before the next block
+(blocks in parallel, ``torch.get_num_threads()`` threads), with the states of the block in small
+arrays. The arithmetic is int64 throughout, as the twins' (:mod:`hwsnn.fixed.arith`), and each
+small function below mirrors one twin function; see :mod:`hwsnn.backend.fixed` for the table.
+The rules come as one int64 vector (:meth:`hwsnn.backend.fixed.NeuronRules.params`, layout
+``P_*`` below), so a new rule is a new slot rather than a new kernel signature.
+
+Saturation counts are summed per block (``counts[block, kind]``, kinds ``i``, ``v``, ``dv``) and
+added on the host: the totals equal the twin's ``saturations``, which counts one per value
+brought back into range per overflow operation.
+
+Compiled code is cached on disk (``cache=True``): the first use in a fresh environment compiles
+both kernels once (about 6 s on the 2-core CI VM), later processes load them (about 0.3 s).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from numba import prange
+
+from .fixed import EventInput, NeuronRules, SynapseRules
+
+__all__ = ["BLOCK", "neuron_sequence_numba", "synapse_sequence_numba"]
+
+#: neurons per block (one block's states stay in L1)
+BLOCK = 1024
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+_INLINE = dict(inline="always", **_JIT)
+
+# layout of the neuron parameter vector (NeuronRules.params)
+P_SHIFT = 0
+P_CUR = 1  # 7 slots: mode, lo, hi, mask, full, half, signed
+P_MEM = 8  # 7 slots
+P_HAS_SYN, P_SYN = 15, 16  # 3 slots: mechanism, param, rounding
+P_ADD_THEN_DECAY = 19
+P_HAS_MEM, P_MEMD = 20, 21
+P_HAS_IN, P_IN = 24, 25
+P_SAT_DELTA, P_GE, P_ZERO, P_VRESET, P_TH, P_CAP = 28, 29, 30, 31, 32, 33
+P_V_STORE, P_I_STORE = 34, 35
+N_PARAMS = 36
+
+
+# ------------------------------------------------------------------------------------------------
+# the twin's arithmetic, one function per twin function
+# ------------------------------------------------------------------------------------------------
+@numba.njit(**_INLINE)
+def _ovf(x, w):
+    """``arith.overflow`` of one value: ``(value, 1 if it was out of range else 0)``; ``w`` = Width.params()."""
+    mode, lo, hi, mask, full, half, signed = w
+    if mode == 2:  # fold_once: (-2^(b-1), 2^(b-1)] by one fold, never more
+        if x > half:
+            return x - full, 1
+        if x <= -half:
+            return x + full, 1
+        return x, 0
+    if x < lo or x > hi:
+        if mode == 0:  # saturate
+            return (lo if x < lo else hi), 1
+        y = x & mask  # wrap: two's complement (modulo for unsigned)
+        if signed != 0 and y > hi:
+            y -= full
+        return y, 1
+    return x, 0
+
+
+@numba.njit(**_INLINE)
+def _store(x, bits):
+    """The twin's ``state.to(storage dtype)``: two's complement wrap to ``bits`` (8/16/32/64)."""
+    if bits >= 64:
+        return x
+    y = x & ((1 << bits) - 1)
+    return y - (1 << bits) if y >= (1 << (bits - 1)) else y
+
+
+@numba.njit(**_INLINE)
+def _shift_right(x, k, rounding):
+    """``arith.shift_right``: floor (0) or toward zero (1)."""
+    if rounding == 1 and x < 0:
+        return -((-x) >> k)
+    return x >> k
+
+
+@numba.njit(**_INLINE)
+def _decay_amount(x, mechanism, param, rounding):
+    """``neuron.decay_amount``: shift :math:`D(x, k)` (floor / toward_zero / xylo_min1), or
+    mul12 :math:`x - \\mathrm{rnd}(x (4096 - d) \\gg 12)`."""
+    if mechanism == 1:
+        return x - _shift_right(x * (4096 - param), 12, rounding)
+    if rounding == 2:  # xylo_min1: at least 1 for positive values
+        d = x >> param
+        return 1 if (d == 0 and x > 0) else d
+    return _shift_right(x, param, rounding)
+
+
+@numba.njit(**_INLINE)
+def _input_scale(c, mechanism, param, rounding):
+    """``FixedLIFNode._current`` with ``decay_input``: :math:`c \\gg k`, or :math:`(c\\,d) \\gg 12` (mul12)."""
+    if mechanism == 1:
+        return _shift_right(c * param, 12, rounding)
+    return _shift_right(c, param, rounding)
+
+
+@numba.njit(**_INLINE)
+def _input_add(i, x, shift, cw):
+    """``_FixedNeuron._add_input`` for a tensor input: ``ovf(i + (x << s))`` in the current width.
+    (Loihi's int32 wrap of ``a_in << 6`` and of the add, once the twin has it, belongs here.)"""
+    return _ovf(i + (x << shift), cw)
+
+
+@numba.njit(**_INLINE)
+def _events_add(i, pos, neg, cnt, w, t, r, o, lo, hi):
+    """``events.accumulate_events`` for one neuron: saturate after every event, replayed in source
+    order only when a partial sum can leave ``[lo, hi]``; ``(value, saturating adds)``."""
+    if i + pos > hi or i + neg < lo:
+        acc, n = i, 0
+        for src in range(cnt.shape[2]):
+            raw = acc + cnt[t, r, src] * w[o, src]
+            clipped = min(max(raw, lo), hi)
+            if clipped != raw:
+                n += 1
+            acc = clipped
+        return acc, n
+    return i + pos + neg, 0
+
+
+@numba.njit(**_INLINE)
+def _membrane(v, dec, i, b, saturated_delta, mw, mw_wrap):
+    """``_FixedNeuron._membrane``: ``(v, n_v, n_dv)``; ``dec`` is the leak :math:`D` (0 for IF)."""
+    if saturated_delta == 0:
+        v, nv = _ovf(v - dec + i + b, mw)
+        return v, nv, 0
+    dv, n1 = _ovf(-dec, mw_wrap)
+    dv, n2 = _ovf(dv + i, mw)
+    dv, n3 = _ovf(dv + b, mw)
+    v, nv = _ovf(v + dv, mw)
+    return v, nv, n1 + n2 + n3
+
+
+@numba.njit(**_INLINE)
+def _fire_reset(v, th, ge, zero, vr, cap):
+    """``neuron.fire_and_reset``: ``(spike count, membrane)``; the subtractive loop in closed form."""
+    fired = v >= th if ge != 0 else v > th
+    if zero != 0:
+        return (1 if fired else 0), (vr if fired else v)
+    if cap == 1:
+        n = 1 if fired else 0
+    elif th > 0:  # loop turns: floor(v / th) for '>=', ceil(v / th) - 1 for '>'
+        n = min(max((v if ge != 0 else v - 1) // th, 0), cap)
+    else:  # th <= 0: the comparison stays true, the cap ends the loop
+        n = cap if fired else 0
+    return n, v - n * th
+
+
+# ------------------------------------------------------------------------------------------------
+# kernels
+# ------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, **_JIT)
+def _neuron_kernel(x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store, block):
+    """``spikes`` [T, N] int8; ``vout``/``iout`` [T, N] if ``store`` else [1, N]; ``counts`` [blocks, 3]."""
+    T, N = spikes.shape
+    nout = w.shape[0]
+    shift = p[P_SHIFT]
+    cw = (p[P_CUR], p[P_CUR + 1], p[P_CUR + 2], p[P_CUR + 3], p[P_CUR + 4], p[P_CUR + 5], p[P_CUR + 6])
+    mw = (p[P_MEM], p[P_MEM + 1], p[P_MEM + 2], p[P_MEM + 3], p[P_MEM + 4], p[P_MEM + 5], p[P_MEM + 6])
+    mw_wrap = (np.int64(1), mw[1], mw[2], mw[3], mw[4], mw[5], mw[6])
+    has_syn, syn_m, syn_k, syn_r = p[P_HAS_SYN], p[P_SYN], p[P_SYN + 1], p[P_SYN + 2]
+    add_first = p[P_ADD_THEN_DECAY]
+    has_mem, mem_m, mem_k, mem_r = p[P_HAS_MEM], p[P_MEMD], p[P_MEMD + 1], p[P_MEMD + 2]
+    has_in, in_m, in_k, in_r = p[P_HAS_IN], p[P_IN], p[P_IN + 1], p[P_IN + 2]
+    sat_delta, ge, zero, vr, th, cap = p[P_SAT_DELTA], p[P_GE], p[P_ZERO], p[P_VRESET], p[P_TH], p[P_CAP]
+    v_bits, i_bits = p[P_V_STORE], p[P_I_STORE]
+    clo, chi = cw[1], cw[2]
+    for ib in prange((N + block - 1) // block):
+        c0 = ib * block
+        n = min(N - c0, block)
+        v = v0[c0:c0 + n].copy()
+        cur = i0[c0:c0 + n].copy()
+        n_i = 0
+        n_v = 0
+        n_dv = 0
+        for t in range(T):
+            for jj in range(n):
+                j = c0 + jj
+                # -- current (_current / _add_input): IF/LIF take the input alone, CUBA keeps i
+                i = cur[jj] if has_syn != 0 else 0
+                if has_syn != 0 and add_first == 0:
+                    i = i - _decay_amount(i, syn_m, syn_k, syn_r)
+                if has_events != 0:
+                    i, c = _events_add(i, pos[t, j], neg[t, j], cnt, w, t, j // nout, j % nout, clo, chi)
+                else:
+                    i, c = _input_add(i, x[t, j], shift, cw)
+                n_i += c
+                if has_syn != 0:
+                    if add_first != 0:
+                        i = i - _decay_amount(i, syn_m, syn_k, syn_r)
+                    cur[jj] = _store(i, i_bits)  # the next step reads the stored current
+                elif has_in != 0:
+                    i = _input_scale(i, in_m, in_k, in_r)
+                # -- membrane, fire, reset, overflow of the reset membrane
+                vj = v[jj]
+                dec = _decay_amount(vj - vr, mem_m, mem_k, mem_r) if has_mem != 0 else 0
+                vj, a, b = _membrane(vj, dec, i, bias[j], sat_delta, mw, mw_wrap)
+                n_v += a
+                n_dv += b
+                s, vj = _fire_reset(vj, th, ge, zero, vr, cap)
+                vj, a = _ovf(vj, mw)
+                n_v += a
+                v[jj] = _store(vj, v_bits)
+                spikes[t, j] = s
+                if store:
+                    vout[t, j] = v[jj]
+                    iout[t, j] = cur[jj]
+        if not store:
+            vout[0, c0:c0 + n] = v
+            iout[0, c0:c0 + n] = cur
+        counts[ib, 0] = n_i
+        counts[ib, 1] = n_v
+        counts[ib, 2] = n_dv
+
+
+@numba.njit(parallel=True, **_JIT)
+def _synapse_kernel(s, i0, p, out, counts, block):
+    """``FixedSynapseFilter.single_step_forward`` over ``T``: ``out`` [T, N]; ``counts`` [blocks]."""
+    T, N = s.shape
+    one, mech, k, rnd = p[0], p[1], p[2], p[3]
+    cw = (p[4], p[5], p[6], p[7], p[8], p[9], p[10])
+    bits = p[11]
+    for ib in prange((N + block - 1) // block):
+        c0 = ib * block
+        n = min(N - c0, block)
+        cur = i0[c0:c0 + n].copy()
+        n_sat = 0
+        for t in range(T):
+            for jj in range(n):
+                i = cur[jj]
+                new = i + one if s[t, c0 + jj] != 0 else i - _decay_amount(i, mech, k, rnd)
+                new, c = _ovf(new, cw)
+                n_sat += c
+                cur[jj] = _store(new, bits)  # the stored state; the step's output is the uncast value
+                out[t, c0 + jj] = new
+        counts[ib] = n_sat
+
+
+# ------------------------------------------------------------------------------------------------
+# torch wrappers
+# ------------------------------------------------------------------------------------------------
+def _set_threads() -> None:
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def _i64(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.int64).contiguous().numpy()
+
+
+_DUMMY2 = np.zeros((1, 1), np.int64)
+_DUMMY3 = np.zeros((1, 1, 1), np.int64)
+
+
+def neuron_sequence_numba(
+    x: torch.Tensor | None, events: EventInput | None, i0: torch.Tensor, v0: torch.Tensor, bias: torch.Tensor,
+    rules: NeuronRules, store: bool, block: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """See :func:`hwsnn.backend.fixed.neuron_sequence` (CPU tensors)."""
+    if events is not None:
+        pos, neg = events.sums()
+        T, N = pos.shape
+        args = (_DUMMY2, _i64(pos), _i64(neg), _i64(events.counts), _i64(events.weight), 1)
+    else:
+        T, N = x.shape
+        args = (_i64(x), _DUMMY2, _DUMMY2, _DUMMY3, np.ones((1, 1), np.int64), 0)
+    block = block or BLOCK
+    spikes = torch.empty((T, N), dtype=torch.int8)
+    rows = T if store else 1
+    vout = torch.empty((rows, N), dtype=torch.int64)
+    iout = torch.empty((rows, N), dtype=torch.int64)
+    counts = np.zeros(((N + block - 1) // block, 3), np.int64)
+    _set_threads()
+    _neuron_kernel(*args, _i64(i0), _i64(v0), _i64(bias), np.asarray(rules.params(), np.int64), spikes.numpy(),
+                   vout.numpy(), iout.numpy(), counts, store, block)
+    return spikes, vout, iout, [int(c) for c in counts.sum(0)]
+
+
+def synapse_sequence_numba(
+    s: torch.Tensor, i0: torch.Tensor, rules: SynapseRules, block: int | None = None
+) -> tuple[torch.Tensor, int]:
+    """See :func:`hwsnn.backend.fixed.synapse_sequence` (CPU tensors)."""
+    T, N = s.shape
+    block = block or BLOCK
+    out = torch.empty((T, N), dtype=torch.int64)
+    counts = np.zeros((N + block - 1) // block, np.int64)
+    _set_threads()
+    _synapse_kernel(_i64(s), _i64(i0), np.asarray(rules.params(), np.int64), out.numpy(), counts, block)
+    return out, int(counts.sum())
