@@ -60,6 +60,7 @@ from targets import Target
 from targets import load as load_target
 
 from .convert import convert, dequantize_output, layer_names
+from .qat_fused import fused_stateful
 
 with warnings.catch_warnings():  # brevitas warns about optional packages at import
     warnings.simplefilter("ignore")
@@ -182,7 +183,8 @@ class QATNetwork(nn.Sequential):
         h, h_int = x, q
         for m, tw, e_in in zip(self, twin, twin.input_exponents):
             if isinstance(m, _STATEFUL):
-                h, h_int = _stepwise(m, tw, h, h_int, e_in)
+                fused = fused_stateful(m, tw, h, h_int)  # one kernel + one straight-through node, or None
+                h, h_int = fused if fused is not None else _stepwise(m, tw, h, h_int, e_in)
                 continue
             y_int = tw(h_int)
             if isinstance(m, (Dropout, Dropout2d)) and m.training:
