@@ -64,15 +64,16 @@ def layer_names(model: nn.Sequential) -> list[str]:
     return list(getattr(model, "layer_names", None) or [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(model)])
 
 
-def quantized_weight(m: nn.Module, target: Target) -> Optional[tuple[torch.Tensor, int]]:
+def quantized_weight(m: nn.Module, target: Target, qw: object = None) -> Optional[tuple[torch.Tensor, int]]:
     r"""``(w, e)`` of a Brevitas quant layer: its fake-quantized weight (float64, exactly on the grid)
     and the exponent of the twin's integers :math:`W = w\,2^{-e}`; ``None`` for a plain layer.
+    ``qw``: the layer's ``quant_weight()`` when the caller has it already.
 
     A target with a weight step :math:`2^j` (Loihi: even weights) is quantized by Brevitas at
     :math:`b - j` bits and scale :math:`2^{e + j}`, so :math:`e` is the scale's exponent minus :math:`j`."""
     if not hasattr(m, "quant_weight"):
         return None
-    qw = m.quant_weight()
+    qw = m.quant_weight() if qw is None else qw
     scale = qw.scale.detach()
     if scale.numel() != 1:
         raise ValueError(f"{type(m).__name__}: per-channel weight scales have no chip equivalent (one weight "
@@ -84,10 +85,10 @@ def quantized_weight(m: nn.Module, target: Target) -> Optional[tuple[torch.Tenso
     return qw.value.detach().to(torch.float64), int(e_scale) - j
 
 
-def brevitas_clipped(m: nn.Module) -> int:
+def brevitas_clipped(m: nn.Module, qw: object = None) -> int:
     r"""How many weights of Brevitas layer ``m`` its quantizer clamped (more than half a step beyond
     the largest integer: Brevitas scales by :math:`\max|w| / 2^{b-1}` and clamps to :math:`2^{b-1}-1`)."""
-    qw = m.quant_weight()
+    qw = m.quant_weight() if qw is None else qw
     hi = 2.0 ** (float(qw.bit_width) - 1) - 1
     return int((m.weight.detach().abs() / qw.scale.detach() > hi + 0.5).sum())
 
@@ -208,7 +209,8 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             j = next((j for j in range(i + 1, len(layers)) if isinstance(layers[j], _NEURONS) or _is_synaptic(layers[j])), None)
             e_out = _input_exponent(twins[j]) if j is not None and isinstance(layers[j], _NEURONS) else None
             layer, e_w = m, None
-            quantized = quantized_weight(m, tg)
+            qw = m.quant_weight() if hasattr(m, "quant_weight") else None  # once: Brevitas' quantizer is slow
+            quantized = quantized_weight(m, tg, qw)
             if quantized is not None:  # Brevitas: its grid and exponent as they are
                 layer, e_w = _plain_copy(m, quantized[0]), quantized[1]
             if fold_p is not None:
@@ -232,7 +234,7 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             twins[i] = to_fixed(layer, tg, name=names[i], clip=clip, input_exponent=e_x, output_exponent=e_out,
                                 first_layer=first_synaptic, weight_exponent=e_w)
             if quantized is not None:
-                twins[i].count_clipped("weight", brevitas_clipped(m))
+                twins[i].count_clipped("weight", brevitas_clipped(m, qw))
             first_synaptic = False
             e_x = twins[i].output_exponent
         elif isinstance(m, SynapseFilter):

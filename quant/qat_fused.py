@@ -46,9 +46,21 @@ def fused_enabled() -> bool:
     return os.environ.get("HWSNN_QAT_FUSED", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
-def _dequantize(q: torch.Tensor, e: int, like: torch.Tensor) -> torch.Tensor:
-    """:math:`q\\,2^{e}` in ``like``'s dtype, computed as the twin's ``dequantize`` (float64, then cast)."""
-    return (q.to(torch.float64) * 2.0**e).to(device=like.device, dtype=like.dtype)
+def _dequantize(q: torch.Tensor, e: int, like: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:math:`q\\,2^{e}` in ``like``'s dtype, equal to the twin's ``dequantize`` (float64, then cast):
+    converting the integer straight to the float dtype rounds it once, as the cast of the exact
+    float64 value does, and a power-of-two scale commutes with that rounding (no under/overflow)."""
+    if out is None:
+        out = torch.empty(q.shape, dtype=like.dtype, device=like.device)
+    return torch.mul(q.to(like.device), 2.0**e, out=out)
+
+
+def _states_before(q: torch.Tensor, e: int, first: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``[T + 1, ...]``: the float state entering the sequence, then the twin's after every step."""
+    buf = torch.empty((q.shape[0] + 1, *q.shape[1:]), dtype=like.dtype, device=like.device)
+    buf[0] = first.detach()
+    _dequantize(q, e, like, out=buf[1:])
+    return buf
 
 
 def _entering(state: object, like: torch.Tensor, init: float) -> torch.Tensor:
@@ -82,14 +94,12 @@ def _neuron(m: nn.Module, tw: nn.Module, h: torch.Tensor, h_int: object) -> Opti
         return None
     spikes, states = res
     with torch.no_grad():
-        V = _dequantize(states["v"], tw.exponents["v"], h)
-        v_prev = torch.cat([v0.detach().unsqueeze(0), V[:-1]])
+        V = _states_before(states["v"], tw.exponents["v"], v0, h)  # V[t] enters step t, V[T] is the last
         if cuba:
-            I = _dequantize(states["i"], tw.exponents["i"], h)
-            i_prev = torch.cat([i0.detach().unsqueeze(0), I[:-1]])
-            H = m.neuronal_charge(m.current_charge(h.detach(), i_prev), v_prev)
+            I = _states_before(states["i"], tw.exponents["i"], i0, h)
+            H = m.neuronal_charge(m.current_charge(h.detach(), I[:-1]), V[:-1])
         else:
-            H = m.neuronal_charge(h.detach(), v_prev)
+            H = m.neuronal_charge(h.detach(), V[:-1])
         value = spikes.to(device=h.device, dtype=h.dtype)
     if cuba:
         cfg = neuron_config(m.surrogate_function, tau=m.tau_mem, decay_input=False, v_reset=m.v_reset,

@@ -265,10 +265,11 @@ def neuron_sequence(
 
 def synapse_sequence(
     s: torch.Tensor, i0: torch.Tensor, rules: SynapseRules, *, kind: str
-) -> tuple[torch.Tensor, int]:
-    """Run ``T`` steps of the integer synapse filter: ``(out [T, N] int64, saturation count)``.
+) -> tuple[torch.Tensor, int, int]:
+    """Run ``T`` steps of the integer synapse filter: ``(out [T, N] int64, saturation count, number of
+    non-binary inputs)``; with non-binary inputs the outputs are meaningless (the twin refuses them).
 
-    ``s`` are 0/1 spikes ``[T, N]`` (int64, already checked binary), ``i0`` the entering state ``[N]``.
+    ``s`` are spikes ``[T, N]`` (any integer or bool dtype), ``i0`` the entering state ``[N]``.
     """
     if kind == "numba":
         from .fixed_kernels import synapse_sequence_numba as run

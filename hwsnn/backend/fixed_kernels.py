@@ -28,6 +28,9 @@ __all__ = ["BLOCK", "neuron_sequence_numba", "synapse_sequence_numba"]
 
 #: neurons per block (one block's states stay in L1)
 BLOCK = 1024
+#: sequences with fewer neuron-steps than this run in the calling thread: a parallel region costs
+#: more than it saves there, and much more when the cores are shared with other processes
+PARALLEL_MIN_WORK = 1 << 18
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 _INLINE = dict(inline="always", **_JIT)
@@ -159,9 +162,10 @@ def _fire_reset(v, th, ge, zero, vr, cap):
 # ------------------------------------------------------------------------------------------------
 # kernels
 # ------------------------------------------------------------------------------------------------
-@numba.njit(parallel=True, **_JIT)
-def _neuron_kernel(x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store, block):
-    """``spikes`` [T, N] int8; ``vout``/``iout`` [T, N] if ``store`` else [1, N]; ``counts`` [blocks, 3]."""
+@numba.njit(**_JIT)
+def _neuron_block(ib, block, x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store):
+    """All ``T`` steps of neuron block ``ib``: ``spikes`` [T, N] int8; ``vout``/``iout`` [T, N] if
+    ``store`` else [1, N] (the stored states after every step / the last); ``counts[ib]`` = (i, v, dv)."""
     T, N = spikes.shape
     nout = w.shape[0]
     shift = p[P_SHIFT]
@@ -175,82 +179,115 @@ def _neuron_kernel(x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vou
     sat_delta, ge, zero, vr, th, cap = p[P_SAT_DELTA], p[P_GE], p[P_ZERO], p[P_VRESET], p[P_TH], p[P_CAP]
     v_bits, i_bits = p[P_V_STORE], p[P_I_STORE]
     clo, chi = cw[1], cw[2]
-    for ib in prange((N + block - 1) // block):
-        c0 = ib * block
-        n = min(N - c0, block)
-        v = v0[c0:c0 + n].copy()
-        cur = i0[c0:c0 + n].copy()
-        n_i = 0
-        n_v = 0
-        n_dv = 0
-        for t in range(T):
-            for jj in range(n):
-                j = c0 + jj
-                # -- current (_current / _add_input): IF/LIF take the input alone, CUBA keeps i
-                i = cur[jj] if has_syn != 0 else 0
-                if has_syn != 0 and add_first == 0:
+    c0 = ib * block
+    n = min(N - c0, block)
+    v = v0[c0:c0 + n].copy()
+    cur = i0[c0:c0 + n].copy()
+    n_i = 0
+    n_v = 0
+    n_dv = 0
+    for t in range(T):
+        for jj in range(n):
+            j = c0 + jj
+            # -- current (_current / _add_input): IF/LIF take the input alone, CUBA keeps i
+            i = cur[jj] if has_syn != 0 else 0
+            if has_syn != 0 and add_first == 0:
+                i = i - _decay_amount(i, syn_m, syn_k, syn_r)
+            if has_events != 0:
+                i, c = _events_add(i, pos[t, j], neg[t, j], cnt, w, t, j // nout, j % nout, clo, chi)
+            else:
+                i, c = _input_add(i, x[t, j], shift, cw)
+            n_i += c
+            if has_syn != 0:
+                if add_first != 0:
                     i = i - _decay_amount(i, syn_m, syn_k, syn_r)
-                if has_events != 0:
-                    i, c = _events_add(i, pos[t, j], neg[t, j], cnt, w, t, j // nout, j % nout, clo, chi)
-                else:
-                    i, c = _input_add(i, x[t, j], shift, cw)
-                n_i += c
-                if has_syn != 0:
-                    if add_first != 0:
-                        i = i - _decay_amount(i, syn_m, syn_k, syn_r)
-                    cur[jj] = _store(i, i_bits)  # the next step reads the stored current
-                elif has_in != 0:
-                    i = _input_scale(i, in_m, in_k, in_r)
-                # -- membrane, fire, reset, overflow of the reset membrane
-                vj = v[jj]
-                dec = _decay_amount(vj - vr, mem_m, mem_k, mem_r) if has_mem != 0 else 0
-                vj, a, b = _membrane(vj, dec, i, bias[j], sat_delta, mw, mw_wrap)
-                n_v += a
-                n_dv += b
-                s, vj = _fire_reset(vj, th, ge, zero, vr, cap)
-                vj, a = _ovf(vj, mw)
-                n_v += a
-                v[jj] = _store(vj, v_bits)
-                spikes[t, j] = s
-                if store:
-                    vout[t, j] = v[jj]
-                    iout[t, j] = cur[jj]
-        if not store:
-            vout[0, c0:c0 + n] = v
-            iout[0, c0:c0 + n] = cur
-        counts[ib, 0] = n_i
-        counts[ib, 1] = n_v
-        counts[ib, 2] = n_dv
+                cur[jj] = _store(i, i_bits)  # the next step reads the stored current
+            elif has_in != 0:
+                i = _input_scale(i, in_m, in_k, in_r)
+            # -- membrane, fire, reset, overflow of the reset membrane
+            vj = v[jj]
+            dec = _decay_amount(vj - vr, mem_m, mem_k, mem_r) if has_mem != 0 else 0
+            vj, a, b = _membrane(vj, dec, i, bias[j], sat_delta, mw, mw_wrap)
+            n_v += a
+            n_dv += b
+            s, vj = _fire_reset(vj, th, ge, zero, vr, cap)
+            vj, a = _ovf(vj, mw)
+            n_v += a
+            v[jj] = _store(vj, v_bits)
+            spikes[t, j] = s
+            if store:
+                vout[t, j] = v[jj]
+                iout[t, j] = cur[jj]
+    if not store:
+        vout[0, c0:c0 + n] = v
+        iout[0, c0:c0 + n] = cur
+    counts[ib, 0] = n_i
+    counts[ib, 1] = n_v
+    counts[ib, 2] = n_dv
 
 
 @numba.njit(parallel=True, **_JIT)
-def _synapse_kernel(s, i0, p, out, counts, block):
-    """``FixedSynapseFilter.single_step_forward`` over ``T``: ``out`` [T, N]; ``counts`` [blocks]."""
+def _neuron_parallel(x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store, block):
+    """:func:`_neuron_block` over all blocks, in parallel."""
+    for ib in prange((spikes.shape[1] + block - 1) // block):
+        _neuron_block(ib, block, x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store)
+
+
+@numba.njit(**_JIT)
+def _neuron_serial(x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store, block):
+    """:func:`_neuron_block` over all blocks, in this thread (small sequences: no fork/join)."""
+    for ib in range((spikes.shape[1] + block - 1) // block):
+        _neuron_block(ib, block, x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store)
+
+
+@numba.njit(**_JIT)
+def _synapse_block(ib, block, s, i0, p, out, counts):
+    """``FixedSynapseFilter.single_step_forward`` over ``T`` for block ``ib``: ``out`` [T, N];
+    ``counts[ib]`` = (saturations, non-binary inputs)."""
     T, N = s.shape
     one, mech, k, rnd = p[0], p[1], p[2], p[3]
     cw = (p[4], p[5], p[6], p[7], p[8], p[9], p[10])
     bits = p[11]
-    for ib in prange((N + block - 1) // block):
-        c0 = ib * block
-        n = min(N - c0, block)
-        cur = i0[c0:c0 + n].copy()
-        n_sat = 0
-        for t in range(T):
-            for jj in range(n):
-                i = cur[jj]
-                new = i + one if s[t, c0 + jj] != 0 else i - _decay_amount(i, mech, k, rnd)
-                new, c = _ovf(new, cw)
-                n_sat += c
-                cur[jj] = _store(new, bits)  # the stored state; the step's output is the uncast value
-                out[t, c0 + jj] = new
-        counts[ib] = n_sat
+    c0 = ib * block
+    n = min(N - c0, block)
+    cur = i0[c0:c0 + n].copy()
+    n_sat = 0
+    n_bad = 0
+    for t in range(T):
+        for jj in range(n):
+            i = cur[jj]
+            sj = s[t, c0 + jj]
+            if sj != 0 and sj != 1:
+                n_bad += 1
+            new = i + one if sj != 0 else i - _decay_amount(i, mech, k, rnd)
+            new, c = _ovf(new, cw)
+            n_sat += c
+            cur[jj] = _store(new, bits)  # the stored state; the step's output is the uncast value
+            out[t, c0 + jj] = new
+    counts[ib, 0] = n_sat
+    counts[ib, 1] = n_bad
+
+
+@numba.njit(parallel=True, **_JIT)
+def _synapse_parallel(s, i0, p, out, counts, block):
+    for ib in prange((s.shape[1] + block - 1) // block):
+        _synapse_block(ib, block, s, i0, p, out, counts)
+
+
+@numba.njit(**_JIT)
+def _synapse_serial(s, i0, p, out, counts, block):
+    for ib in range((s.shape[1] + block - 1) // block):
+        _synapse_block(ib, block, s, i0, p, out, counts)
 
 
 # ------------------------------------------------------------------------------------------------
 # torch wrappers
 # ------------------------------------------------------------------------------------------------
-def _set_threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+def _set_threads() -> int:
+    """numba's thread count = torch's (capped by ``NUMBA_NUM_THREADS``); returns it."""
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
 
 
 def _i64(t: torch.Tensor) -> np.ndarray:
@@ -279,20 +316,21 @@ def neuron_sequence_numba(
     vout = torch.empty((rows, N), dtype=torch.int64)
     iout = torch.empty((rows, N), dtype=torch.int64)
     counts = np.zeros(((N + block - 1) // block, 3), np.int64)
-    _set_threads()
-    _neuron_kernel(*args, _i64(i0), _i64(v0), _i64(bias), np.asarray(rules.params(), np.int64), spikes.numpy(),
+    kernel = _neuron_parallel if T * N >= PARALLEL_MIN_WORK and _set_threads() > 1 else _neuron_serial
+    kernel(*args, _i64(i0), _i64(v0), _i64(bias), np.asarray(rules.params(), np.int64), spikes.numpy(),
                    vout.numpy(), iout.numpy(), counts, store, block)
     return spikes, vout, iout, [int(c) for c in counts.sum(0)]
 
 
 def synapse_sequence_numba(
     s: torch.Tensor, i0: torch.Tensor, rules: SynapseRules, block: int | None = None
-) -> tuple[torch.Tensor, int]:
-    """See :func:`hwsnn.backend.fixed.synapse_sequence` (CPU tensors)."""
+) -> tuple[torch.Tensor, int, int]:
+    """See :func:`hwsnn.backend.fixed.synapse_sequence` (CPU tensors; ``s`` of any integer or bool dtype)."""
     T, N = s.shape
     block = block or BLOCK
     out = torch.empty((T, N), dtype=torch.int64)
-    counts = np.zeros((N + block - 1) // block, np.int64)
-    _set_threads()
-    _synapse_kernel(_i64(s), _i64(i0), np.asarray(rules.params(), np.int64), out.numpy(), counts, block)
-    return out, int(counts.sum())
+    counts = np.zeros(((N + block - 1) // block, 2), np.int64)
+    kernel = _synapse_parallel if T * N >= PARALLEL_MIN_WORK and _set_threads() > 1 else _synapse_serial
+    kernel(s.detach().contiguous().numpy(), _i64(i0), np.asarray(rules.params(), np.int64), out.numpy(), counts, block)
+    n_sat, n_bad = counts.sum(0)
+    return out, int(n_sat), int(n_bad)

@@ -222,15 +222,18 @@ def _synapse_kernel(
     mask = offs < N
     i = tl.load(i0_ptr + offs, mask=mask, other=0)
     n_sat = tl.zeros([BLOCK], dtype=tl.int64)
+    n_bad = tl.zeros([BLOCK], dtype=tl.int64)
     for t in range(0, T):
         at = t * N + offs
-        s = tl.load(s_ptr + at, mask=mask, other=0)
+        s = tl.load(s_ptr + at, mask=mask, other=0).to(tl.int64)
+        n_bad += ((s != 0) & (s != 1)).to(tl.int64)
         new = tl.where(s != 0, i + ONE, i - _decay_amount(i, MECH, K, R))
         new, c = _ovf(new, C_MODE, C_LO, C_HI, C_MASK, C_FULL, C_HALF, C_SIGNED)
         n_sat += tl.where(mask, c, 0)
         tl.store(o_ptr + at, new, mask=mask)  # the step's output is the uncast value
         i = _store(new, BITS)
-    tl.store(counts_ptr + pid, tl.sum(n_sat, axis=0))
+    tl.store(counts_ptr + pid * 2, tl.sum(n_sat, axis=0))
+    tl.store(counts_ptr + pid * 2 + 1, tl.sum(n_bad, axis=0))
 
 
 def _width_args(prefix: str, w: Width) -> dict:
@@ -286,13 +289,17 @@ def neuron_sequence_triton(
     return spikes, vout, iout, [int(c) for c in counts.sum(0).tolist()]
 
 
-def synapse_sequence_triton(s: torch.Tensor, i0: torch.Tensor, rules: SynapseRules) -> tuple[torch.Tensor, int]:
+def synapse_sequence_triton(s: torch.Tensor, i0: torch.Tensor, rules: SynapseRules) -> tuple[torch.Tensor, int, int]:
     """See :func:`hwsnn.backend.fixed.synapse_sequence` (CUDA tensors, or CPU under the interpreter)."""
     T, N = s.shape
     out = torch.empty((T, N), dtype=torch.int64, device=s.device)
     grid = (triton.cdiv(N, BLOCK),)
-    counts = torch.zeros(grid[0], dtype=torch.int64, device=s.device)
+    counts = torch.zeros((grid[0], 2), dtype=torch.int64, device=s.device)
     m, k, r = rules.decay.params()
-    _synapse_kernel[grid](_i64(s), _i64(i0), out, counts, T, N, ONE=rules.one, MECH=m, K=k, R=r,
+    s = s.contiguous()
+    if s.dtype == torch.bool:
+        s = s.to(torch.int8)
+    _synapse_kernel[grid](s, _i64(i0), out, counts, T, N, ONE=rules.one, MECH=m, K=k, R=r,
                           **_width_args("C", rules.current), BITS=rules.storage_bits, BLOCK=BLOCK)
-    return out, int(counts.sum())
+    n_sat, n_bad = counts.sum(0).tolist()
+    return out, int(n_sat), int(n_bad)

@@ -189,15 +189,15 @@ class FusedSynapseSequence:
         rules = self.kernel_rules() if kind is not None else None
         if rules is None:
             return None
-        if s_seq.dtype != torch.bool and bool(((s_seq != 0) & (s_seq != 1)).any()):
-            return None
         T, step_shape = s_seq.shape[0], s_seq.shape[1:]
         state = self.out_i  # type: ignore[attr-defined]
         if state is not None and state.shape != step_shape:
             return None
         n = math.prod(step_shape)
         i0 = torch.zeros(n, dtype=torch.int64, device=s_seq.device) if state is None else state.reshape(n)
-        out, n_sat = synapse_sequence(s_seq.reshape(T, n), i0, rules, kind=kind)
+        out, n_sat, n_bad = synapse_sequence(s_seq.reshape(T, n), i0, rules, kind=kind)
+        if n_bad:
+            return None  # non-binary spikes: the step function reports them
         self.count_saturations("out_i", n_sat)  # type: ignore[attr-defined]
         self.out_i = out[-1].reshape(step_shape).to(self._dtype)  # type: ignore[attr-defined]
         return out.reshape(s_seq.shape)
