@@ -43,7 +43,8 @@ from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode
 from targets import Target
 
-__all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight"]
+__all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight",
+           "layer_fingerprint"]
 
 _NEURON_TWINS = (FixedIFNode, FixedLIFNode, FixedCubaLIFNode, FixedRecurrent)
 _NEURONS = (BaseNode, RecurrentContainer)  # spiking layers: their input exponent is fixed first
@@ -135,6 +136,7 @@ def convert(
     input_exponent: int = 0,
     names: Optional[list[str]] = None,
     state_exponents: Optional[Mapping[str, int]] = None,
+    reuse: Optional[dict] = None,
 ) -> nn.Sequential:
     """The twin network of the float ``model`` on ``target`` (module docstring).
 
@@ -147,6 +149,11 @@ def convert(
     :param names: layer names (default ``<class name lowercased><index>``)
     :param state_exponents: state exponent per layer name for neurons and synapse filters
         (calibrated, :func:`quant.calibrate`); others use the defaults
+    :param reuse: a dict kept by the caller between conversions of the same model (QAT converts
+        after every optimizer step): the twin of a non-synaptic layer is taken from it when the
+        layer (its settings, parameters and buffers: :func:`layer_fingerprint`) and the converter's
+        arguments are unchanged, its saturation counters cleared; the twin is then shared with
+        the previous result. Synaptic layers are always converted.
 
     Exponents are coarsened (never refined) where a dense/conv layer's weight shift
     :math:`s = e_w + e_x - e_{out}` would leave the target's range: the synapse filter feeding it
@@ -159,10 +166,10 @@ def convert(
     exps = dict(state_exponents or {})
     for _ in range(8):
         try:
-            return _convert(model, tg, seed, clip, input_exponent, names, exps)
+            return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse)
         except _Coarsen as c:
             exps[c.name] = c.exponent
-    return _convert(model, tg, seed, clip, input_exponent, names, exps)
+    return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse)
 
 
 class _Coarsen(Exception):
@@ -173,8 +180,48 @@ class _Coarsen(Exception):
         self.name, self.exponent = name, exponent
 
 
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def layer_fingerprint(m: nn.Module) -> tuple:
+    """What a converter reads from float layer ``m``: the plain settings (numbers, strings, flags,
+    tuples of them) of ``m`` and its submodules, and the identity and version of every parameter
+    and buffer (and tensor setting); memories are left out. Equal fingerprints: equal twins."""
+    out = []
+    for sub in m.modules():
+        items = []
+        for k, v in sorted(vars(sub).items()):
+            if k in ("_memories", "_memories_rv", "_parameters", "_buffers", "_modules") or k.startswith("_forward") \
+                    or k.startswith("_backward") or k.startswith("_state_dict") or k.startswith("_load_state_dict"):
+                continue
+            if isinstance(v, _PLAIN) or (isinstance(v, tuple) and all(isinstance(e, _PLAIN) for e in v)):
+                items.append((k, v))
+            elif isinstance(v, torch.Tensor):
+                items.append((k, id(v), v._version))
+        tensors = [(k, id(t), t._version) for k, t in (*sub._parameters.items(), *sub._buffers.items()) if t is not None]
+        out.append((type(sub), tuple(items), tuple(tensors)))
+    return tuple(out)
+
+
+def _reused(reuse: Optional[dict], key: tuple, m: nn.Module, make) -> nn.Module:
+    """The twin ``make()`` of layer ``m``, from ``reuse`` when its fingerprint and ``key`` match."""
+    if reuse is None:
+        return make()
+    full = (key, id(m), layer_fingerprint(m))
+    twin = reuse.get(full)
+    if twin is None:
+        twin = make()
+        reuse[full] = twin
+        if len(reuse) > 256:  # stale entries (changed settings): keep the newest ones
+            for k in list(reuse)[:128]:
+                del reuse[k]
+    elif hasattr(twin, "clear_counts"):
+        twin.clear_counts()
+    return twin
+
+
 def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_exponent: int,
-             names: Optional[list[str]], state_exponents: dict) -> nn.Sequential:
+             names: Optional[list[str]], state_exponents: dict, reuse: Optional[dict] = None) -> nn.Sequential:
     """One conversion pass (:func:`convert`); raises :class:`_Coarsen` to ask for a retry."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"convert: expected an nn.Sequential of hwsnn layers; got {type(model).__name__}")
@@ -194,7 +241,8 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
         e = state_exponents.get(names[i])
         if e is not None and isinstance(layers[i], RecurrentContainer):  # never finer than its weight shift reaches
             e = max(e, finest_state_exponent(layers[i], tg))
-        twins[i] = to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron), state_exponent=e)
+        twins[i] = _reused(reuse, (i, id(tg), names[i], clip, i == last_neuron, e), layers[i],
+                           lambda: to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron), state_exponent=e))
     e_x = int(input_exponent)
     first_synaptic = True
     fold_p: Optional[float] = None
@@ -238,15 +286,18 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             first_synaptic = False
             e_x = twins[i].output_exponent
         elif isinstance(m, SynapseFilter):
-            twins[i] = to_fixed(m, tg, name=names[i], state_exponent=state_exponents.get(names[i]))
+            e_f = state_exponents.get(names[i])
+            twins[i] = _reused(reuse, (i, id(tg), names[i], e_f), m,
+                               lambda: to_fixed(m, tg, name=names[i], state_exponent=e_f))
             e_x, source = twins[i].exponents["out_i"], i
         elif isinstance(m, (Dropout, Dropout2d)):
-            twins[i] = to_fixed(m, tg, name=names[i], seed=seed + i)
+            twins[i] = _reused(reuse, (i, id(tg), names[i], seed + i), m, lambda: to_fixed(m, tg, name=names[i], seed=seed + i))
             # the twin drops without 1/(1-p); fold it into the next weights only when masks are
             # active (training mode): an eval-mode dropout is the identity in both worlds
             fold_p = m.p if model.training else None
         else:
-            twins[i] = to_fixed(m, tg, name=names[i], input_exponent=e_x)  # delay, pooling, flatten, voting
+            twins[i] = _reused(reuse, (i, id(tg), names[i], e_x), m,  # delay, pooling, flatten, voting
+                               lambda: to_fixed(m, tg, name=names[i], input_exponent=e_x))
             e_out = getattr(twins[i], "output_exponent", None)
             if callable(e_out):
                 e_out = e_out(e_x)

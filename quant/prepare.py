@@ -134,6 +134,7 @@ class QATNetwork(nn.Sequential):
         self.last_integer_output: Optional[torch.Tensor] = None
         self._twin: Optional[nn.Sequential] = None
         self._twin_key: Optional[tuple] = None
+        self._reuse: dict = {}  # twins of unchanged non-synaptic layers, kept between rebuilds
 
     # -- the twin --------------------------------------------------------------------------------
     def to_twin(self) -> nn.Sequential:
@@ -145,10 +146,13 @@ class QATNetwork(nn.Sequential):
 
     def _current_twin(self) -> nn.Sequential:
         """The twin of the current weights, rebuilt when a parameter changed (optimizer step) or the
-        mode did; dropout draw counters carry over so every call gets fresh masks."""
+        mode did (the twins of layers whose settings did not change are reused, see
+        :func:`quant.convert`'s ``reuse``); dropout draw counters carry over so every call gets fresh masks."""
         key = (self.training, tuple((id(p), p._version) for p in self.parameters()))
         if self._twin is None or key != self._twin_key:
-            twin = self.to_twin()
+            with torch.no_grad():
+                twin = convert(self, self.target, seed=self.seed, clip=self.clip, input_exponent=self.input_exponent,
+                               names=self.layer_names, state_exponents=self.state_exponents, reuse=self._reuse)
             if self._twin is not None:
                 for new, old in zip(twin, self._twin):
                     if hasattr(old, "draws"):

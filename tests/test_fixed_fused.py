@@ -227,6 +227,17 @@ def test_parallel_kernels_equal_the_serial_ones(monkeypatch):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("scale", [1, 1 << 12, 1 << 40])  # float32, float64 and int64 matmuls
+def test_event_sums_are_exact(scale):
+    gen = torch.Generator().manual_seed(1)
+    counts = torch.randint(0, 32, (5, 3, 40), generator=gen)
+    weight = torch.randint(-1000, 1000, (7, 40), generator=gen) * scale + 1
+    pos, neg = BF.EventInput(counts, weight).sums()
+    c = counts.reshape(15, 40)
+    assert torch.equal(pos, (c @ weight.clamp(min=0).T).reshape(5, 21))
+    assert torch.equal(neg, (c @ weight.clamp(max=0).T).reshape(5, 21))
+
+
 def test_multi_step_forward_uses_the_kernel_and_falls_back(monkeypatch):
     tw = FixedLIFNode("generic_int8", 100, 1)
     x = torch.randint(-300, 300, (6, 2, 5))

@@ -201,21 +201,22 @@ class EventInput:
 
     def sums(self) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The positive and negative parts of every step's sum, ``[T, R N_out]`` int64 each:
-        :math:`P = c\,w_+^\top`, :math:`Q = c\,w_-^\top` (float64 matmuls: exact while
-        :math:`\max|c| \sum |w| < 2^{53}`; else int64 on the CPU)."""
+        :math:`P = c\,w_+^\top`, :math:`Q = c\,w_-^\top`, as one matmul with the stacked weights, in
+        float32 when every partial sum is an integer below :math:`2^{24}` (exact in any order of
+        summation), float64 below :math:`2^{53}`, else int64 on the CPU."""
         c, w = self.counts, self.weight
         T, R, n_in = c.shape
-        wp, wn = w.clamp(min=0), w.clamp(max=0)
-        bound = int(c.abs().max()) * max(int(wp.sum(1).max()), int((-wn).sum(1).max())) if c.numel() and w.numel() else 0
+        n_out = w.shape[0]
+        ws = torch.cat([w.clamp(min=0), w.clamp(max=0)])  # [2 N_out, N_in]
+        bound = int(c.abs().max()) * int(ws.abs().sum(1).max()) if c.numel() and w.numel() else 0
         c2 = c.reshape(T * R, n_in)
-        if bound < 2**53:  # every partial sum is an exact float64 integer, in any order of summation
-            cf = c2.to(torch.float64)
-            p = (cf @ wp.to(torch.float64).T).to(torch.int64)
-            q = (cf @ wn.to(torch.float64).T).to(torch.int64)
-        else:  # int64 matmul (CPU only)
-            c2, wp, wn = c2.cpu(), wp.cpu(), wn.cpu()
-            p, q = (c2 @ wp.T).to(c.device), (c2 @ wn.T).to(c.device)
-        return p.reshape(T, -1), q.reshape(T, -1)
+        if bound < 2**53:
+            dt = torch.float32 if bound < 2**24 else torch.float64
+            pq = (c2.to(dt) @ ws.to(dt).T).to(torch.int64)
+        else:
+            pq = (c2.cpu() @ ws.cpu().T).to(c.device)
+        pq = pq.reshape(T, R, 2, n_out)
+        return pq[:, :, 0].reshape(T, -1), pq[:, :, 1].reshape(T, -1)
 
 
 def fixed_kernel_kind(device: torch.device, backend: str = "auto") -> Optional[str]:

@@ -53,9 +53,11 @@ N_PARAMS = 36
 # ------------------------------------------------------------------------------------------------
 @numba.njit(**_INLINE)
 def _ovf(x, w):
-    """``arith.overflow`` of one value: ``(value, 1 if it was out of range else 0)``; ``w`` = Width.params()."""
-    mode, lo, hi, mask, full, half, signed = w
+    """``arith.overflow`` of one value: ``(value, 1 if it was out of range else 0)``;
+    ``w = (mode, lo, hi, 2^bits, signed)`` (:func:`_width`)."""
+    mode, lo, hi, full, signed = w
     if mode == 2:  # fold_once: (-2^(b-1), 2^(b-1)] by one fold, never more
+        half = full >> 1
         if x > half:
             return x - full, 1
         if x <= -half:
@@ -64,11 +66,17 @@ def _ovf(x, w):
     if x < lo or x > hi:
         if mode == 0:  # saturate
             return (lo if x < lo else hi), 1
-        y = x & mask  # wrap: two's complement (modulo for unsigned)
+        y = x & (full - 1)  # wrap: two's complement (modulo for unsigned)
         if signed != 0 and y > hi:
             y -= full
         return y, 1
     return x, 0
+
+
+@numba.njit(**_INLINE)
+def _width(p, k):
+    """The overflow tuple of the width at ``p[k:k + 7]`` (Width.params()); ``mode`` replaced if >= 0."""
+    return (p[k], p[k + 1], p[k + 2], p[k + 4], p[k + 6])
 
 
 @numba.njit(**_INLINE)
@@ -150,74 +158,170 @@ def _fire_reset(v, th, ge, zero, vr, cap):
     fired = v >= th if ge != 0 else v > th
     if zero != 0:
         return (1 if fired else 0), (vr if fired else v)
-    if cap == 1:
+    if cap == 1 or not fired:
         n = 1 if fired else 0
-    elif th > 0:  # loop turns: floor(v / th) for '>=', ceil(v / th) - 1 for '>'
-        n = min(max((v if ge != 0 else v - 1) // th, 0), cap)
+    elif th > 0:  # loop turns: floor(v / th) for '>=', ceil(v / th) - 1 = floor((v - 1) / th) for '>'
+        num = v if ge != 0 else v - 1
+        n = 1 if num - th < th else min(num // th, cap)  # (the division only for two or more spikes)
     else:  # th <= 0: the comparison stays true, the cap ends the loop
-        n = cap if fired else 0
+        n = cap
     return n, v - n * th
 
 
 # ------------------------------------------------------------------------------------------------
 # kernels
 # ------------------------------------------------------------------------------------------------
+@numba.njit(**_INLINE)
+def _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, events, cur, ibuf, shift, cw, has_syn, syn_m, syn_k,
+                  syn_r, add_first):
+    """The input loop of :func:`_pass_current` (inlined with constant rules where it can be)."""
+    nout = w.shape[0]
+    n_i = 0
+    for jj in range(n):
+        i = cur[jj] if has_syn != 0 else 0
+        if has_syn != 0 and add_first == 0:
+            i = i - _decay_amount(i, syn_m, syn_k, syn_r)
+        if events != 0:
+            j = c0 + jj
+            i, c = _events_add(i, p_row[jj], q_row[jj], cnt, w, t, j // nout, j % nout, cw[1], cw[2])
+        else:
+            i, c = _input_add(i, x_row[jj], shift, cw)
+        n_i += c
+        ibuf[jj] = i
+    return n_i
+
+
+@numba.njit(**_JIT)
+def _pass_current(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, p):
+    """This step's current entering the membrane, ``ibuf[:n]`` (``_current`` / ``_add_input``); CUBA
+    keeps its current in ``cur`` (stored dtype). Returns the current's saturation count. The
+    shipped targets' rules get their own compiled input loop; any other combination the generic one."""
+    shift = p[P_SHIFT]
+    cw = _width(p, P_CUR)
+    lo, hi, full, signed = cw[1], cw[2], cw[3], cw[4]
+    has_syn, syn_m, syn_k, syn_r = p[P_HAS_SYN], p[P_SYN], p[P_SYN + 1], p[P_SYN + 2]
+    add_first = p[P_ADD_THEN_DECAY]
+    sat = (0, lo, hi, full, signed)
+    fold = (2, lo, hi, full, signed)
+    if cw[0] == 0 and has_events == 0 and has_syn == 0 and shift == 0:  # IF/LIF on generic_int8 / ideal
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, 0, sat, 0, 0, 0, 0, 0)
+    elif cw[0] == 0 and has_events == 0 and has_syn != 0 and add_first == 0 and syn_m == 0 and syn_r == 0 and shift == 0:
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, 0, sat, 1, 0, syn_k, 0, 0)  # CUBA, shift decay, floor
+    elif cw[0] == 2 and has_events == 0 and has_syn != 0 and add_first == 0 and syn_m == 1 and syn_r == 1:
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, shift, fold, 1, 1, syn_k, 1, 0)  # Loihi CUBA
+    elif cw[0] == 0 and has_events != 0 and has_syn == 0:  # Xylo LIF
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, 0, sat, 0, 0, 0, 0, 0)
+    elif cw[0] == 0 and has_events != 0 and has_syn != 0 and add_first != 0 and syn_m == 0 and syn_r == 2:
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, 0, sat, 1, 0, syn_k, 2, 1)  # Xylo CUBA
+    else:
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, shift, cw, has_syn, syn_m, syn_k, syn_r, add_first)
+    if has_syn != 0:
+        i_bits = p[P_I_STORE]
+        for jj in range(n):
+            i = ibuf[jj]
+            if add_first != 0:
+                i = i - _decay_amount(i, syn_m, syn_k, syn_r)
+                ibuf[jj] = i
+            cur[jj] = _store(i, i_bits)  # the next step reads the stored current
+    elif p[P_HAS_IN] != 0:  # LIF decay_input
+        in_m, in_k, in_r = p[P_IN], p[P_IN + 1], p[P_IN + 2]
+        for jj in range(n):
+            ibuf[jj] = _input_scale(ibuf[jj], in_m, in_k, in_r)
+    return n_i
+
+
+@numba.njit(**_INLINE)
+def _membrane_loop(n, v, ibuf, b_row, has_mem, mem_m, mem_k, mem_r, vr, sat_delta, mw, mw_wrap):
+    """The loop of :func:`_pass_membrane`; inlined at call sites with constant rules, which the
+    compiler then folds into a short branch-free loop."""
+    n_v = 0
+    n_dv = 0
+    for jj in range(n):
+        vj = v[jj]
+        dec = _decay_amount(vj - vr, mem_m, mem_k, mem_r) if has_mem != 0 else 0
+        vj, a, b = _membrane(vj, dec, ibuf[jj], b_row[jj], sat_delta, mw, mw_wrap)
+        n_v += a
+        n_dv += b
+        v[jj] = vj
+    return n_v, n_dv
+
+
+@numba.njit(**_JIT)
+def _pass_membrane(n, v, ibuf, b_row, p):
+    """``_membrane`` on ``v[:n]`` in place (int64, not yet stored); returns ``(n_v, n_dv)``.
+    The shipped targets' rules get their own compiled loop; any other combination the generic one."""
+    mw = _width(p, P_MEM)
+    lo, hi, full, signed = mw[1], mw[2], mw[3], mw[4]
+    has_mem, mem_m, mem_k, mem_r = p[P_HAS_MEM], p[P_MEMD], p[P_MEMD + 1], p[P_MEMD + 2]
+    sat_delta, vr = p[P_SAT_DELTA], p[P_VRESET]
+    if mw[0] == 0 and has_mem != 0 and sat_delta == 0 and mem_m == 0 and mem_r == 0:  # shift, floor, saturate
+        return _membrane_loop(n, v, ibuf, b_row, 1, 0, mem_k, 0, vr, 0, (0, lo, hi, full, signed), (1, lo, hi, full, signed))
+    if mw[0] == 0 and has_mem != 0 and sat_delta != 0 and mem_m == 0 and mem_r == 2:  # Xylo
+        return _membrane_loop(n, v, ibuf, b_row, 1, 0, mem_k, 2, vr, 1, (0, lo, hi, full, signed), (1, lo, hi, full, signed))
+    if mw[0] == 0 and has_mem != 0 and sat_delta == 0 and mem_m == 1 and mem_r == 1:  # Loihi
+        return _membrane_loop(n, v, ibuf, b_row, 1, 1, mem_k, 1, vr, 0, (0, lo, hi, full, signed), (1, lo, hi, full, signed))
+    mw_wrap = (np.int64(1), lo, hi, full, signed)
+    return _membrane_loop(n, v, ibuf, b_row, has_mem, mem_m, mem_k, mem_r, vr, sat_delta, mw, mw_wrap)
+
+
+@numba.njit(**_INLINE)
+def _fire_loop(n, v, s_row, th, ge, zero, vr, cap, mw, v_bits):
+    """The loop of :func:`_pass_fire` (inlined with constant rules where it can be)."""
+    n_v = 0
+    for jj in range(n):
+        s, vj = _fire_reset(v[jj], th, ge, zero, vr, cap)
+        vj, a = _ovf(vj, mw)
+        n_v += a
+        v[jj] = _store(vj, v_bits)
+        s_row[jj] = s
+    return n_v
+
+
+@numba.njit(**_JIT)
+def _pass_fire(n, v, s_row, p):
+    """``fire_and_reset``, the membrane overflow and the stored dtype on ``v[:n]``; spikes to ``s_row``.
+    Returns the membrane's saturation count."""
+    mw = _width(p, P_MEM)
+    sat = (0, mw[1], mw[2], mw[3], mw[4])
+    ge, zero, vr, th, cap, v_bits = p[P_GE], p[P_ZERO], p[P_VRESET], p[P_TH], p[P_CAP], p[P_V_STORE]
+    if mw[0] == 0 and ge != 0 and zero == 0:  # '>=', subtract (generic_int8, ideal, Xylo)
+        return _fire_loop(n, v, s_row, th, 1, 0, vr, cap, sat, v_bits)
+    if mw[0] == 0 and ge != 0 and zero != 0:  # '>=', zero reset
+        return _fire_loop(n, v, s_row, th, 1, 1, vr, 1, sat, v_bits)
+    if mw[0] == 0 and ge == 0 and zero != 0:  # '>', zero reset (Loihi)
+        return _fire_loop(n, v, s_row, th, 0, 1, vr, 1, sat, v_bits)
+    return _fire_loop(n, v, s_row, th, ge, zero, vr, cap, mw, v_bits)
+
+
 @numba.njit(**_JIT)
 def _neuron_block(ib, block, x, pos, neg, cnt, w, has_events, i0, v0, bias, p, spikes, vout, iout, counts, store):
     """All ``T`` steps of neuron block ``ib``: ``spikes`` [T, N] int8; ``vout``/``iout`` [T, N] if
-    ``store`` else [1, N] (the stored states after every step / the last); ``counts[ib]`` = (i, v, dv)."""
+    ``store`` else [1, N] (the stored states after every step / the last); ``counts[ib]`` = (i, v, dv).
+
+    Each step runs as three passes over the block (current, membrane, fire and reset), each a
+    short loop whose few run-time rule values stay in registers."""
     T, N = spikes.shape
-    nout = w.shape[0]
-    shift = p[P_SHIFT]
-    cw = (p[P_CUR], p[P_CUR + 1], p[P_CUR + 2], p[P_CUR + 3], p[P_CUR + 4], p[P_CUR + 5], p[P_CUR + 6])
-    mw = (p[P_MEM], p[P_MEM + 1], p[P_MEM + 2], p[P_MEM + 3], p[P_MEM + 4], p[P_MEM + 5], p[P_MEM + 6])
-    mw_wrap = (np.int64(1), mw[1], mw[2], mw[3], mw[4], mw[5], mw[6])
-    has_syn, syn_m, syn_k, syn_r = p[P_HAS_SYN], p[P_SYN], p[P_SYN + 1], p[P_SYN + 2]
-    add_first = p[P_ADD_THEN_DECAY]
-    has_mem, mem_m, mem_k, mem_r = p[P_HAS_MEM], p[P_MEMD], p[P_MEMD + 1], p[P_MEMD + 2]
-    has_in, in_m, in_k, in_r = p[P_HAS_IN], p[P_IN], p[P_IN + 1], p[P_IN + 2]
-    sat_delta, ge, zero, vr, th, cap = p[P_SAT_DELTA], p[P_GE], p[P_ZERO], p[P_VRESET], p[P_TH], p[P_CAP]
-    v_bits, i_bits = p[P_V_STORE], p[P_I_STORE]
-    clo, chi = cw[1], cw[2]
     c0 = ib * block
     n = min(N - c0, block)
     v = v0[c0:c0 + n].copy()
     cur = i0[c0:c0 + n].copy()
+    ibuf = np.empty(n, np.int64)
+    b_row = bias[c0:c0 + n]
     n_i = 0
     n_v = 0
     n_dv = 0
     for t in range(T):
-        for jj in range(n):
-            j = c0 + jj
-            # -- current (_current / _add_input): IF/LIF take the input alone, CUBA keeps i
-            i = cur[jj] if has_syn != 0 else 0
-            if has_syn != 0 and add_first == 0:
-                i = i - _decay_amount(i, syn_m, syn_k, syn_r)
-            if has_events != 0:
-                i, c = _events_add(i, pos[t, j], neg[t, j], cnt, w, t, j // nout, j % nout, clo, chi)
-            else:
-                i, c = _input_add(i, x[t, j], shift, cw)
-            n_i += c
-            if has_syn != 0:
-                if add_first != 0:
-                    i = i - _decay_amount(i, syn_m, syn_k, syn_r)
-                cur[jj] = _store(i, i_bits)  # the next step reads the stored current
-            elif has_in != 0:
-                i = _input_scale(i, in_m, in_k, in_r)
-            # -- membrane, fire, reset, overflow of the reset membrane
-            vj = v[jj]
-            dec = _decay_amount(vj - vr, mem_m, mem_k, mem_r) if has_mem != 0 else 0
-            vj, a, b = _membrane(vj, dec, i, bias[j], sat_delta, mw, mw_wrap)
-            n_v += a
-            n_dv += b
-            s, vj = _fire_reset(vj, th, ge, zero, vr, cap)
-            vj, a = _ovf(vj, mw)
-            n_v += a
-            v[jj] = _store(vj, v_bits)
-            spikes[t, j] = s
-            if store:
-                vout[t, j] = v[jj]
-                iout[t, j] = cur[jj]
+        tx = 0 if has_events != 0 else t  # the unused inputs are (1, 1) placeholders
+        tp = t if has_events != 0 else 0
+        n_i += _pass_current(n, t, c0, x[tx, c0:c0 + n], pos[tp, c0:c0 + n], neg[tp, c0:c0 + n], cnt, w,
+                             has_events, cur, ibuf, p)
+        a, b = _pass_membrane(n, v, ibuf, b_row, p)
+        n_v += a
+        n_dv += b
+        n_v += _pass_fire(n, v, spikes[t, c0:c0 + n], p)
+        if store:
+            vout[t, c0:c0 + n] = v
+            iout[t, c0:c0 + n] = cur
     if not store:
         vout[0, c0:c0 + n] = v
         iout[0, c0:c0 + n] = cur
@@ -246,7 +350,7 @@ def _synapse_block(ib, block, s, i0, p, out, counts):
     ``counts[ib]`` = (saturations, non-binary inputs)."""
     T, N = s.shape
     one, mech, k, rnd = p[0], p[1], p[2], p[3]
-    cw = (p[4], p[5], p[6], p[7], p[8], p[9], p[10])
+    cw = _width(p, 4)
     bits = p[11]
     c0 = ib * block
     n = min(N - c0, block)
@@ -283,11 +387,23 @@ def _synapse_serial(s, i0, p, out, counts, block):
 # ------------------------------------------------------------------------------------------------
 # torch wrappers
 # ------------------------------------------------------------------------------------------------
-def _set_threads() -> int:
-    """numba's thread count = torch's (capped by ``NUMBA_NUM_THREADS``); returns it."""
-    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(n)
-    return n
+def _run(serial, parallel, work: int, *args) -> None:
+    """``parallel(*args)`` on ``torch.get_num_threads()`` threads (capped by ``NUMBA_NUM_THREADS``) when
+    there are at least :data:`PARALLEL_MIN_WORK` neuron-steps and more than one thread, else ``serial``.
+
+    numba's OpenMP layer may share its thread-count setting with torch's (one ``libgomp``): torch's
+    count is restored after a parallel call, and the serial path never starts numba's threads."""
+    n = torch.get_num_threads()
+    threads = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    if work < PARALLEL_MIN_WORK or threads == 1:
+        serial(*args)
+        return
+    numba.set_num_threads(threads)
+    try:
+        parallel(*args)
+    finally:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
 
 def _i64(t: torch.Tensor) -> np.ndarray:
@@ -316,9 +432,8 @@ def neuron_sequence_numba(
     vout = torch.empty((rows, N), dtype=torch.int64)
     iout = torch.empty((rows, N), dtype=torch.int64)
     counts = np.zeros(((N + block - 1) // block, 3), np.int64)
-    kernel = _neuron_parallel if T * N >= PARALLEL_MIN_WORK and _set_threads() > 1 else _neuron_serial
-    kernel(*args, _i64(i0), _i64(v0), _i64(bias), np.asarray(rules.params(), np.int64), spikes.numpy(),
-                   vout.numpy(), iout.numpy(), counts, store, block)
+    _run(_neuron_serial, _neuron_parallel, T * N, *args, _i64(i0), _i64(v0), _i64(bias),
+         np.asarray(rules.params(), np.int64), spikes.numpy(), vout.numpy(), iout.numpy(), counts, store, block)
     return spikes, vout, iout, [int(c) for c in counts.sum(0)]
 
 
@@ -330,7 +445,7 @@ def synapse_sequence_numba(
     block = block or BLOCK
     out = torch.empty((T, N), dtype=torch.int64)
     counts = np.zeros(((N + block - 1) // block, 2), np.int64)
-    kernel = _synapse_parallel if T * N >= PARALLEL_MIN_WORK and _set_threads() > 1 else _synapse_serial
-    kernel(s.detach().contiguous().numpy(), _i64(i0), np.asarray(rules.params(), np.int64), out.numpy(), counts, block)
+    _run(_synapse_serial, _synapse_parallel, T * N, s.detach().contiguous().numpy(), _i64(i0),
+         np.asarray(rules.params(), np.int64), out.numpy(), counts, block)
     n_sat, n_bad = counts.sum(0)
     return out, int(n_sat), int(n_bad)
