@@ -58,7 +58,7 @@ def workloads(batch: int) -> list[tuple[str, str, nn.Module, torch.Tensor, torch
     """``(title, target, float net, spikes [T, N, C], labels)``."""
     g = torch.Generator().manual_seed(0)
     out = []
-    for target in ("generic_int8", "xylo"):
+    for target in ("generic_int8", "xylo", "loihi"):
         torch.manual_seed(0)
         net = default_network(target)
         x = (torch.rand(20, batch, 16, generator=g) < 0.3).float()

@@ -34,6 +34,7 @@ from typing import Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import skip_init
 
 from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedRecurrent, fold_rescale, to_fixed
 from hwsnn.fixed.arith import power_of_two_exponent
@@ -97,12 +98,12 @@ def brevitas_clipped(m: nn.Module, qw: object = None) -> int:
 def _plain_copy(m: nn.Module, weight: torch.Tensor) -> nn.Module:
     """A plain ``nn.Linear``/``nn.Conv2d`` with ``m``'s geometry and bias and the given weight (for the converters)."""
     bias = getattr(m, "bias", None)
-    if isinstance(m, nn.Linear):
-        plain: nn.Module = nn.Linear(m.in_features, m.out_features, bias=bias is not None)
+    f64 = torch.float64
+    if isinstance(m, nn.Linear):  # skip_init: no random initialisation of weights about to be overwritten
+        plain: nn.Module = skip_init(nn.Linear, m.in_features, m.out_features, bias=bias is not None, dtype=f64)
     else:
-        plain = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                          bias=bias is not None, padding_mode=m.padding_mode)
-    plain = plain.to(torch.float64)
+        plain = skip_init(nn.Conv2d, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                          m.groups, bias=bias is not None, padding_mode=m.padding_mode, dtype=f64)
     with torch.no_grad():
         plain.weight.copy_(weight)
         if bias is not None:
@@ -185,17 +186,16 @@ _PLAIN = (int, float, bool, str, type(None))
 
 def layer_fingerprint(m: nn.Module) -> tuple:
     """What a converter reads from float layer ``m``: the plain settings (numbers, strings, flags,
-    tuples of them) of ``m`` and its submodules, and the identity and version of every parameter
+    tuples and lists of them) of ``m`` and its submodules, and the identity and version of every parameter
     and buffer (and tensor setting); memories are left out. Equal fingerprints: equal twins."""
     out = []
     for sub in m.modules():
         items = []
-        for k, v in sorted(vars(sub).items()):
-            if k in ("_memories", "_memories_rv", "_parameters", "_buffers", "_modules") or k.startswith("_forward") \
-                    or k.startswith("_backward") or k.startswith("_state_dict") or k.startswith("_load_state_dict"):
-                continue
-            if isinstance(v, _PLAIN) or (isinstance(v, tuple) and all(isinstance(e, _PLAIN) for e in v)):
+        for k, v in vars(sub).items():  # (containers: memories, parameters, hooks, are not plain)
+            if isinstance(v, _PLAIN):
                 items.append((k, v))
+            elif isinstance(v, (tuple, list)) and all(isinstance(e, _PLAIN) for e in v):
+                items.append((k, tuple(v)))
             elif isinstance(v, torch.Tensor):
                 items.append((k, id(v), v._version))
         tensors = [(k, id(t), t._version) for k, t in (*sub._parameters.items(), *sub._buffers.items()) if t is not None]
@@ -262,7 +262,7 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             if quantized is not None:  # Brevitas: its grid and exponent as they are
                 layer, e_w = _plain_copy(m, quantized[0]), quantized[1]
             if fold_p is not None:
-                layer = copy.deepcopy(layer)
+                layer = copy.deepcopy(layer) if layer is m else layer  # (a plain copy is ours already)
                 with torch.no_grad():
                     layer.weight.copy_(fold_rescale(layer.weight, fold_p))
                 fold_p, e_w = None, None

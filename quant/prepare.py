@@ -60,7 +60,7 @@ from targets import Target
 from targets import load as load_target
 
 from .convert import convert, dequantize_output, layer_names
-from .qat_fused import fused_stateful
+from .qat_fused import fused_enabled, fused_stateful
 
 with warnings.catch_warnings():  # brevitas warns about optional packages at import
     warnings.simplefilter("ignore")
@@ -150,9 +150,10 @@ class QATNetwork(nn.Sequential):
         :func:`quant.convert`'s ``reuse``); dropout draw counters carry over so every call gets fresh masks."""
         key = (self.training, tuple((id(p), p._version) for p in self.parameters()))
         if self._twin is None or key != self._twin_key:
+            reuse = self._reuse if fused_enabled() else None  # HWSNN_QAT_FUSED=0: the previous path, all of it
             with torch.no_grad():
                 twin = convert(self, self.target, seed=self.seed, clip=self.clip, input_exponent=self.input_exponent,
-                               names=self.layer_names, state_exponents=self.state_exponents, reuse=self._reuse)
+                               names=self.layer_names, state_exponents=self.state_exponents, reuse=reuse)
             if self._twin is not None:
                 for new, old in zip(twin, self._twin):
                     if hasattr(old, "draws"):

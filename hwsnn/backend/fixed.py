@@ -210,8 +210,8 @@ class EventInput:
         ws = torch.cat([w.clamp(min=0), w.clamp(max=0)])  # [2 N_out, N_in]
         bound = int(c.abs().max()) * int(ws.abs().sum(1).max()) if c.numel() and w.numel() else 0
         c2 = c.reshape(T * R, n_in)
-        if bound < 2**53:
-            dt = torch.float32 if bound < 2**24 else torch.float64
+        if bound < 2**53:  # (float32 on the CPU only: CUDA may run float32 matmuls in TF32)
+            dt = torch.float32 if bound < 2**24 and c.device.type == "cpu" else torch.float64
             pq = (c2.to(dt) @ ws.to(dt).T).to(torch.int64)
         else:
             pq = (c2.cpu() @ ws.cpu().T).to(c.device)

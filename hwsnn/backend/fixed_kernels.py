@@ -124,19 +124,25 @@ def _input_add(i, x, shift, cw):
 
 
 @numba.njit(**_INLINE)
-def _events_add(i, pos, neg, cnt, w, t, r, o, lo, hi):
-    """``events.accumulate_events`` for one neuron: saturate after every event, replayed in source
-    order only when a partial sum can leave ``[lo, hi]``; ``(value, saturating adds)``."""
-    if i + pos > hi or i + neg < lo:
-        acc, n = i, 0
-        for src in range(cnt.shape[2]):
-            raw = acc + cnt[t, r, src] * w[o, src]
-            clipped = min(max(raw, lo), hi)
-            if clipped != raw:
-                n += 1
-            acc = clipped
-        return acc, n
-    return i + pos + neg, 0
+def _events_risky(i, pos, neg, lo, hi):
+    """``events.accumulate_events``, first part: whether a partial sum of this neuron's events can
+    leave ``[lo, hi]`` (``pos``/``neg``: the sums of its positive / negative terms); if not, the
+    plain sum ``i + pos + neg`` is exact."""
+    return i + pos > hi or i + neg < lo
+
+
+@numba.njit(**_INLINE)
+def _events_replay(i, cnt, w, t, r, o, lo, hi):
+    """``events.accumulate_events``, second part: the events in source order, saturating after every
+    one; ``(value, saturating adds)``."""
+    acc, n = i, 0
+    for src in range(cnt.shape[2]):
+        raw = acc + cnt[t, r, src] * w[o, src]
+        clipped = min(max(raw, lo), hi)
+        if clipped != raw:
+            n += 1
+        acc = clipped
+    return acc, n
 
 
 @numba.njit(**_INLINE)
@@ -172,27 +178,39 @@ def _fire_reset(v, th, ge, zero, vr, cap):
 # kernels
 # ------------------------------------------------------------------------------------------------
 @numba.njit(**_INLINE)
-def _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, events, cur, ibuf, shift, cw, has_syn, syn_m, syn_k,
-                  syn_r, add_first):
-    """The input loop of :func:`_pass_current` (inlined with constant rules where it can be)."""
-    nout = w.shape[0]
+def _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, events, cur, ibuf, risky, shift, cw, has_syn, syn_m,
+                  syn_k, syn_r, add_first):
+    """The input loop of :func:`_pass_current` (inlined with constant rules where it can be). Events:
+    the plain sums in the loop, the (rare) neurons whose partial sums may saturate replayed after it."""
     n_i = 0
+    n_risky = 0
+    lo, hi = cw[1], cw[2]
     for jj in range(n):
         i = cur[jj] if has_syn != 0 else 0
         if has_syn != 0 and add_first == 0:
             i = i - _decay_amount(i, syn_m, syn_k, syn_r)
         if events != 0:
-            j = c0 + jj
-            i, c = _events_add(i, p_row[jj], q_row[jj], cnt, w, t, j // nout, j % nout, cw[1], cw[2])
+            if _events_risky(i, p_row[jj], q_row[jj], lo, hi):
+                risky[n_risky] = jj
+                n_risky += 1
+            else:
+                i = i + p_row[jj] + q_row[jj]
         else:
             i, c = _input_add(i, x_row[jj], shift, cw)
+            n_i += c
+        ibuf[jj] = i
+    nout = w.shape[0]
+    for k in range(n_risky):
+        jj = risky[k]
+        j = c0 + jj
+        i, c = _events_replay(ibuf[jj], cnt, w, t, j // nout, j % nout, lo, hi)
         n_i += c
         ibuf[jj] = i
     return n_i
 
 
 @numba.njit(**_JIT)
-def _pass_current(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, p):
+def _pass_current(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, risky, p):
     """This step's current entering the membrane, ``ibuf[:n]`` (``_current`` / ``_add_input``); CUBA
     keeps its current in ``cur`` (stored dtype). Returns the current's saturation count. The
     shipped targets' rules get their own compiled input loop; any other combination the generic one."""
@@ -204,17 +222,17 @@ def _pass_current(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, 
     sat = (0, lo, hi, full, signed)
     fold = (2, lo, hi, full, signed)
     if cw[0] == 0 and has_events == 0 and has_syn == 0 and shift == 0:  # IF/LIF on generic_int8 / ideal
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, 0, sat, 0, 0, 0, 0, 0)
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, 0, sat, 0, 0, 0, 0, 0)
     elif cw[0] == 0 and has_events == 0 and has_syn != 0 and add_first == 0 and syn_m == 0 and syn_r == 0 and shift == 0:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, 0, sat, 1, 0, syn_k, 0, 0)  # CUBA, shift decay, floor
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, 0, sat, 1, 0, syn_k, 0, 0)  # CUBA, shift decay, floor
     elif cw[0] == 2 and has_events == 0 and has_syn != 0 and add_first == 0 and syn_m == 1 and syn_r == 1:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, shift, fold, 1, 1, syn_k, 1, 0)  # Loihi CUBA
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, shift, fold, 1, 1, syn_k, 1, 0)  # Loihi CUBA
     elif cw[0] == 0 and has_events != 0 and has_syn == 0:  # Xylo LIF
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, 0, sat, 0, 0, 0, 0, 0)
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, risky, 0, sat, 0, 0, 0, 0, 0)
     elif cw[0] == 0 and has_events != 0 and has_syn != 0 and add_first != 0 and syn_m == 0 and syn_r == 2:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, 0, sat, 1, 0, syn_k, 2, 1)  # Xylo CUBA
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, risky, 0, sat, 1, 0, syn_k, 2, 1)  # Xylo CUBA
     else:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, shift, cw, has_syn, syn_m, syn_k, syn_r, add_first)
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, risky, shift, cw, has_syn, syn_m, syn_k, syn_r, add_first)
     if has_syn != 0:
         i_bits = p[P_I_STORE]
         for jj in range(n):
@@ -306,6 +324,7 @@ def _neuron_block(ib, block, x, pos, neg, cnt, w, has_events, i0, v0, bias, p, s
     v = v0[c0:c0 + n].copy()
     cur = i0[c0:c0 + n].copy()
     ibuf = np.empty(n, np.int64)
+    risky = np.empty(n, np.int64)
     b_row = bias[c0:c0 + n]
     n_i = 0
     n_v = 0
@@ -314,7 +333,7 @@ def _neuron_block(ib, block, x, pos, neg, cnt, w, has_events, i0, v0, bias, p, s
         tx = 0 if has_events != 0 else t  # the unused inputs are (1, 1) placeholders
         tp = t if has_events != 0 else 0
         n_i += _pass_current(n, t, c0, x[tx, c0:c0 + n], pos[tp, c0:c0 + n], neg[tp, c0:c0 + n], cnt, w,
-                             has_events, cur, ibuf, p)
+                             has_events, cur, ibuf, risky, p)
         a, b = _pass_membrane(n, v, ibuf, b_row, p)
         n_v += a
         n_dv += b
@@ -412,6 +431,7 @@ def _i64(t: torch.Tensor) -> np.ndarray:
 
 _DUMMY2 = np.zeros((1, 1), np.int64)
 _DUMMY3 = np.zeros((1, 1, 1), np.int64)
+_ONES2 = np.ones((1, 1), np.int64)  # a (1, 1) weight: N_out = 1 when there are no events
 
 
 def neuron_sequence_numba(
@@ -425,7 +445,7 @@ def neuron_sequence_numba(
         args = (_DUMMY2, _i64(pos), _i64(neg), _i64(events.counts), _i64(events.weight), 1)
     else:
         T, N = x.shape
-        args = (_i64(x), _DUMMY2, _DUMMY2, _DUMMY3, np.ones((1, 1), np.int64), 0)
+        args = (_i64(x), _DUMMY2, _DUMMY2, _DUMMY3, _ONES2, 0)
     block = block or BLOCK
     spikes = torch.empty((T, N), dtype=torch.int8)
     rows = T if store else 1

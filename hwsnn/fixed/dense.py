@@ -67,14 +67,16 @@ def exact_int_matmul(x: torch.Tensor, w_t: torch.Tensor, x_max: Optional[int] = 
     r"""Exact :math:`X W^T` of integer tensors ``x`` ``[..., K]`` and ``w_t`` ``[K, M]`` as int64.
 
     Float64 when :math:`\max|X|\,\max|W|\,K < 2^{53}` (every partial sum is then an integer that
-    float64 holds exactly), else an int64 matmul (on the CPU: torch has no integer matmul on CUDA).
+    float64 holds exactly; float32 below :math:`2^{24}` on the CPU, where no TF32 applies), else an
+    int64 matmul (on the CPU: torch has no integer matmul on CUDA).
     Raises ``OverflowError`` when even int64 could overflow (:math:`\ge 2^{63}`).
     """
     k = w_t.shape[0]
     xm = _max_abs(x) if x_max is None else x_max
     bound = xm * _max_abs(w_t) * max(k, 1)
     if bound < _F64_EXACT:
-        return torch.matmul(x.to(torch.float64), w_t.to(torch.float64)).to(torch.int64)
+        dt = torch.float32 if bound < (1 << 24) and x.device.type == "cpu" else torch.float64
+        return torch.matmul(x.to(dt), w_t.to(dt)).to(torch.int64)
     if bound >= _I64_LIMIT:
         raise OverflowError(
             f"{who}: max|X| * max|W| * fan-in = {bound} >= 2^63; the integer sum could overflow int64"

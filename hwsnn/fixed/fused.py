@@ -38,6 +38,9 @@ __all__ = ["FusedNeuronSequence", "FusedSynapseSequence", "register_fused_neuron
 
 #: the twin classes (exactly these, not subclasses) whose step the kernels implement: class -> kind
 _KINDS: dict[type, str] = {}
+#: the twin attributes the neuron rules are made of (with the twin's class and target)
+_RULE_ATTRS = ("input_shift", "decay_syn", "decay_mem", "decay_input", "reset_kind", "v_reset", "threshold_int",
+               "max_spikes")
 
 
 def register_fused_neuron(cls: type, kind: str) -> type:
@@ -60,13 +63,30 @@ def _decay(target: Any, param: int, which: str) -> Decay:
     return Decay("mul12", int(param) + (1 if which == "syn" else 0), target.decay.rounding)
 
 
+def _broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` without enlarging it."""
+    if len(shape) > len(target):
+        return False
+    return all(a == 1 or a == b for a, b in zip(reversed(shape), reversed(target)))
+
+
 class FusedNeuronSequence:
     """Mixin of the neuron twins (:class:`hwsnn.fixed.neuron._FixedNeuron`): the fused multi-step forward."""
 
     fused_backend: str = "auto"
 
     def kernel_rules(self) -> Optional[NeuronRules]:
-        """This twin's arithmetic for the kernels, or ``None`` if they do not cover it."""
+        """This twin's arithmetic for the kernels, or ``None`` if they do not cover it (cached while
+        the attributes it is made of stay the same)."""
+        key = (type(self), id(self.target), *(getattr(self, a, None) for a in _RULE_ATTRS))  # type: ignore[attr-defined]
+        cached = self.__dict__.get("_kernel_rules_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rules = self._make_kernel_rules()
+        self.__dict__["_kernel_rules_cache"] = (key, rules)
+        return rules
+
+    def _make_kernel_rules(self) -> Optional[NeuronRules]:
         kind = _KINDS.get(type(self))
         t = self.target  # type: ignore[attr-defined]
         ok = (
@@ -122,10 +142,7 @@ class FusedNeuronSequence:
         T = data.shape[0]
         step_shape = torch.Size(x.shape[1:])
         bias = self.bias_int.to(device=data.device, dtype=torch.int64)  # type: ignore[attr-defined]
-        try:
-            if torch.broadcast_shapes(bias.shape, step_shape) != step_shape:
-                return None
-        except RuntimeError:
+        if not _broadcasts_to(bias.shape, step_shape):
             return None  # the step function reports it
         self._ensure_state(step_shape, data.device)  # type: ignore[attr-defined]
         n = math.prod(step_shape)
