@@ -34,6 +34,7 @@ PARALLEL_MIN_WORK = 1 << 18
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 _INLINE = dict(inline="always", **_JIT)
+_SMALL = dict(**_JIT)  # helpers: LLVM inlines them
 
 # layout of the neuron parameter vector (NeuronRules.params)
 P_SHIFT = 0
@@ -51,7 +52,7 @@ N_PARAMS = 36
 # ------------------------------------------------------------------------------------------------
 # the twin's arithmetic, one function per twin function
 # ------------------------------------------------------------------------------------------------
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _ovf(x, w):
     """``arith.overflow`` of one value: ``(value, 1 if it was out of range else 0)``;
     ``w = (mode, lo, hi, 2^bits, signed)`` (:func:`_width`)."""
@@ -73,13 +74,13 @@ def _ovf(x, w):
     return x, 0
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _width(p, k):
     """The overflow tuple of the width at ``p[k:k + 7]`` (Width.params()); ``mode`` replaced if >= 0."""
     return (p[k], p[k + 1], p[k + 2], p[k + 4], p[k + 6])
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _store(x, bits):
     """The twin's ``state.to(storage dtype)``: two's complement wrap to ``bits`` (8/16/32/64)."""
     if bits >= 64:
@@ -88,7 +89,7 @@ def _store(x, bits):
     return y - (1 << bits) if y >= (1 << (bits - 1)) else y
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _shift_right(x, k, rounding):
     """``arith.shift_right``: floor (0) or toward zero (1)."""
     if rounding == 1 and x < 0:
@@ -96,7 +97,7 @@ def _shift_right(x, k, rounding):
     return x >> k
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _decay_amount(x, mechanism, param, rounding):
     """``neuron.decay_amount``: shift :math:`D(x, k)` (floor / toward_zero / xylo_min1), or
     mul12 :math:`x - \\mathrm{rnd}(x (4096 - d) \\gg 12)`."""
@@ -108,7 +109,7 @@ def _decay_amount(x, mechanism, param, rounding):
     return _shift_right(x, param, rounding)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _input_scale(c, mechanism, param, rounding):
     """``FixedLIFNode._current`` with ``decay_input``: :math:`c \\gg k`, or :math:`(c\\,d) \\gg 12` (mul12)."""
     if mechanism == 1:
@@ -116,14 +117,14 @@ def _input_scale(c, mechanism, param, rounding):
     return _shift_right(c, param, rounding)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _input_add(i, x, shift, cw):
     """``_FixedNeuron._add_input`` for a tensor input: ``ovf(i + (x << s))`` in the current width.
     (Loihi's int32 wrap of ``a_in << 6`` and of the add, once the twin has it, belongs here.)"""
     return _ovf(i + (x << shift), cw)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _events_risky(i, pos, neg, lo, hi):
     """``events.accumulate_events``, first part: whether a partial sum of this neuron's events can
     leave ``[lo, hi]`` (``pos``/``neg``: the sums of its positive / negative terms); if not, the
@@ -131,7 +132,7 @@ def _events_risky(i, pos, neg, lo, hi):
     return i + pos > hi or i + neg < lo
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _events_replay(i, cnt, w, t, r, o, lo, hi):
     """``events.accumulate_events``, second part: the events in source order, saturating after every
     one; ``(value, saturating adds)``."""
@@ -145,7 +146,7 @@ def _events_replay(i, cnt, w, t, r, o, lo, hi):
     return acc, n
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _membrane(v, dec, i, b, saturated_delta, mw, mw_wrap):
     """``_FixedNeuron._membrane``: ``(v, n_v, n_dv)``; ``dec`` is the leak :math:`D` (0 for IF)."""
     if saturated_delta == 0:
@@ -158,7 +159,7 @@ def _membrane(v, dec, i, b, saturated_delta, mw, mw_wrap):
     return v, nv, n1 + n2 + n3
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_SMALL)
 def _fire_reset(v, th, ge, zero, vr, cap):
     """``neuron.fire_and_reset``: ``(spike count, membrane)``; the subtractive loop in closed form."""
     fired = v >= th if ge != 0 else v > th
