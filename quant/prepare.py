@@ -31,6 +31,12 @@ and, layer by layer,
   (:func:`hwsnn.fixed.recurrent.recurrent_to_fixed`, round to nearest on the grid that holds
   :math:`\max|w|`), so the forward is the exported twin's here too.
 
+The stateful layers run fused where they can (:mod:`quant.qat_fused`): the twin's whole sequence
+in one integer kernel and the float layer's fused BPTT over the charges taken at the twin's states,
+which is the same construction (values identical, gradients equal to float rounding);
+``HWSNN_QAT_FUSED=0`` runs every step as written above. The twin is rebuilt after every
+optimizer step; the twins of layers whose settings did not change are reused.
+
 So ``prepared(x)`` equals the dequantized output of ``quant.convert(prepared, target)(x_int)``
 bit for bit (tested for every layer kind and target); QAT optimises exactly what is exported.
 Neuron and filter time constants are frozen (the chip has :math:`\tau = 2^k` or
