@@ -304,6 +304,25 @@ TRITON_SCRIPT = textwrap.dedent(
             out_ref = torch.stack([ref.single_step_forward(s[t]) for t in range(12)])
             out = tw.fused_sequence(s)
             assert out is not None and torch.equal(out, out_ref) and tw.saturations == ref.saturations, name
+    # the QAT forward with the twins on the Triton kernels equals the step-by-step path
+    import os
+    from hwsnn.fixed.fused import FusedNeuronSequence, FusedSynapseSequence
+    import test_quant_fused as Q
+
+    class MP:  # a minimal monkeypatch for Q._run
+        def setenv(self, k, v):
+            os.environ[k] = v
+
+    import hwsnn.backend.fixed_triton as FT
+    calls = []
+    real = FT.neuron_sequence_triton
+    FT.neuron_sequence_triton = lambda *a, **k: calls.append(1) or real(*a, **k)
+    FusedNeuronSequence.fused_backend = FusedSynapseSequence.fused_backend = "triton"
+    for target, kind in (("xylo", "cuba"), ("loihi", "filter_delay"), ("generic_int8", "lif")):
+        net = Q.make_net(kind, target).train()
+        x = Q.make_input(kind, T=8, n=3)
+        Q._compare(Q._run(net, target, x, True, MP()), Q._run(net, target, x, False, MP()), target)
+    assert len(calls) >= 6, calls  # the neurons of every network ran on the Triton kernels
     print("TRITON-FIXED-OK", n)
     """
 )
