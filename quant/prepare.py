@@ -76,11 +76,38 @@ with warnings.catch_warnings():  # brevitas warns about optional packages at imp
 __all__ = ["prepare", "QATNetwork", "QuantLinear", "QuantConv2d", "weight_quantizer"]
 
 
-class QuantLinear(_SeqToANN, qnn.QuantLinear):
+class _PrimedQuantWeight:
+    """Brevitas layer mixin: the quantized weight computed for a twin rebuild (:meth:`prime_quant_weight`,
+    with its autograd graph) is handed to the layer's next forward instead of being computed again
+    (Brevitas' quantizer costs more than the layer's matmul on small layers). Used once: the call in
+    the grad mode it was made in takes it; a ``no_grad`` call (the converter) only reads it."""
+
+    def _primed_key(self) -> tuple:
+        return (id(self.weight), self.weight._version, self.training)
+
+    def prime_quant_weight(self):
+        """``quant_weight()``, kept for the next forward (when the quantizer does not depend on the input)."""
+        qw = super().quant_weight()  # type: ignore[misc]
+        if not self.weight_quant.requires_quant_input:  # type: ignore[attr-defined]
+            self.__dict__["_primed_qw"] = (self._primed_key(), torch.is_grad_enabled(), qw)
+        return qw
+
+    def quant_weight(self, quant_input=None, subtensor_slice_list=None):  # noqa: D102 - Brevitas' method
+        primed = self.__dict__.get("_primed_qw")
+        if primed is not None and subtensor_slice_list is None and primed[0] == self._primed_key():
+            if primed[1] == torch.is_grad_enabled():
+                del self.__dict__["_primed_qw"]
+                return primed[2]
+            if not torch.is_grad_enabled():
+                return primed[2]
+        return super().quant_weight(quant_input, subtensor_slice_list)  # type: ignore[misc]
+
+
+class QuantLinear(_PrimedQuantWeight, _SeqToANN, qnn.QuantLinear):
     """Brevitas ``QuantLinear`` with a step mode (``'m'``: ``[T, N, in] -> [T, N, out]``)."""
 
 
-class QuantConv2d(_SeqToANN, qnn.QuantConv2d):
+class QuantConv2d(_PrimedQuantWeight, _SeqToANN, qnn.QuantConv2d):
     """Brevitas ``QuantConv2d`` with a step mode (``'m'``: ``[T, N, C, H, W]``)."""
 
     seq_dims = (5,)
@@ -157,6 +184,10 @@ class QATNetwork(nn.Sequential):
         key = (self.training, tuple((id(p), p._version) for p in self.parameters()))
         if self._twin is None or key != self._twin_key:
             reuse = self._reuse if fused_enabled() else None  # HWSNN_QAT_FUSED=0: the previous path, all of it
+            if reuse is not None:
+                for m in self:
+                    if isinstance(m, _PrimedQuantWeight):
+                        m.prime_quant_weight()  # computed once for the converter and the next forward
             with torch.no_grad():
                 twin = convert(self, self.target, seed=self.seed, clip=self.clip, input_exponent=self.input_exponent,
                                names=self.layer_names, state_exponents=self.state_exponents, reuse=reuse)
