@@ -98,12 +98,15 @@ def brevitas_clipped(m: nn.Module, qw: object = None) -> int:
 def _plain_copy(m: nn.Module, weight: torch.Tensor) -> nn.Module:
     """A plain ``nn.Linear``/``nn.Conv2d`` with ``m``'s geometry and bias and the given weight (for the converters)."""
     bias = getattr(m, "bias", None)
+    # large layers skip the random initialisation of weights about to be overwritten (skip_init has
+    # a fixed cost of its own, more than initialising a small layer)
+    make = skip_init if m.weight.numel() > (1 << 14) else (lambda cls, *a, **k: cls(*a, **k))
     f64 = torch.float64
-    if isinstance(m, nn.Linear):  # skip_init: no random initialisation of weights about to be overwritten
-        plain: nn.Module = skip_init(nn.Linear, m.in_features, m.out_features, bias=bias is not None, dtype=f64)
+    if isinstance(m, nn.Linear):
+        plain: nn.Module = make(nn.Linear, m.in_features, m.out_features, bias=bias is not None, dtype=f64)
     else:
-        plain = skip_init(nn.Conv2d, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                          m.groups, bias=bias is not None, padding_mode=m.padding_mode, dtype=f64)
+        plain = make(nn.Conv2d, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                     m.groups, bias=bias is not None, padding_mode=m.padding_mode, dtype=f64)
     with torch.no_grad():
         plain.weight.copy_(weight)
         if bias is not None:

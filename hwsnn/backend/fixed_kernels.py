@@ -1,18 +1,26 @@
 r"""numba CPU kernels of the integer neuron and synapse-filter sequences (imported lazily: extra ``fast``).
 
 Each kernel runs all ``T`` steps of a block of :data:`BLOCK` neurons before the next block
-(blocks in parallel, ``torch.get_num_threads()`` threads), with the states of the block in small
-arrays. The arithmetic is int64 throughout, as the twins' (:mod:`hwsnn.fixed.arith`), and each
-small function below mirrors one twin function; see :mod:`hwsnn.backend.fixed` for the table.
-The rules come as one int64 vector (:meth:`hwsnn.backend.fixed.NeuronRules.params`, layout
-``P_*`` below), so a new rule is a new slot rather than a new kernel signature.
+(blocks in parallel on ``torch.get_num_threads()`` threads from :data:`PARALLEL_MIN_WORK`
+neuron-steps on, else in the calling thread), with the states of the block in small arrays. The
+arithmetic is int64 throughout, as the twins' (:mod:`hwsnn.fixed.arith`), and each small
+function below mirrors one twin function; see :mod:`hwsnn.backend.fixed` for the table. The
+rules come as one int64 vector (:meth:`hwsnn.backend.fixed.NeuronRules.params`, layout ``P_*``
+below), so a new rule is a new slot rather than a new kernel signature.
+
+A neuron step runs as three passes over the block (current, membrane, fire and reset): short
+loops whose few run-time rule values stay in registers. Each pass inlines its loop once per
+shipped target family with that family's rules as constants (the compiler folds them into a
+branch-free loop, ~3x faster) and once with run-time rules for anything else; a change of a
+target's arithmetic goes into the helper functions, which every copy shares.
 
 Saturation counts are summed per block (``counts[block, kind]``, kinds ``i``, ``v``, ``dv``) and
 added on the host: the totals equal the twin's ``saturations``, which counts one per value
 brought back into range per overflow operation.
 
 Compiled code is cached on disk (``cache=True``): the first use in a fresh environment compiles
-both kernels once (about 6 s on the 2-core CI VM), later processes load them (about 0.3 s).
+the serial kernels (about 12 s on the 2-core CI VM; the parallel ones, on the first large
+sequence, about 6 s more); later processes load them (under 1 s).
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ _SMALL = dict(**_JIT)  # helpers: LLVM inlines them
 
 # layout of the neuron parameter vector (NeuronRules.params)
 P_SHIFT = 0
-P_CUR = 1  # 7 slots: mode, lo, hi, mask, full, half, signed
+P_CUR = 1  # 7 slots (Width.params): mode, lo, hi, mask, full, half, signed
 P_MEM = 8  # 7 slots
 P_HAS_SYN, P_SYN = 15, 16  # 3 slots: mechanism, param, rounding
 P_ADD_THEN_DECAY = 19
