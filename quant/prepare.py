@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+import weakref
 from typing import Mapping, Optional, Union
 
 import torch
@@ -76,11 +77,16 @@ with warnings.catch_warnings():  # brevitas warns about optional packages at imp
 __all__ = ["prepare", "QATNetwork", "QuantLinear", "QuantConv2d", "weight_quantizer"]
 
 
+#: quantized weights primed for the next forward, per layer (outside the module: never copied or pickled)
+_PRIMED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
 class _PrimedQuantWeight:
     """Brevitas layer mixin: the quantized weight computed for a twin rebuild (:meth:`prime_quant_weight`,
     with its autograd graph) is handed to the layer's next forward instead of being computed again
     (Brevitas' quantizer costs more than the layer's matmul on small layers). Used once: the call in
-    the grad mode it was made in takes it; a ``no_grad`` call (the converter) only reads it."""
+    the grad mode it was made in takes it; a ``no_grad`` call (the converter) only reads it. Valid
+    only for the same weight tensor, version and mode."""
 
     def _primed_key(self) -> tuple:
         return (id(self.weight), self.weight._version, self.training)
@@ -89,14 +95,14 @@ class _PrimedQuantWeight:
         """``quant_weight()``, kept for the next forward (when the quantizer does not depend on the input)."""
         qw = super().quant_weight()  # type: ignore[misc]
         if not self.weight_quant.requires_quant_input:  # type: ignore[attr-defined]
-            self.__dict__["_primed_qw"] = (self._primed_key(), torch.is_grad_enabled(), qw)
+            _PRIMED[self] = (self._primed_key(), torch.is_grad_enabled(), qw)
         return qw
 
     def quant_weight(self, quant_input=None, subtensor_slice_list=None):  # noqa: D102 - Brevitas' method
-        primed = self.__dict__.get("_primed_qw")
+        primed = _PRIMED.get(self)
         if primed is not None and subtensor_slice_list is None and primed[0] == self._primed_key():
             if primed[1] == torch.is_grad_enabled():
-                del self.__dict__["_primed_qw"]
+                del _PRIMED[self]
                 return primed[2]
             if not torch.is_grad_enabled():
                 return primed[2]

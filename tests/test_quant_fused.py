@@ -183,3 +183,28 @@ def test_reused_twins_equal_a_fresh_conversion_after_optimizer_steps(target):
     new = qat._twin[neuron]
     assert new is not old and new.threshold_int * 2.0 ** new.state_exponent == 0.5
     same_as_fresh()
+
+
+def test_primed_brevitas_weight_is_used_once_and_never_copied(monkeypatch):
+    """The quantized weight of a twin rebuild feeds the next forward (one quantizer call instead of two)."""
+    from hwsnn.functional import reset_net
+
+    P = importlib.import_module("quant.prepare")
+    net = make_net("lif", "generic_int8").train()
+    qat = quant.prepare(net, "generic_int8")
+    calls = []
+    real = P.qnn.QuantLinear.quant_weight
+    monkeypatch.setattr(P.qnn.QuantLinear, "quant_weight", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    x = make_input("lif", T=6, n=3)
+    qat(x).sum().backward()  # first forward: rebuild (one call per layer), the forward takes the primed weight
+    assert len(calls) == 2
+    reset_net(qat)  # (the float states of the last forward carry its graph)
+    copy.deepcopy(qat)  # nothing primed is left on the module to copy
+    qat(x).sum().backward()  # no rebuild (weights unchanged): the forward quantizes again
+    assert len(calls) == 4
+    qat._current_twin()  # primes nothing (no rebuild)
+    with torch.no_grad():
+        qat[0].weight.add_(0.01)
+    qat._current_twin()  # rebuild: primed weights left for a forward that never comes
+    reset_net(qat)
+    copy.deepcopy(qat)
