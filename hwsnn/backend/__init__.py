@@ -37,6 +37,11 @@ thresholds that require grad, and non-floating inputs.
 Mixed precision: float16 / bfloat16 inputs run with a float32 state; spikes come back in the input
 dtype, membranes and synaptic currents in float32.
 
+Integer twins: :mod:`hwsnn.backend.fixed` runs the neuron and synapse-filter twins' whole
+sequences in one kernel (numba :mod:`~hwsnn.backend.fixed_kernels`, Triton
+:mod:`~hwsnn.backend.fixed_triton`), bit-identical to their step functions; :mod:`hwsnn.backend.ste`
+gives quantization-aware training the float layers' fused BPTT at the twins' states.
+
 CPU memory: the large ``[T, N]`` buffers of the CPU kernels (outputs, the saved charge, gradients)
 come from a small caching pool (:class:`~hwsnn.backend.fused.HostPool`, ``HWSNN_CPU_POOL_MB``,
 default 2048, 0 disables it) because fresh multi-megabyte allocations are page-faulted on first
