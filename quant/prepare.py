@@ -134,7 +134,7 @@ def weight_quantizer(target: Union[str, Target]) -> dict:
     return dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits)
 
 
-def _quant_layer(m: nn.Module, quantizer: dict) -> nn.Module:
+def quant_layer(m: nn.Module, quantizer: dict) -> nn.Module:
     """The Brevitas twin of a float ``Linear``/``Conv2d`` with the same weights and step mode."""
     step_mode = getattr(m, "step_mode", "s")
     bias = m.bias is not None
@@ -312,7 +312,7 @@ def prepare(
     new: list[nn.Module] = []
     for m in layers:
         if isinstance(m, (nn.Linear, nn.Conv2d)) and not hasattr(m, "quant_weight"):
-            new.append(_quant_layer(m, quantizer))
+            new.append(quant_layer(m, quantizer))
             continue
         c = copy.deepcopy(m)
         if isinstance(c, _STATEFUL):  # tau = 2^k / 4096/d on the chip: frozen during QAT (not rc's weights)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from numba import prange
 
-from .fixed import EventInput, NeuronRules, SynapseRules
+from .fixed_rules import EventInput, NeuronRules, SynapseRules
 
 __all__ = ["BLOCK", "neuron_sequence_numba", "synapse_sequence_numba"]
 

@@ -22,7 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without triton
     raise ImportError("hwsnn.backend.fixed_triton needs Triton: install it with `pip install hwsnn[triton]`") from exc
 
-from .fixed import EventInput, NeuronRules, SynapseRules, Width
+from .fixed_rules import EventInput, NeuronRules, SynapseRules, Width
 
 __all__ = ["BLOCK", "neuron_sequence_triton", "synapse_sequence_triton"]
 
