@@ -1,4 +1,4 @@
-"""The house, checked from the source: which package imports which (README, "Layout"), and no
+"""The house, checked from the source: which package imports which (docs/architecture.md), and no
 import loops. Every import statement counts, also those inside functions (a lazy import is still
 a dependency)."""
 

@@ -19,7 +19,7 @@ an empty file is the built-in default job (``examples/run.yaml`` spells the defa
       #   x_test [T, N, ...], y_test [N] (loaded with allow_pickle=False);
       #   classes (optional: labels must lie in [0, classes))
       # shd, nmnist (hwsnn.events; tonic): path (required) to the data set's folder, read when
-      #   the data is loaded (never downloaded); binning and cache options: README, examples/shd_xylo.yaml
+      #   the data is loaded (never downloaded); binning and cache options: docs/main-job.md, examples/shd_xylo.yaml
     network:                 # default (absent or null): hwsnn.demo.default_network(target)
       - {type: Linear, in_features: 16, out_features: 64, bias: false}
       - {type: LIFNode, tau: 2.0, v_reset: null, surrogate_function: {type: ATan, alpha: 2.0}}
