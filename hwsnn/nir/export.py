@@ -33,7 +33,8 @@ import torch
 import torch.nn as nn
 
 from .. import __version__, layer, neuron
-from ..functional import reset_net, set_step_mode
+from ..base import MemoryModule
+from ..functional import set_step_mode
 from .conventions import META_KEY, NIRError, check_dt, dump_meta, require_nir
 from .delayed_reset import DelayedResetCuba, DelayedResetLIF
 from .graph import sanitize
@@ -182,12 +183,25 @@ def layer_nodes(m: nn.Module, name: str, shape: tuple[int, ...], dt: float) -> O
                    "and the modules of hwsnn.nir", name)
 
 
+def fresh_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every memory at its reset value (``model`` keeps its state: the
+    memories are put aside, the modules reset for the copy, then given back)."""
+    saved = [(m, list(m.named_memories())) for m in model.modules() if isinstance(m, MemoryModule)]
+    try:
+        for m, _ in saved:
+            m.reset()
+        return copy.deepcopy(model)
+    finally:
+        for m, mem in saved:
+            for name, value in mem:
+                setattr(m, name, value)
+
+
 def probe_shapes(layers: Sequence[nn.Module], input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     """One sample's input shape of every layer and the final output shape (``len(layers) + 1``),
     from one step of a reset copy on zeros."""
-    probe = copy.deepcopy(nn.Sequential(*layers))
+    probe = fresh_copy(nn.Sequential(*layers))
     set_step_mode(probe, "s")
-    reset_net(probe)
     p = next((t for t in probe.parameters() if t.is_floating_point()), None)
     x = torch.zeros((1, *input_shape), dtype=p.dtype if p is not None else torch.float32)
     shapes = []

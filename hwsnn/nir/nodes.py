@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from .. import layer, neuron
-from .conventions import RESETS, NIRError, Source, load_meta, snap
+from .conventions import RESETS, SNAP_RTOL, NIRError, Source, load_meta, snap
 from .delayed_reset import DelayedResetCuba, DelayedResetLIF
 from .graph import Unit, kind
 from .modules import CubaLeakyIntegrator, LeakyIntegrator, Scale, Threshold
@@ -80,14 +80,20 @@ def _value(a: np.ndarray) -> Any:
     return float(a.reshape(-1)[0]) if _uniform(a) else torch.from_numpy(np.ascontiguousarray(a))
 
 
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A float64 tensor: 0-d when every value is the same, else per neuron."""
+    return torch.tensor(_value(a), dtype=torch.float64) if _uniform(a) else torch.from_numpy(np.ascontiguousarray(a))
+
+
 def _exact(node: Any, name: str, key: str, computed: np.ndarray) -> np.ndarray:
     """hwsnn's exact value of ``key`` from the node's metadata when present and consistent with
-    ``computed`` (what the node's own fields give), else ``computed``."""
+    ``computed`` (what the node's own fields give, after :func:`snap`: so within a relative
+    ``4 * SNAP_RTOL``), else ``computed``."""
     params = (getattr(node, "metadata", None) or {}).get(PARAMS_KEY)
     if not isinstance(params, dict) or key not in params:
         return computed
     exact = np.broadcast_to(np.asarray(params[key], dtype=np.float64), computed.shape)
-    if not np.allclose(exact, computed, rtol=1e-9, atol=0.0, equal_nan=False):
+    if not np.allclose(exact, computed, rtol=4 * SNAP_RTOL, atol=0.0, equal_nan=False):
         raise NIRError(f"node {name!r} ({kind(node)}): {key} = {computed.reshape(-1)[:4]} per step does not match "
                        f"the value hwsnn recorded in its metadata ({exact.reshape(-1)[:4]}); was the node edited "
                        f"after export? Remove metadata[{PARAMS_KEY!r}] to import the node's own values", name)
@@ -168,18 +174,19 @@ def _neuron(node: Any, name: str, ctx: Context, recurrent: bool) -> list:
     t = kind(node)
     meta = load_meta(getattr(node, "metadata", None), f"node {name!r} ({t})")
     timing = (meta or {}).get("reset_timing", ctx.source.reset_timing)
+    wipe = bool((meta or {}).get("wipe_input", recurrent))  # snnTorch: RLeaky's zero reset drops the step's input
     if t in ("LI", "CubaLI"):
         shape = _shape(node, ("tau",) if t == "LI" else ("tau_syn", "tau_mem"), name)
         v_leak = _value(_arr(node, "v_leak", shape))
         if t == "LI":
             tau = _steps(node, name, "tau", ctx, shape, 1.0, False)
-            mods = [LeakyIntegrator(torch.from_numpy(tau), torch.as_tensor(v_leak))]
+            mods = [LeakyIntegrator(_tensor(tau), torch.as_tensor(v_leak, dtype=torch.float64))]
             _scale_before(_gain(node, name, ctx, shape, "r", "tau"), mods, ctx, name)
             return mods
         ts = _steps(node, name, "tau_syn", ctx, shape, 1.0, False)
         tm = _steps(node, name, "tau_mem", ctx, shape, 1.0, False)
         g = snap(_gain(node, name, ctx, shape, "w_in", "tau_syn") * _gain(node, name, ctx, shape, "r", "tau_mem"))
-        mods = [CubaLeakyIntegrator(torch.from_numpy(ts), torch.from_numpy(tm), torch.as_tensor(v_leak))]
+        mods = [CubaLeakyIntegrator(_tensor(ts), _tensor(tm), torch.as_tensor(v_leak, dtype=torch.float64))]
         _scale_before(g, mods, ctx, name)
         return mods
     shape = _shape(node, ("v_threshold",), name)
@@ -188,7 +195,7 @@ def _neuron(node: Any, name: str, ctx: Context, recurrent: bool) -> list:
     if t == "IF":
         g = _gain(node, name, ctx, shape, "r", None)
         if timing == "next_step":
-            mods = [DelayedResetLIF(1.0, torch.as_tensor(vth), reset, wipe_input=recurrent)]
+            mods = [DelayedResetLIF(1.0, torch.as_tensor(vth, dtype=torch.float64), reset, wipe_input=wipe)]
         else:
             mods = [neuron.IFNode(v_threshold=vth, v_reset=_leak_and_reset(node, name, shape, reset, False))]
         _scale_before(g, mods, ctx, name)
@@ -199,7 +206,7 @@ def _neuron(node: Any, name: str, ctx: Context, recurrent: bool) -> list:
         if timing == "next_step":
             _leak_and_reset(node, name, shape, "subtract", True)  # snnTorch: v_leak = v_reset = 0
             beta = _exact(node, name, "beta", 1.0 - 1.0 / tau)
-            mods = [DelayedResetLIF(torch.from_numpy(beta), torch.as_tensor(vth), reset, wipe_input=recurrent)]
+            mods = [DelayedResetLIF(_tensor(beta), torch.as_tensor(vth, dtype=torch.float64), reset, wipe_input=wipe)]
             _scale_before(g, mods, ctx, name)
             return mods
         vr = _leak_and_reset(node, name, shape, reset, True)
@@ -217,7 +224,7 @@ def _neuron(node: Any, name: str, ctx: Context, recurrent: bool) -> list:
             _leak_and_reset(node, name, shape, "subtract", True)
             alpha = _exact(node, name, "alpha", 1.0 - 1.0 / ts)
             beta = _exact(node, name, "beta", 1.0 - 1.0 / tm)
-            mods = [DelayedResetCuba(torch.from_numpy(alpha), torch.from_numpy(beta), torch.as_tensor(vth), reset)]
+            mods = [DelayedResetCuba(_tensor(alpha), _tensor(beta), torch.as_tensor(vth, dtype=torch.float64), reset)]
         else:
             vr = _leak_and_reset(node, name, shape, reset, True)
             mods = [neuron.CubaLIFNode(tau_syn=_value(ts), tau_mem=_value(tm), v_threshold=vth, v_reset=vr)]
@@ -307,9 +314,9 @@ def build_unit(unit: Unit, ctx: Context) -> list:
     if t in ("Linear", "Affine", "Conv1d", "Conv2d"):
         return _weights(node, name, ctx)
     if t == "Scale":
-        return [Scale(torch.from_numpy(np.asarray(node.scale, np.float64)))]
+        return [Scale(_tensor(np.asarray(node.scale, np.float64)))]
     if t == "Threshold":
-        return [Threshold(torch.from_numpy(np.asarray(node.threshold, np.float64)))]
+        return [Threshold(_tensor(np.asarray(node.threshold, np.float64)))]
     if t == "Flatten":
         s, e = int(node.start_dim), int(node.end_dim)
         return [layer.Flatten(s + 1 if s >= 0 else s, e + 1 if e >= 0 else e)]
