@@ -24,8 +24,6 @@ network is written by :mod:`hwsnn.nir.twin` (values dequantized, the integers in
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -34,14 +32,18 @@ import torch.nn as nn
 
 from .. import __version__, layer, neuron
 from ..base import MemoryModule
+from ..fixed import FixedModule
+from ..fixed.names import twin_layer_names
 from ..functional import set_step_mode
+from .chain import chain_graph, write_graph
 from .conventions import META_KEY, NIRError, check_dt, dump_meta, require_nir
 from .delayed_reset import DelayedResetCuba, DelayedResetLIF
 from .graph import sanitize
 from .modules import CubaLeakyIntegrator, LeakyIntegrator, Scale, Threshold
 from .nodes import PARAMS_KEY
+from .twin import twin_graph
 
-__all__ = ["export_to_nir", "write_graph", "chain_graph", "layers_of"]
+__all__ = ["export_to_nir", "layers_of"]
 
 
 def _np(t: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -227,48 +229,6 @@ def default_input_shape(layers: Sequence[nn.Module]) -> tuple[int, ...]:
                      "input_shape=(C, H, W) or (features,) for one sample")
 
 
-def chain_graph(items: list[tuple[str, dict, list]], input_shape: tuple[int, ...], output_shape: tuple[int, ...],
-                metadata: dict) -> Any:
-    """A NIR graph ``input -> items... -> output``; each item: its entry node's name, its nodes and
-    internal edges; its exit is its node without an outgoing internal edge (the entry when every node has one:
-    a recurrent population)."""
-    nir = require_nir()
-    nodes: dict = {"input": nir.Input(input_type=np.array(input_shape))}
-    edges: list = []
-    prev = "input"
-    for entry, ns, internal in items:
-        nodes.update(ns)
-        edges.append((prev, entry))
-        edges.extend(internal)
-        sources = {a for a, _ in internal}
-        ends = [k for k in ns if k not in sources]
-        prev = ends[0] if internal and len(ends) == 1 else entry
-    nodes["output"] = nir.Output(output_type=np.array(output_shape))
-    edges.append((prev, "output"))
-    try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
-    except (ValueError, AssertionError) as err:
-        raise NIRError(f"export_to_nir: NIR's type check refused the graph: {err}") from None
-
-
-def write_graph(graph: Any, path: Any) -> None:
-    """Write ``graph`` to the ``.nir`` file ``path`` atomically (a temporary file, then a rename)."""
-    nir = require_nir()
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise FileNotFoundError(f"export_to_nir: the directory {d} of {path} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".nir.tmp")
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def export_to_nir(model: nn.Module, dt: float = 1e-4, *, input_shape: Optional[Sequence[int]] = None,
                   path: Any = None, input_kind: str = "spikes", input_exponent: int = 0) -> Any:
     r"""The NIR graph of an hwsnn network (module docstring); written to ``path`` when given.
@@ -287,11 +247,9 @@ def export_to_nir(model: nn.Module, dt: float = 1e-4, *, input_shape: Optional[S
     layers, names = layers_of(model)
     if not layers:
         raise ValueError("export_to_nir: the network has no layers")
-    from ..fixed import FixedModule
-
     if any(isinstance(m, FixedModule) for m in layers):
-        from .twin import twin_graph
-
+        if all(isinstance(m, FixedModule) for m in layers):
+            names = twin_layer_names(layers)  # the names of the bundle's ops (quant.export)
         graph = twin_graph(layers, names, dt, input_shape, input_kind, input_exponent)
     else:
         shape_in = tuple(int(s) for s in input_shape) if input_shape is not None else default_input_shape(layers)

@@ -33,7 +33,7 @@ from ..fixed.base import twin_from_spec
 from ..fixed.neuron import tau_of
 from ..functional import set_step_mode
 from .conventions import META_KEY, TABLES_KEY, NIRError, dump_meta, load_meta, require_nir
-from .export import chain_graph, write_graph  # noqa: F401  (write_graph: re-exported for callers)
+from .chain import chain_graph
 from .graph import load_graph
 from .nodes import PARAMS_KEY
 
