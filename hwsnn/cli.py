@@ -251,12 +251,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from quant.views import add_view, available_views
+    from quant.views import add_view, available_views, unknown_view_message
 
     views = available_views()
     for name in args.format:  # checked before any training
         if name not in views:
-            raise InputError(f"--format {name}: unknown export format; known: {', '.join(sorted(views)) or 'none'}")
+            raise InputError(f"--format {name}: {unknown_view_message(name, views)}")
     result, status = _job(args, export_only=True)
     if result is None:
         return status
@@ -271,13 +271,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _formats(args: argparse.Namespace) -> int:
-    from quant.views import available_views
+    from quant.views import available_views, missing_view_modules
 
     views = available_views()
     if not views:
         print("no vendor views are installed")
     for name, view in sorted(views.items()):
         print(f"{name:<16} {view.description}")
+    for mod, why in sorted(missing_view_modules().items()):
+        print(f"(not installed: {mod}: {why})")
     return EXIT_OK
 
 

@@ -139,8 +139,12 @@ def _check_outputs(net: nn.Module, x: torch.Tensor, *ys: torch.Tensor) -> None:
 
     probe = copy.deepcopy(net)
     reset_net(probe)
-    with torch.no_grad():
-        width = probe(x[:, :1]).shape[-1]
+    try:
+        with torch.no_grad():
+            width = probe(x[:, :1]).shape[-1]
+    except (RuntimeError, ValueError) as err:
+        raise PreflightError(f"model: it does not take the data's input of shape {list(x.shape[2:])} per sample: "
+                             f"{str(err).splitlines()[0]}") from None
     classes = int(max(int(y.max()) for y in ys)) + 1
     if width < classes:
         raise PreflightError(f"model: it has {width} outputs, but the data has {classes} classes")
