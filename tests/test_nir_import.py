@@ -236,3 +236,11 @@ def test_bad_files_are_named(tmp_path):
         hn.import_from_nir(bad, dt=1e-3)
     with pytest.raises(TypeError, match="expected a nir.NIRGraph or the path"):
         hn.import_from_nir(42, dt=1e-3)
+
+
+def test_without_nir_the_extra_is_named(monkeypatch, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "nir", None)  # `import nir` now fails as if not installed
+    with pytest.raises(ImportError, match=r'pip install "hwsnn\[nir\]"'):
+        hn.import_from_nir(tmp_path / "any.nir", dt=1e-3)
+    with pytest.raises(ImportError, match=r'pip install "hwsnn\[nir\]"'):
+        hn.export_to_nir(torch.nn.Sequential(torch.nn.Linear(2, 2)))
