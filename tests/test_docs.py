@@ -1,9 +1,11 @@
 """The documentation site: every ```python block of docs/*.md runs as written (as the README's
-do), every link of the README and the docs points at a file inside the repository, and
+do; a block whose first line is ``# needs: MODULE`` is skipped where that optional module is not
+installed), every link of the README and the docs points at a file inside the repository, and
 ``mkdocs build --strict`` passes (the API reference is generated from the docstrings)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -29,6 +31,9 @@ def test_docs_have_examples():
 
 @pytest.mark.parametrize("page,index,block", BLOCKS, ids=[f"{p.stem}[{i}]" for p, i, _ in BLOCKS])
 def test_docs_example_runs(page, index, block):
+    need = re.match(r"# needs: (\S+)\n", block)
+    if need and importlib.util.find_spec(need.group(1)) is None:
+        pytest.skip(f"{page.name} python block {index} needs {need.group(1)} (an optional extra)")
     exec(compile(block, f"{page.relative_to(REPO)}[python block {index}]", "exec"), {"__name__": "__docs__"})
 
 
