@@ -160,8 +160,6 @@ PRIVATE_PENDING = {
     ("hwsnn.fixed.recurrent", "hwsnn.fixed.neuron", "_FixedNeuron"),
     *(("hwsnn.fixed.conv", "hwsnn.fixed.dense", n) for n in (
         "_F64_EXACT", "_I64_LIMIT", "_FixedSynapticLayer", "_check_fan", "_max_abs", "_quantize_synaptic")),
-    ("hwsnn.neuron.cuba", "hwsnn.neuron.nodes", "_check_real"),
-    ("hwsnn.neuron.simple", "hwsnn.neuron.nodes", "_check_real"),
 }
 
 

@@ -32,7 +32,7 @@ Threshold = Union[float, torch.Tensor]
 TimeConstant = Union[float, torch.Tensor]
 
 
-def _check_real(name: str, value: object, owner: str) -> float:
+def check_real(name: str, value: object, owner: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TypeError(f"{owner}: {name} must be a finite real number; got {value!r}")
     return float(value)
@@ -54,7 +54,7 @@ def check_tau(name: str, value: object, owner: str, *, low: float, inclusive: bo
             raise ValueError(f"{owner}: {name} must be {'>=' if inclusive else '>'} {low:g} for every neuron; "
                              f"got {float(vals[idx])} at index {list(idx)}")
         return tau
-    tau = _check_real(name, value, owner)
+    tau = check_real(name, value, owner)
     if (tau < low) if inclusive else (tau <= low):
         why = "the decay 1/tau must lie in (0, 1]" if inclusive else "the decay 1/tau must lie in (0, 1)"
         raise ValueError(f"{owner}: {name} must be {'>=' if inclusive else '>'} {low:g} ({why}); got {tau}")
@@ -115,9 +115,9 @@ class BaseNode(MemoryModule):
         owner = type(self).__name__
         self.backend = check_backend(backend, owner)
         if not isinstance(v_threshold, torch.Tensor):
-            v_threshold = _check_real("v_threshold", v_threshold, owner)
+            v_threshold = check_real("v_threshold", v_threshold, owner)
         if v_reset is not None:
-            v_reset = _check_real("v_reset", v_reset, owner)
+            v_reset = check_real("v_reset", v_reset, owner)
         if surrogate_function is None:
             surrogate_function = Sigmoid()
         elif not callable(surrogate_function):
