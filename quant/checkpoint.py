@@ -113,7 +113,7 @@ def _flatten(v: Any, prefix: str, out: dict[str, Any]) -> None:
             out[prefix] = {}
         for k, x in v.items():
             _flatten(x, f"{prefix}.{k}" if prefix else str(k), out)
-    elif isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v):
+    elif isinstance(v, list) and any(isinstance(x, (dict, list, str)) for x in v):  # numbers: one field
         out[f"{prefix}.length"] = len(v)
         for i, x in enumerate(v):
             _flatten(x, f"{prefix}[{i}]", out)
