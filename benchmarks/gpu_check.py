@@ -249,22 +249,23 @@ def check_integer_kernels(device: torch.device, T: int, n: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------ 3. CUDA against CPU
-def check_cuda_vs_cpu() -> None:
+def check_cuda_vs_cpu(cuda: torch.device = torch.device("cuda")) -> None:
+    """CUDA (``cuda``; the tests pass the CPU to run this code without a GPU) against the CPU."""
     import quant
     from hwsnn.demo import default_network
     from hwsnn.functional import reset_net
 
-    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    cpu = torch.device("cpu")
     torch.manual_seed(5)
     net = default_network(dropout=0.0)
     x = (torch.rand(20, 64, 16) < 0.3).float()
     res = {}
-    for dev in (cpu, cuda):
+    for key, dev in (("cpu", cpu), ("cuda", cuda)):
         m = copy.deepcopy(net).to(dev)
         reset_net(m)
         y = m(x.to(dev))
         y.sum().backward()
-        res[dev.type] = (y.detach().cpu(), [p.grad.cpu() for p in m.parameters() if p.grad is not None])
+        res[key] = (y.detach().cpu(), [p.grad.cpu() for p in m.parameters() if p.grad is not None])
     (y1, g1), (y2, g2) = res["cpu"], res["cuda"]
     flips = float((y1 != y2).double().mean())
     dg = max((rel_diff(a, b) for a, b in zip(g2, g1)), default=0.0)
@@ -290,19 +291,19 @@ def check_cuda_vs_cpu() -> None:
 
 
 # ------------------------------------------------------------------------------------------ 4. the main job
-def check_main_job() -> None:
+def check_main_job(device: str = "cuda") -> None:
     from hwsnn import cli
 
     tiny = ["--epochs", "1", "--qat-epochs", "1", "--train-samples", "256", "--test-samples", "64", "--no-progress",
             "--no-plots"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "o"
-        status = cli.main(["run", *tiny, "--device", "cuda", "--out", str(out)])
-        report("hwsnn run --device cuda: bit-exact, fits", status == 0, f"exit status {status}")
+        status = cli.main(["run", *tiny, "--device", device, "--out", str(out)])
+        report(f"hwsnn run --device {device}: bit-exact, fits", status == 0, f"exit status {status}")
         first = {str(p.relative_to(out)): p.read_bytes() for p in (out / "export").rglob("*") if p.is_file()}
         status = cli.main(["run", *tiny, "--device", "cpu", "--resume", "--out", str(out)])
         again = {str(p.relative_to(out)): p.read_bytes() for p in (out / "export").rglob("*") if p.is_file()}
-        report("CUDA-trained checkpoints give the same bundle bytes when exported again on the CPU",
+        report(f"{device}-trained checkpoints give the same bundle bytes when exported again on the CPU",
                status == 0 and bool(first) and first == again, f"{len(first)} files, exit status {status}")
 
 
@@ -323,10 +324,9 @@ def median_ms(fn: Callable[[], None], reps: int, device: torch.device, warmup: i
     return sorted(times)[len(times) // 2] * 1e3
 
 
-def lif_rows(T: int, N: int, reps: int) -> list[Row]:
+def lif_rows(T: int, N: int, reps: int, cuda: torch.device = torch.device("cuda")) -> list[Row]:
     from hwsnn.neuron import LIFNode
 
-    cuda = torch.device("cuda")
     rows: list[Row] = []
 
     def step_of(node):
@@ -355,9 +355,9 @@ def lif_rows(T: int, N: int, reps: int) -> list[Row]:
                        ("hwsnn step-by-step autograd", step_by_step),
                        ("spikingjelly 2.0, backend torch", spikingjelly)]:
         try:
-            rows.append((f"{name} (cuda)", median_ms(step_of(make().to(cuda)), reps, cuda), ""))
+            rows.append((f"{name} ({cuda.type})", median_ms(step_of(make().to(cuda)), reps, cuda), ""))
         except Exception as exc:  # noqa: BLE001 - a missing peer is a row saying why
-            rows.append((f"{name} (cuda)", None, f"{type(exc).__name__}: {str(exc)[:80]}"))
+            rows.append((f"{name} ({cuda.type})", None, f"{type(exc).__name__}: {str(exc)[:80]}"))
     return rows
 
 

@@ -80,3 +80,33 @@ def test_gpu_check_fails_on_a_wrong_kernel():
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "SABOTAGE-CAUGHT" in proc.stdout
+
+
+GPU_PATHS = textwrap.dedent(
+    r"""
+    import sys, torch
+    sys.path.insert(0, "benchmarks")
+    import gpu_check as G
+
+    cpu = torch.device("cpu")
+    G.check_cuda_vs_cpu(cpu)        # the GPU-only comparisons, CPU against CPU: the code runs and agrees
+    G.check_main_job("cpu")         # hwsnn run, then --resume --device cpu: same bundle bytes
+    rows = G.lif_rows(4, 64, 1, cpu)
+    assert [r[0] for r in rows][:3] == ["hwsnn triton (cpu)", "hwsnn torch kernels (cpu)",
+                                       "hwsnn step-by-step autograd (cpu)"], rows
+    assert all(ms is not None and ms > 0 for _, ms, _ in rows[:3]), rows
+    assert G.FAILURES == [], G.FAILURES
+    print("GPU-PATHS-OK")
+    """
+)
+
+
+def test_gpu_only_code_paths_run_on_the_cpu():
+    """The parts that run only with a GPU, pointed at the CPU, so that a mistake in them shows here
+    and not on a lent GPU (the comparisons are then CPU against CPU)."""
+    pytest.importorskip("triton")
+    env = {**_env(), "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", GPU_PATHS], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "GPU-PATHS-OK" in proc.stdout
