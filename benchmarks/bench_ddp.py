@@ -10,7 +10,9 @@ float network, then its QAT network on ``generic_int8``. Configurations (each in
   the same steps with the same global batch (:mod:`hwsnn.parallel`).
 
 Reported: the median epoch time of rank 0 (ranks synchronized before and after every epoch), the
-samples per second, the speed-up over ``1 x 1``, and the largest weight difference between the
+samples per second, the speed-up over ``1 x 1``, the CPU seconds of all ranks per epoch (process
+time: less sensitive than wall time to other jobs on a shared machine; it includes threads that
+spin while waiting), and the largest weight difference between the
 ``P x 1`` run and the ``1 x 1`` run after the same epochs (the data-parallel step equals the
 single-process step up to float rounding). The machine's load average is printed: on a shared
 machine other jobs take cores too.
@@ -58,17 +60,21 @@ def worker(rank: int, world: int, threads: int, batch: int, reps: int, store: st
         torch.manual_seed(0)
         net = default_network("generic_int8", dropout=0.0)
         times: dict[str, list[float]] = {"float": [], "QAT": []}
+        cpu: dict[str, list[float]] = {"float": [], "QAT": []}
         model = net
         for stage in ("float", "QAT"):
             if stage == "QAT":
                 model = quant.prepare(net, "generic_int8", clip=True)
             for r in range(reps + 1):
                 sync()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 train(model, x, y, epochs=1, lr=1e-3, batch_size=batch, seed=r, progress=False, cosine=False)
+                c1 = time.process_time()
                 sync()
                 if r > 0:
                     times[stage].append(time.perf_counter() - t0)
+                    cpu[stage].append(c1 - c0)
+        torch.save({"cpu": cpu}, Path(out) / f"cpu{rank}.pt")
         if rank == 0:
             torch.save({"times": times, "n": int(x.shape[1]), "state": net.state_dict(),
                         "qat": {k: v for k, v in model.state_dict().items() if v.is_floating_point()}},
@@ -81,7 +87,11 @@ def worker(rank: int, world: int, threads: int, batch: int, reps: int, store: st
 def run_config(procs: int, threads: int, batch: int, reps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         mp.spawn(worker, args=(procs, threads, batch, reps, str(Path(tmp) / "store"), tmp), nprocs=procs, join=True)
-        return torch.load(Path(tmp) / "result.pt", weights_only=True)
+        result = torch.load(Path(tmp) / "result.pt", weights_only=True)
+        ranks = [torch.load(Path(tmp) / f"cpu{r}.pt", weights_only=True)["cpu"] for r in range(procs)]
+        # CPU seconds of all ranks together per epoch (the median epoch of each rank, summed)
+        result["cpu"] = {k: sum(statistics.median(c[k]) for c in ranks) for k in ranks[0]}
+        return result
 
 
 def max_weight_diff(a: dict, b: dict) -> float:
@@ -116,10 +126,11 @@ def main() -> int:
     for stage in ("float", "QAT"):
         t_base = statistics.median(base["times"][stage])
         print(f"\n### {stage} training, one epoch ({n} samples, T = 20), median of {args.reps}\n")
-        print("| configuration | s / epoch | samples / s | speed-up vs 1 x 1 |\n|---|---:|---:|---:|")
+        print("| configuration | s / epoch (wall) | samples / s | speed-up vs 1 x 1 | CPU s / epoch, all ranks |\n"
+              "|---|---:|---:|---:|---:|")
         for name, *_ in configs:
             t = statistics.median(results[name]["times"][stage])
-            print(f"| {name} | {t:.2f} | {n / t:.0f} | {t_base / t:.2f} |")
+            print(f"| {name} | {t:.2f} | {n / t:.0f} | {t_base / t:.2f} | {results[name]['cpu'][stage]:.2f} |")
     ddp = results[configs[2][0]]
     print(f"\nlargest weight difference, {P} processes vs 1 process after the same epochs: "
           f"float {max_weight_diff(ddp['state'], base['state']):.1e}, QAT {max_weight_diff(ddp['qat'], base['qat']):.1e}")
