@@ -20,7 +20,9 @@ Exit status (every command):
       any training)
 3     a corrupt or tampered bundle: a file, table or manifest field differs from its digest
 4     ``run``: the network does not fit the target (the report says why)
-70    an internal error (a bug in hwsnn: please report it with ``HWSNN_DEBUG=1`` set)
+70    an internal error (a bug in hwsnn: please report it with ``HWSNN_DEBUG=1`` set); also a
+      rank of a ``torchrun`` job that stopped because another rank failed (that rank prints its
+      own error and status)
 130   interrupted (Ctrl-C)
 ====  =====================================================================================
 """
@@ -78,6 +80,13 @@ def _job_arguments(p: argparse.ArgumentParser) -> None:
                                             "(default: the graph's hwsnn metadata; snnTorch/SpikingJelly write 1e-4)")
     p.add_argument("--reset", choices=["zero", "subtract"], help="with --model: the reset of every spiking neuron "
                                                                  "(default: the metadata's, else the NIR version's)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where training and QAT run (default auto: a GPU when torch sees one); under torchrun each "
+                        "process uses the GPU of its local rank")
+    p.add_argument("--resume", action="store_true",
+                   help="load the checkpoints of an earlier run with the same settings instead of training")
+    p.add_argument("--checkpoints", metavar="DIR",
+                   help="checkpoint directory (default for run: <out>/checkpoints; export: none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,7 +227,9 @@ def _job(args: argparse.Namespace, *, export_only: bool):
     except (ConfigError, TargetError) as exc:
         return None, _fail(exc)
     what = f"run file {args.config}" if args.config else "the embedded digits task"
-    print(f"hwsnn {__version__} main job on {what}, target {config.target}, seed {config.seed}")
+    session = args.session
+    print(f"hwsnn {__version__} main job on {what}, target {config.target}, seed {config.seed}; training on "
+          f"{session.describe()}")
     from pathlib import Path
 
     extra: dict = {}
@@ -233,6 +244,7 @@ def _job(args: argparse.Namespace, *, export_only: bool):
     result = run_job(config, progress=not args.no_progress, plots=not getattr(args, "no_plots", True),
                      export_only=export_only, overwrite=getattr(args, "overwrite", True),
                      export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False),
+                     session=session, resume=args.resume, checkpoint_dir=args.checkpoints and Path(args.checkpoints),
                      **extra)
     return result, None
 
@@ -262,7 +274,7 @@ def _export(args: argparse.Namespace) -> int:
         return status
     print(f"  exported {len(result.conversion)} layers for {result.target} to {result.export}")
     digest = result.digest
-    for name in args.format:
+    for name in args.format if args.session.is_main else ():  # rank 0 writes the bundle
         bundle = add_view(result.export, name)
         digest = bundle.digest
         print(f"  view {name}: {', '.join(bundle.manifest['views'][name]['files'])}")
@@ -434,9 +446,25 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK if rep.get("bit_exact") else EXIT_PROOF_FAILED
 
 
+def _in_session(args: argparse.Namespace, command) -> int:
+    """Run ``command`` (run, export) in a training session (:mod:`quant.distributed`): under
+    ``torchrun`` a process group, output and files from rank 0 only, and rank 0's exit status on
+    every rank."""
+    from quant.distributed import PeerFailure, start_session
+
+    try:
+        with start_session(args.device) as session:
+            args.session = session
+            return int(session.share(command(args)))
+    except PeerFailure as exc:
+        return _fail(exc, EXIT_INTERNAL)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     commands = {"run": _run, "targets": _targets, "export": _export, "verify": _verify, "simulate": _simulate,
                 "report": _report, "formats": _formats}
+    if args.command in ("run", "export"):
+        return _in_session(args, commands[args.command])
     return commands[args.command](args)
 
 
