@@ -19,6 +19,9 @@ from .pool import FixedAvgPool2d, FixedFlatten, FixedMaxPool2d
 from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
 from .voting import FixedVotingLayer
+from ..base import set_twin_converter
+
+set_twin_converter(to_fixed)  # layer.to_fixed(target, ...) on every float layer
 
 __all__ = [
     "rng",
