@@ -14,8 +14,9 @@ picks its own sign mode from the result (netx passes none), clips and truncates:
 2. Lava: mode excitatory if :math:`\min \ge 0`, inhibitory if :math:`\max \le 0`, else mixed; clip
    to :math:`[0, 255]`, :math:`[-255, 0]` or :math:`[-256, 255]`; truncate
    :math:`k = 8 - \mathit{num\_weight\_bits} + [\text{mixed}]` low bits (inhibitory: of :math:`-w`).
-3. A ``Dense`` process shifts each step's sum by ``weight_exp``; netx builds a ``DelayDense``
-   (layers with ``delay``) *without* ``weight_exp``: its sums are not shifted back.
+3. The ``Dense`` (or, for a layer with ``delay``, ``DelayDense``) process shifts each step's sum by
+   ``weight_exp`` (lava-dl 0.6.0 passes it to both), so it computes with exactly the file's
+   integers: :math:`\lfloor (\sum (W \ll b) s) / 2^b \rfloor = \sum W s`.
 
 :func:`netx_synapse` returns the weights Lava computes with and the shift it applies, and refuses
 what netx cannot build (all-zero weights: netx divides by the largest weight; a negative scale or
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NetxSynapse", "netx_weights", "netx_synapse", "NetxWeightError"]
+__all__ = ["NetxSynapse", "netx_weights", "netx_synapse", "netx_joint_synapses", "lava_synapse_weights", "file_integers",
+           "NetxWeightError"]
 
 
 class NetxWeightError(ValueError):
@@ -39,7 +41,7 @@ class NetxWeightError(ValueError):
 @dataclass(frozen=True)
 class NetxSynapse:
     """A weight matrix as Lava computes with it: ``weight`` (int64), the shift of each step's sum
-    (``weight_exp``; 0 for a delayed synapse), netx's ``scale_bits`` and ``num_weight_bits``, and the
+    (``weight_exp``), netx's ``scale_bits`` and ``num_weight_bits``, and the
     sign modes netx and Lava pick."""
 
     weight: np.ndarray
@@ -106,12 +108,11 @@ def lava_synapse_weights(w: np.ndarray, num_weight_bits: int) -> tuple[np.ndarra
     return (np.clip(w, lo, 255) >> k) << k, mode
 
 
-def netx_synapse(weight: np.ndarray, delayed: bool = False) -> NetxSynapse:
-    """The Lava synapse netx builds from the (integer) ``weight`` of a dense layer (module docstring);
-    ``delayed``: the layer has ``delay`` (a ``DelayDense``, whose sums netx does not shift back)."""
+def netx_synapse(weight: np.ndarray) -> NetxSynapse:
+    """The Lava synapse netx builds from the (integer) ``weight`` of a dense layer (module docstring)."""
     scaled, nwb, b, netx_mode = netx_weights(weight)
     used, lava_mode = lava_synapse_weights(scaled, nwb)
-    return NetxSynapse(used, 0 if delayed else -b, b, nwb, netx_mode, lava_mode)
+    return NetxSynapse(used, -b, b, nwb, netx_mode, lava_mode)
 
 
 def netx_joint_synapses(weight: np.ndarray, weight_rec: np.ndarray) -> tuple[NetxSynapse, NetxSynapse]:
