@@ -82,7 +82,9 @@ class SynapticSpec(OpSpec):
 class Dense(SynapticSpec):
     kind = "dense"
     summary = ("fully connected: `sum` targets add `ovf(shift(ovf(W X), s) + B)` after `latency` steps (plus "
-               "`delays`); `per_event_saturate` targets pass capped event counts to the next neuron")
+               "`delays`; target `sum_overflow: shifted` (Loihi): `ovf(shift(W X, s) + B)`; `delay_shift: per_slot` "
+               "(Loihi's DelayDense): each source step's sum per delay is shifted, then added into the int32 slot); "
+               "`per_event_saturate` targets pass capped event counts to the next neuron")
 
     in_features: int = param("number of inputs", ge=1)
     out_features: int = param("number of outputs", ge=1)
