@@ -230,3 +230,32 @@ def test_per_neuron_bias_exponents(tmp_path):
         FixedIFNode("loihi", 1, bias=torch.tensor([1, 1]), bias_exp=torch.tensor([0, 8]))
     with pytest.raises(fmt.SpecError, match="bias_exp_per_neuron"):
         spec.replace(bias_exp_per_neuron=np.array([0, 1])).check(LOIHI)
+
+
+# -- the fused kernels wrap the input as the step function does -----------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: FixedCubaLIFNode("loihi", 5, -1, 0, state_exponent=-6, name="cuba_integrator"),
+    lambda: FixedCubaLIFNode("loihi", 1000, 4095, 4096, state_exponent=-6, name="cuba_reset"),
+    lambda: FixedIFNode("loihi", 7, state_exponent=-6, name="if"),
+])
+def test_fused_kernel_wraps_the_input_like_the_step_function(make):
+    pytest.importorskip("numba")
+    import copy
+
+    # a_in itself beyond int32, a_in << 6 beyond int32, and u + (a_in << 6) beyond int32 after u grew
+    col = [2**25 + 5, -(2**25) - 7, 2**30, 2**31 + 3, -(2**31) - 1, 123, 2**24, 2**24, 2**24, -5]
+    x = torch.tensor(col, dtype=torch.int64).reshape(-1, 1) * torch.tensor([[1, -1, 3]])
+    tw = make()
+    ref = copy.deepcopy(tw)
+    steps = torch.stack([ref.single_step_forward(x[t]) for t in range(len(col))])
+    fused = copy.deepcopy(tw)
+    fused.fused_backend = "numba"
+    got = fused.fused_sequence(x, store_states=True)
+    assert got is not None
+    assert torch.equal(got[0], steps)
+    assert torch.equal(fused.v, ref.v) and fused.saturations == ref.saturations
+    if hasattr(ref, "i"):
+        assert torch.equal(fused.i, ref.i)
+    assert ref.saturations["i"] >= 6  # the wraps happened and were counted

@@ -118,30 +118,9 @@ class FusedNeuronSequence:
             v_reset=int(self.v_reset),  # type: ignore[attr-defined]
             threshold=int(self.threshold_int),  # type: ignore[attr-defined]
             cap=int(self.max_spikes),  # type: ignore[attr-defined]
+            input_wrap_bits=int(t.neuron.input_wrap_bits or 0),
         )
         return rules if rules.supported() else None
-
-    def _input_never_wraps(self, x: Union[torch.Tensor, SynapticEvents], i0: Optional[torch.Tensor]) -> bool:
-        r"""Whether the target's fixed-width input (``neuron.input_wrap_bits`` :math:`w`, Loihi's int32
-        ``a_in``; the kernels compute it exactly, without these wraps) can never wrap on ``x``:
-        :math:`(\max|X| \ll s) + \max(|\mathrm{lo}|, \mathrm{hi}) < 2^{w-1}` with the current's range and a
-        current that starts inside it (the decay only shrinks it and the overflow brings it back into
-        the range; a ``fold_once`` current only while :math:`\max|X| \ll s` is within the range's bound), so no
-        step can reach the bound. Always true where the target has no such width."""
-        t = self.target  # type: ignore[attr-defined]
-        bits = t.neuron.input_wrap_bits
-        if bits is None:
-            return True
-        if isinstance(x, SynapticEvents):
-            return False
-        cw = t.widths.current
-        span = max(abs(int(cw.lo)), abs(int(cw.hi)))
-        if i0 is not None and i0.numel() and (int(i0.min()) < cw.lo or int(i0.max()) > cw.hi):
-            return False
-        big = _max_abs(x) << int(self.input_shift)  # type: ignore[attr-defined]
-        if t.overflow.current == "fold_once" and big > span:  # one fold must bring the sum back into the range
-            return False
-        return big + span < (1 << (bits - 1))
 
     def fused_sequence(
         self, x_seq: Union[torch.Tensor, SynapticEvents], *, store_states: bool = False
@@ -171,8 +150,6 @@ class FusedNeuronSequence:
         v0 = self.v.reshape(-1)  # type: ignore[attr-defined]
         cuba = "i" in self._states  # type: ignore[attr-defined]
         i0 = self.i.reshape(-1) if cuba else v0  # type: ignore[attr-defined]
-        if not self._input_never_wraps(x, i0 if cuba else None):
-            return None
         rules = dataclasses.replace(self.kernel_rules(), v_storage_bits=v0.dtype.itemsize * 8,
                                     i_storage_bits=i0.dtype.itemsize * 8)
         if not rules.supported():
@@ -197,10 +174,6 @@ class FusedNeuronSequence:
             if cuba:
                 states["i"] = is_.reshape((T, *step_shape))
         return spikes.reshape((T, *step_shape)), states
-
-
-def _max_abs(t: torch.Tensor) -> int:
-    return int(t.abs().max()) if t.numel() else 0
 
 
 class FusedSynapseSequence:
