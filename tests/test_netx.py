@@ -421,3 +421,53 @@ def test_cli_export_with_a_network_netx_cannot_build_exits_2(tmp_path, capsys):
                      "--qat-epochs", "0", "--train-samples", "64", "--test-samples", "16", "--no-progress"])
     assert code == 2
     assert "netx cannot build" in capsys.readouterr().err
+
+
+# -- dense_rec ------------------------------------------------------------------------------------------------
+def _rec_net(seed: int) -> torch.nn.Sequential:
+    from hwsnn.fixed.recurrent import FixedRecurrent
+
+    g = np.random.default_rng(seed)
+    n_in, h = 6, 9
+    w_in = torch.from_numpy(g.integers(-30, 31, (h, n_in)) * 2)
+    w_rec = torch.from_numpy(g.integers(-20, 21, (h, h)) * 2 * (g.random((h, h)) < 0.5))
+    neuron = FixedCubaLIFNode(TG, int(g.choice([2, 10])), int(g.choice([-1, 2000, 4095])), int(g.choice([0, 400])),
+                              state_exponent=-6, bias=torch.from_numpy(g.integers(-20, 20, h)), bias_exp=6, name="pop")
+    net = torch.nn.Sequential(FixedLinear(w_in, TG, weight_shift=1, name="fc"),
+                              FixedRecurrent(neuron, w_rec, 0, name="pop"))
+    set_step_mode(net, "m")
+    return net
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dense_rec_round_trip(seed, tmp_path):
+    path = quant.export(_rec_net(seed), tmp_path / "export")
+    quant.to_netx(path, tmp_path / "r.h5")
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert f["layer/1/type"][0] == b"dense_rec"
+        assert f["layer/1/weight_rec"].dtype == np.float32 and f["layer/1/weight_rec"].shape == (9, 9)
+    imp = quant.from_netx(tmp_path / "r.h5", tmp_path / "imported")
+    assert [type(m).__name__ for m in imp.twin] == ["FixedLinear", "FixedRecurrent"]
+    x = _spikes(seed, (60, 3, 6))
+    a, b = sim.run(path, x, record="states"), sim.run(imp.export, x, record="states")
+    assert np.array_equal(a.output, b.output) and a.output.any()
+    assert np.array_equal(a.traces["pop"]["v"], b.traces["layer1_rec"]["v"])
+    # netx's joint optimisation: one shift for both matrices
+    assert imp.twin[0].weight_shift == imp.twin[1].projection.weight_shift
+
+
+def test_dense_rec_refusals(tmp_path):
+    from hwsnn.fixed.recurrent import FixedRecurrent
+
+    neuron = FixedCubaLIFNode(TG, 2, 100, 100, state_exponent=-6, name="pop")
+    path = _bundle(tmp_path, FixedLinear(torch.tensor([[2, 4], [6, 8]]), TG, delays=torch.tensor([[1, 1], [2, 2]])),
+                   FixedRecurrent(neuron, torch.tensor([[0, 2], [2, 0]]), 0))
+    with pytest.raises(NetxFormatError, match="delayed dense_rec"):
+        quant.to_netx(path, tmp_path / "n.h5")
+    p = tmp_path / "rec.h5"
+    _slayer_file(p, extra={"weight_rec": np.zeros((2, 2), np.float32)})
+    with h5py.File(p, "a") as f:
+        del f["layer/1/type"]
+        f["layer/1/type"] = np.array([b"dense_rec"], "S10")
+    with pytest.raises(NetxFormatError, match="weight_rec: 2 rows; shape says 3 neurons"):
+        quant.from_netx(p)

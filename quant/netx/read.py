@@ -14,9 +14,13 @@ netx's mapping (lava-dl 0.6.0 ``lava.lib.dl.netx.hdf5.Network``), applied layer 
   delays (``DelayDense``). ``neuron``: ``CUBA``/``LOIHI``, :math:`du = \mathit{iDecay} - 1`,
   :math:`dv = \mathit{vDecay}`, ``vth = vThMant``; ``bias`` (``[out]`` or a scalar) is the bias
   mantissa with ``bias_exp = 6``.
+* ``dense_rec``: as ``dense`` plus ``weight_rec`` ``[out, out]``, optimised by netx together with
+  ``weight`` (one shift; Lava picks each matrix's sign mode): a dense twin and a recurrent
+  population (latency 1, Lava's recurrent ``Dense``). A ``delay`` there is refused (lava-dl 0.6.0
+  builds that ``DelayDense`` without the weight exponent).
 
 Refused with a :class:`~quant.netx.h5.NetxFormatError` naming the file, the layer and the field:
-layer kinds netx does not build or hwsnn does not import (``conv``, ``dense_rec``, ``pool``, ...),
+layer kinds netx does not build or hwsnn does not import (``conv``, ``pool``, ``average``, ...),
 complex weights, a ``dense`` without ``neuron`` (netx's integrator threshold :math:`2^{17}` does not
 fit Loihi's 17-bit mantissa), graded spikes (``messageBits`` > 0), non-integer weights, values that
 do not fit the target.
@@ -35,12 +39,13 @@ from torch import nn
 
 from hwsnn.fixed import FitError, FixedCubaLIFNode, FixedLinear
 from hwsnn.fixed.pool import FixedFlatten
+from hwsnn.fixed.recurrent import FixedRecurrent
 from hwsnn.functional import set_step_mode
 from targets.bundle import extend_bundle
 
 from ..export import export
 from .h5 import NetxFormatError, h5py_module
-from .weights import NetxWeightError, netx_synapse
+from .weights import NetxWeightError, netx_joint_synapses, netx_synapse
 from .write import NETX_FILE
 
 __all__ = ["NetxImport", "read_netx", "from_netx"]
@@ -161,30 +166,46 @@ def _delays(value: Any, n_out: int, n_in: int, where: str) -> np.ndarray:
     raise NetxFormatError(f"{where}: shape {list(d.shape)} fits neither the {n_out} post nor the {n_in} pre neurons")
 
 
-def _dense(layer: dict, i: int, n_in: int, where: str) -> tuple[list[nn.Module], int]:
-    if "neuron" not in layer:
-        raise NetxFormatError(f"{where}/neuron: missing; netx's non-spiking integrator (vThMant 2^17) does not fit "
-                              "Loihi's 17-bit threshold mantissa in hwsnn")
-    if "weight" not in layer:
-        raise NetxFormatError(f"{where}/weight: missing")
-    if isinstance(layer["weight"], dict):
-        raise NetxFormatError(f"{where}/weight: complex weights (weight/real, weight/imag) are not supported")
-    n_out = int(np.prod(_integers(layer.get("shape", np.zeros(0)), f"{where}/shape"))) if "shape" in layer else None
-    w = _integers(layer["weight"], f"{where}/weight")
+def _matrix(layer: dict, key: str, n_out: Optional[int], where: str) -> np.ndarray:
+    if key not in layer:
+        raise NetxFormatError(f"{where}/{key}: missing")
+    if isinstance(layer[key], dict):
+        raise NetxFormatError(f"{where}/{key}: complex weights ({key}/real, {key}/imag) are not supported")
+    w = _integers(layer[key], f"{where}/{key}")
     if w.ndim == 1 and n_out:
         w = w.reshape(n_out, -1)
     if w.ndim != 2:
-        raise NetxFormatError(f"{where}/weight: expected [out, in]; got shape {list(w.shape)}")
+        raise NetxFormatError(f"{where}/{key}: expected a matrix; got shape {list(w.shape)}")
     if n_out is not None and w.shape[0] != n_out:
-        raise NetxFormatError(f"{where}/weight: {w.shape[0]} rows; shape says {n_out} neurons")
+        raise NetxFormatError(f"{where}/{key}: {w.shape[0]} rows; shape says {n_out} neurons")
+    return w
+
+
+def _dense(layer: dict, i: int, n_in: int, where: str, rec: bool = False) -> tuple[list[nn.Module], int]:
+    if "neuron" not in layer:
+        raise NetxFormatError(f"{where}/neuron: missing; netx's non-spiking integrator (vThMant 2^17) does not fit "
+                              "Loihi's 17-bit threshold mantissa in hwsnn")
+    n_out = int(np.prod(_integers(layer["shape"], f"{where}/shape"))) if "shape" in layer else None
+    w = _matrix(layer, "weight", n_out, where)
     if w.shape[1] != n_in:
         raise NetxFormatError(f"{where}/weight: {w.shape[1]} inputs; the previous layer has {n_in} neurons")
+    rec_syn = None
     try:
-        syn = netx_synapse(w)
+        if rec:  # netx optimises [weight | weight_rec] together; Lava picks each sign mode
+            w_rec = _matrix(layer, "weight_rec", w.shape[0], where)
+            if w_rec.shape != (w.shape[0], w.shape[0]):
+                raise NetxFormatError(f"{where}/weight_rec: shape {list(w_rec.shape)}; expected [{w.shape[0]}, "
+                                      f"{w.shape[0]}]")
+            syn, rec_syn = netx_joint_synapses(w, w_rec)
+        else:
+            syn = netx_synapse(w)
     except NetxWeightError as exc:
         raise NetxFormatError(f"{where}/weight: {exc}") from None
     delays = None
     if "delay" in layer:
+        if rec:
+            raise NetxFormatError(f"{where}/delay: lava-dl 0.6.0 builds a delayed dense_rec without its weight "
+                                  "exponent; not imported")
         delays = torch.from_numpy(_delays(layer["delay"], w.shape[0], n_in, f"{where}/delay"))
     du, dv, vth = _neuron(layer["neuron"], f"{where}/neuron")
     bias = np.zeros(w.shape[0], dtype=np.int64)
@@ -197,6 +218,9 @@ def _dense(layer: dict, i: int, n_in: int, where: str) -> tuple[list[nn.Module],
                         weight_exponent=syn.weight_exp, name=f"layer{i}_dense")
     neuron = FixedCubaLIFNode("loihi", vth, du, dv, bias=torch.from_numpy(bias), bias_exp=6, state_exponent=-6,
                               name=f"layer{i}_cuba")
+    if rec_syn is not None:
+        return [dense, FixedRecurrent(neuron, torch.from_numpy(rec_syn.weight), rec_syn.weight_exp, 1,
+                                      name=f"layer{i}_rec")], w.shape[0]
     return [dense, neuron], w.shape[0]
 
 
@@ -232,15 +256,15 @@ def from_netx(path: Union[str, "os.PathLike[str]"], out_dir: Union[str, "os.Path
                 if len(current) > 1:
                     modules.append(FixedFlatten(1, -1, "loihi", name=f"layer{i}_flatten", step_mode="m"))
                 current = (int(np.prod(current)),)
-            elif kind == "dense":
+            elif kind in ("dense", "dense_rec"):
                 if len(current) != 1:
                     raise NetxFormatError(f"{where}: a dense layer after a {list(current)} layer needs a flatten layer")
-                mods, n = _dense(layer, i, current[0], where)
+                mods, n = _dense(layer, i, current[0], where, rec=kind == "dense_rec")
                 modules.extend(mods)
                 current = (n,)
             else:
                 raise NetxFormatError(f"{where}/type: {kind!r} layers are not imported by hwsnn (input, flatten and "
-                                      "dense are)")
+                                      "dense, dense_rec are)")
     except FitError as exc:
         raise NetxFormatError(f"{p}: {exc}") from None
     twin = nn.Sequential(*modules)

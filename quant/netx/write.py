@@ -13,7 +13,10 @@ simulator (``../shared/targets/loihi.md``):
 * a ``dense`` op and the neuron after it: ``type`` ``dense``, ``shape`` ``[out]``, ``inFeatures``,
   ``outFeatures``, ``weight`` (float32 ``[out, in]``), ``bias`` (float32 ``[out]``, only when not
   zero), ``delay`` (float32 ``[out]`` — or ``[in]`` — when the op has delays) and ``neuron/``
-  ``type`` ``CUBA``, ``iDecay``, ``vDecay``, ``vThMant``, ``refDelay`` 1, ``gradedSpike`` False.
+  ``type`` ``CUBA``, ``iDecay``, ``vDecay``, ``vThMant``, ``refDelay`` 1, ``gradedSpike`` False;
+* a ``dense`` op followed by a ``recurrent`` op: ``type`` ``dense_rec``, the same fields plus
+  ``weight_rec`` (float32 ``[out, out]``), the neuron of the recurrent op (netx optimises both
+  matrices with one shift; no delays there, no latency other than 1).
 
 Exactness (each refused with a :class:`~quant.netx.h5.NetxFormatError` naming the op and the field):
 
@@ -31,7 +34,7 @@ Exactness (each refused with a :class:`~quant.netx.h5.NetxFormatError` naming th
   netx reads a vector of length ``out`` as per post neuron).
 
 Not built by netx, so refused: conv (not yet written by this view), pooling, voting, dropout
-masks, synapse filters, recurrent populations, any other target than ``loihi``.
+masks, synapse filters, any other target than ``loihi``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from targets.bundle import Bundle, load_bundle
 
 from ..views import register_view
 from .h5 import NetxFormatError, h5py_module
-from .weights import NetxWeightError, netx_synapse
+from .weights import NetxWeightError, netx_joint_synapses, netx_synapse
 
 __all__ = ["netx_layers", "netx_bytes", "to_netx", "NETX_FILE", "PASS_THROUGH"]
 
@@ -90,19 +93,8 @@ def _neuron_params(op: Any, where: str) -> tuple[dict, np.ndarray]:
 
 
 def _file_weights(op: Any, where: str) -> np.ndarray:
-    """The file's integers :math:`F = W\\,2^{s_w}`, checked against netx and Lava (module docstring)."""
-    w = np.asarray(op.weight, dtype=np.int64)
-    s = int(op.weight_shift)
-    if s >= 0:
-        f = w << s
-        if s > 0 and f.size and (int(f.max()) > 255 or int(f.min()) < -256):
-            raise NetxFormatError(f"{where}: params.weight_shift {s}: netx has no positive weight exponent, so the file "
-                                  f"holds W * 2^{s}, here in [{int(f.min())}, {int(f.max())}], beyond the 8-bit weights")
-    else:
-        if np.any(w % (1 << -s)):
-            raise NetxFormatError(f"{where}: params.weight_shift {s} floors each step's sum; netx's weight exponent only "
-                                  "undoes its own scaling, so the sums cannot be written as integer weights")
-        f = w >> -s
+    r"""The file's integers :math:`F = W\,2^{s_w}`, checked against netx and Lava (module docstring)."""
+    f = _scaled(op, where)
     try:
         syn = netx_synapse(f)
     except NetxWeightError as exc:
@@ -131,6 +123,53 @@ def _delay_vector(op: Any, where: str) -> Optional[np.ndarray]:
                           f"([in], when in != out); these [{n_out}, {n_in}] delays vary along both axes")
 
 
+def _scaled(op: Any, where: str) -> np.ndarray:
+    r""":math:`W\,2^{s_w}` of a dense or recurrent op (refused where it is not an integer or beyond 8 bits)."""
+    w = np.asarray(op.weight, dtype=np.int64)
+    s = int(op.weight_shift)
+    if s < 0:
+        if np.any(w % (1 << -s)):
+            raise NetxFormatError(f"{where}: params.weight_shift {s} floors each step's sum; netx's weight exponent only "
+                                  "undoes its own scaling, so the sums cannot be written as integer weights")
+        return w >> -s
+    f = w << s
+    if s > 0 and f.size and (int(f.max()) > 255 or int(f.min()) < -256):
+        raise NetxFormatError(f"{where}: params.weight_shift {s}: netx has no positive weight exponent, so the file "
+                              f"holds W * 2^{s}, here in [{int(f.min())}, {int(f.max())}], beyond the 8-bit weights")
+    return f
+
+
+def _dense_rec(op: Any, rec: Any, where: str) -> dict[str, Any]:
+    """A ``dense_rec`` layer: the dense op's weights, the recurrent op's (``weight_rec``) and its neuron.
+    netx optimises ``[weight | weight_rec]`` together (one shift) and Lava picks each matrix's sign mode;
+    both must come back as the file's integers shifted by that one amount."""
+    rwhere = f"op {rec.name!r} (recurrent)"
+    if op.bias is not None and np.asarray(op.bias).any():
+        raise NetxFormatError(f"{where}: tables.bias: Lava's Dense has no bias (put it on the neuron)")
+    if _delay_vector(op, where) is not None:
+        raise NetxFormatError(f"{where}: tables.delays: lava-dl 0.6.0 builds a delayed dense_rec without its weight "
+                              "exponent; a recurrent layer with delays is not written")
+    if rec.latency != 1:
+        raise NetxFormatError(f"{rwhere}: params.latency {rec.latency}; Lava's recurrent Dense returns a spike after 1 step")
+    f_in, f_rec = _scaled(op, where), _scaled(rec, rwhere)
+    try:
+        syn_in, syn_rec = netx_joint_synapses(f_in, f_rec)
+    except NetxWeightError as exc:
+        raise NetxFormatError(f"{where}: tables.weight with {rwhere} tables.weight {exc}") from None
+    for syn, f, w in ((syn_in, f_in, where), (syn_rec, f_rec, rwhere)):
+        if not np.array_equal(syn.weight, f << syn.scale_bits):
+            raise NetxFormatError(f"{w}: tables.weight: netx's joint weight optimisation and Lava's {syn.lava_mode} sign "
+                                  f"mode would change {int(np.count_nonzero(syn.weight != f << syn.scale_bits))} weight(s)")
+    group, bias = _neuron_params(rec.neuron, rwhere)
+    layer: dict[str, Any] = {"type": "dense_rec", "shape": np.asarray([op.out_features], dtype=np.int64),
+                             "inFeatures": int(op.in_features), "outFeatures": int(op.out_features),
+                             "weight": f_in.astype(np.float32), "weight_rec": f_rec.astype(np.float32)}
+    if bias.any():
+        layer["bias"] = bias.astype(np.float32)
+    layer["neuron"] = group
+    return layer
+
+
 def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
     """The netx layers of a ``loihi`` bundle: one dict per ``layer/<i>`` group, values as written
     (numpy arrays with slayer's dtypes, ``str``/``int``/``bool`` scalars; ``neuron`` a nested dict)."""
@@ -140,9 +179,9 @@ def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
     net = bundle.network
     ops = list(net.ops)
     for op in ops:  # what netx cannot build at all, before any value
-        if op.kind not in ("dense", "flatten", *_NEURON_KINDS):
+        if op.kind not in ("dense", "flatten", "recurrent", *_NEURON_KINDS):
             raise NetxFormatError(f"op {op.name!r} ({op.kind}): netx cannot build this op (the view writes input, "
-                                  "flatten and dense + neuron layers)")
+                                  "flatten, dense + neuron and dense + recurrent layers)")
     shape = np.asarray(net.input_shape, dtype=np.int64)
     if net.input_kind != "spikes":
         raise NetxFormatError(f"{bundle.path}: input.kind {net.input_kind!r}; netx's input layer takes binary spikes")
@@ -163,12 +202,16 @@ def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
             i += 1
             continue
         if op.kind != "dense":
-            raise NetxFormatError(f"{where}: netx cannot build this op (the view writes input, flatten and dense + "
-                                  "neuron layers)")
+            raise NetxFormatError(f"{where}: netx has no layer for this op here (a neuron or recurrent op follows a "
+                                  "dense op: netx's dense and dense_rec layers)")
         nxt = ops[i + 1] if i + 1 < len(ops) else None
+        if nxt is not None and nxt.kind == "recurrent":
+            layers.append(_dense_rec(op, nxt, where))
+            i += 2
+            continue
         if nxt is None or nxt.kind not in _NEURON_KINDS:
             raise NetxFormatError(f"{where}: a netx dense layer is a synapse and its neurons; this dense op is not "
-                                  "followed by an if/lif/cuba op")
+                                  "followed by an if/lif/cuba or recurrent op")
         if op.bias is not None and np.asarray(op.bias).any():
             raise NetxFormatError(f"{where}: tables.bias: Lava's Dense has no bias (put it on the neuron)")
         layer: dict[str, Any] = {"type": "dense", "shape": np.asarray([op.out_features], dtype=np.int64),
