@@ -259,3 +259,12 @@ def test_fused_kernel_wraps_the_input_like_the_step_function(make):
     if hasattr(ref, "i"):
         assert torch.equal(fused.i, ref.i)
     assert ref.saturations["i"] >= 6  # the wraps happened and were counted
+
+
+@pytest.mark.parametrize("w, mode", [([[63, 255]], "excitatory"), ([[-255, -3]], "inhibitory"), ([[-256, 254]], "mixed")])
+def test_fit_check_uses_the_sign_modes_grid(w, mode, tmp_path):
+    # odd excitatory weights and -255 are what Lava keeps in those modes: they fit (the mixed grid would not)
+    net = _seq(FixedLinear(torch.tensor(w), "loihi", name="fc"), FixedIFNode("loihi", 3, state_exponent=-6, name="n"))
+    fit = sim.fit_check(quant.load_export(quant.export(net, tmp_path / "b")))
+    checks = [c for c in fit["checks"] if c["layer"] == "fc" and "weights" in c["check"]]
+    assert fit["fits"] and len(checks) == 1 and checks[0]["ok"] and mode in checks[0]["check"]

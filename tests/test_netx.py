@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -25,6 +24,7 @@ from quant.netx import NetxFormatError, netx_layers, read_netx
 from quant.views import add_view, available_views
 from targets.bundle import load_bundle
 
+h5py = pytest.importorskip("h5py")  # the netx extra: pip install -e ".[netx]"
 TG = targets.load("loihi")
 
 
