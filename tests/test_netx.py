@@ -471,3 +471,19 @@ def test_dense_rec_refusals(tmp_path):
         f["layer/1/type"] = np.array([b"dense_rec"], "S10")
     with pytest.raises(NetxFormatError, match="weight_rec: 2 rows; shape says 3 neurons"):
         quant.from_netx(p)
+
+
+def test_cli_import_netx_then_report_is_bit_exact(tmp_path, capsys):
+    p = tmp_path / "slayer.h5"
+    _slayer_file(p, delay=[1.0, 0.0, 3.0], bias=[10, -3, 1])
+    assert cli.main(["import-netx", str(p), str(tmp_path / "exp")]) == 0
+    assert cli.main(["verify", str(tmp_path / "exp")]) == 0
+    np.save(tmp_path / "x.npy", _spikes(3, (50, 4, 4)))
+    assert cli.main(["report", str(tmp_path / "exp"), "--inputs", str(tmp_path / "x.npy"), "--out",
+                     str(tmp_path / "rep"), "--no-plots", "--no-progress"]) == 0
+    assert "BIT-EXACT: yes" in (tmp_path / "rep" / "report.md").read_text()
+    bad = tmp_path / "bad.h5"
+    _slayer_file(bad, weight=np.array([[1.5, 2.0]], np.float32))
+    assert cli.main(["import-netx", str(bad), str(tmp_path / "exp2")]) == 2
+    assert "non-integer" in capsys.readouterr().err
+    assert not (tmp_path / "exp2").exists()
