@@ -73,6 +73,13 @@ def _job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-samples", type=_positive_int, help="use only the first N training samples")
     p.add_argument("--test-samples", type=_positive_int, help="use only the first N held-out samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--model", metavar="FILE.nir", help="a trained model as a NIR graph (snnTorch, SpikingJelly, ...) "
+                                                       "instead of the run file's network; float training is skipped "
+                                                       "unless --epochs is given (needs hwsnn[nir])")
+    p.add_argument("--dt", type=float, help="with --model: the time step in seconds the graph was written for "
+                                            "(default: the graph's hwsnn metadata; snnTorch/SpikingJelly write 1e-4)")
+    p.add_argument("--reset", choices=["zero", "subtract"], help="with --model: the reset of every spiking neuron "
+                                                                 "(default: the metadata's, else the NIR version's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,9 +228,19 @@ def _job(args: argparse.Namespace, *, export_only: bool):
     print(f"hwsnn {__version__} main job on {what}, target {config.target}, seed {config.seed}")
     from pathlib import Path
 
+    extra: dict = {}
+    if args.model is None and (args.dt is not None or args.reset is not None):
+        raise InputError("--dt and --reset describe a NIR model: give them with --model FILE.nir")
+    if args.model is not None:
+        from .nir.cli import load_job_model
+
+        model, dt, summary = load_job_model(args.model, dt=args.dt, reset=args.reset, target=config.target)
+        print(f"  {summary}")
+        extra = dict(model=model, dt=dt, train_float=args.epochs is not None)
     result = run_job(config, progress=not args.no_progress, plots=not getattr(args, "no_plots", True),
                      export_only=export_only, overwrite=getattr(args, "overwrite", True),
-                     export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False))
+                     export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False),
+                     **extra)
     return result, None
 
 
@@ -241,12 +258,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from quant.views import add_view, available_views
+    from quant.views import add_view, available_views, unknown_view_message
 
     views = available_views()
     for name in args.format:  # checked before any training
         if name not in views:
-            raise InputError(f"--format {name}: unknown export format; known: {', '.join(sorted(views)) or 'none'}")
+            raise InputError(f"--format {name}: {unknown_view_message(name, views)}")
     result, status = _job(args, export_only=True)
     if result is None:
         return status
@@ -261,13 +278,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _formats(args: argparse.Namespace) -> int:
-    from quant.views import available_views
+    from quant.views import available_views, missing_view_modules
 
     views = available_views()
     if not views:
         print("no vendor views are installed")
     for name, view in sorted(views.items()):
         print(f"{name:<16} {view.description}")
+    for mod, why in sorted(missing_view_modules().items()):
+        print(f"(not installed: {mod}: {why})")
     return EXIT_OK
 
 

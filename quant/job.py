@@ -133,11 +133,32 @@ def _line(text: str) -> None:
     print(f"  {text}", flush=True)
 
 
+def _check_outputs(net: nn.Module, x: torch.Tensor, *ys: torch.Tensor) -> None:
+    """A given model must output one score per class of the data (checked before training)."""
+    from hwsnn.functional import reset_net
+
+    probe = copy.deepcopy(net)
+    reset_net(probe)
+    try:
+        with torch.no_grad():
+            width = probe(x[:, :1]).shape[-1]
+    except (RuntimeError, ValueError) as err:
+        raise PreflightError(f"model: it does not take the data's input of shape {list(x.shape[2:])} per sample: "
+                             f"{str(err).splitlines()[0]}") from None
+    classes = int(max(int(y.max()) for y in ys)) + 1
+    if width < classes:
+        raise PreflightError(f"model: it has {width} outputs, but the data has {classes} classes")
+
+
 def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite: bool = True,
-            export_only: bool = False, export_dir: Optional[Path] = None, hex_files: bool = True) -> JobResult:
+            export_only: bool = False, export_dir: Optional[Path] = None, hex_files: bool = True,
+            model: Optional[nn.Module] = None, train_float: bool = True, dt: float = 1e-3) -> JobResult:
     """Run the main job for ``config`` (a :class:`hwsnn.config.RunConfig`).
 
     Writes ``<out>/export`` (or ``export_dir``) and, unless ``export_only``, ``<out>/report``.
+    ``model`` (a float ``nn.Sequential``, e.g. imported from NIR) replaces the run file's network;
+    ``train_float=False`` skips float training (the model arrives trained); ``dt`` is the bundle's
+    time step in seconds.
     Raises ``ValueError``/``TypeError`` (e.g. :class:`~hwsnn.fixed.FitError`) with the converter's
     message when the network cannot run on the target.
     """
@@ -154,7 +175,9 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
 
     t0 = time.perf_counter()
     x_train, y_train, x_test, y_test = config.load_data(progress=progress)
-    net = config.build_network(tg)
+    net = config.build_network(tg) if model is None else model
+    if model is not None:
+        _check_outputs(net, x_test, y_train, y_test)
     in_kind = preflight(net, tg, x_train, x_test, seed=config.seed, export_dir=target_dir,
                         overwrite=overwrite, report_dir=report_dir)
     _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])} "
@@ -167,12 +190,14 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
               f"(the integer network clips them; set data.max_count: {cap} to train on what the chip sees)")
 
     t0 = time.perf_counter()
-    loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
-                 progress=progress, desc="float training")
+    if train_float:
+        loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
+                     progress=progress, desc="float training")
     timings["float training"] = time.perf_counter() - t0
     float_acc = accuracy(net, x_test, y_test)
     _line(f"float training: {tr.epochs} epochs in {timings['float training']:.1f} s, final loss {loss:.4f}, "
-          f"held-out accuracy {100 * float_acc:.1f} %")
+          f"held-out accuracy {100 * float_acc:.1f} %" if train_float else
+          f"float training: skipped (the model arrives trained), held-out accuracy {100 * float_acc:.1f} %")
 
     t0 = time.perf_counter()
     cal = calibrate(net, tg, x_train, batch_size=tr.batch_size, max_batches=tr.calibration_batches)
@@ -199,7 +224,8 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
         _line("    " + line)
     examples = {"inputs": x_test.to(torch.int8) if x_test.abs().max() < 128 else x_test.to(torch.int64), "labels": y_test}
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files, input_kind=in_kind)
+    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files, input_kind=in_kind,
+                  dt=dt)
     timings["conversion + export"] = time.perf_counter() - t0
     digest = load_export(path).digest
     _line(f"export: {path} ({timings['conversion + export']:.1f} s), bundle {digest}")

@@ -576,6 +576,19 @@ def _common(layer: object, target: Target, name: str, clip: bool, options: dict)
     return kw, {"v_threshold": n_th, "v_reset": n_vr}
 
 
+def scalar_tau(layer: object, attr: str, name: str) -> float:
+    """The float layer's time constant ``attr`` as one number: per-neuron tensors (an hwsnn extension,
+    e.g. imported from NIR) have no twin, since the export format holds one decay per layer."""
+    tau = getattr(layer, attr)
+    if isinstance(tau, torch.Tensor):
+        if tau.numel() != 1 and bool((tau != tau.reshape(-1)[0]).any()):
+            raise ValueError(f"{name}: per-neuron {attr} (shape {tuple(tau.shape)}, values {float(tau.min()):g} .. "
+                             f"{float(tau.max()):g}) has no integer twin: a neuron layer has one decay on the chip; "
+                             f"give the layer one {attr}")
+        return float(tau.reshape(-1)[0])
+    return float(tau)
+
+
 def _finish(twin: _FixedNeuron, clipped: dict[str, int], taus: dict[str, float]) -> _FixedNeuron:
     """Record the converter's clip counts and the requested time constants on the twin."""
     for k, n in clipped.items():
@@ -601,9 +614,10 @@ def lif_to_fixed(layer: LIFNode, target: Target, *, clip: bool = False, name: Op
     of two in log2) or ``dv = round(4096/tau)`` via :func:`tau_to_decay`. Options as :func:`if_to_fixed`."""
     name = name or type(layer).__name__
     kw, n = _common(layer, target, name, clip, options)
-    k, n_tau = tau_to_decay(layer.tau, target, "mem", layer=name, parameter="tau", clip=clip)
+    tau = scalar_tau(layer, "tau", name)
+    k, n_tau = tau_to_decay(tau, target, "mem", layer=name, parameter="tau", clip=clip)
     twin = FixedLIFNode(target, decay_mem=k, decay_input=layer.decay_input, **kw)
-    return _finish(twin, {**n, "tau": n_tau}, {"tau": layer.tau})
+    return _finish(twin, {**n, "tau": n_tau}, {"tau": tau})
 
 
 @register(CubaLIFNode)
@@ -613,8 +627,8 @@ def cuba_to_fixed(layer: CubaLIFNode, target: Target, *, clip: bool = False, nam
     ``dv = round(4096/tau_mem)`` on ``mul12`` targets, else nearest :math:`k`). Options as :func:`if_to_fixed`."""
     name = name or "CubaLIFNode"
     kw, n = _common(layer, target, name, clip, options)
-    ks, n_s = tau_to_decay(layer.tau_syn, target, "syn", layer=name, parameter="tau_syn", clip=clip)
-    km, n_m = tau_to_decay(layer.tau_mem, target, "mem", layer=name, parameter="tau_mem", clip=clip)
+    tau_syn, tau_mem = scalar_tau(layer, "tau_syn", name), scalar_tau(layer, "tau_mem", name)
+    ks, n_s = tau_to_decay(tau_syn, target, "syn", layer=name, parameter="tau_syn", clip=clip)
+    km, n_m = tau_to_decay(tau_mem, target, "mem", layer=name, parameter="tau_mem", clip=clip)
     twin = FixedCubaLIFNode(target, decay_syn=ks, decay_mem=km, **kw)
-    return _finish(twin, {**n, "tau_syn": n_s, "tau_mem": n_m},
-                   {"tau_syn": layer.tau_syn, "tau_mem": layer.tau_mem})
+    return _finish(twin, {**n, "tau_syn": n_s, "tau_mem": n_m}, {"tau_syn": tau_syn, "tau_mem": tau_mem})
