@@ -487,3 +487,20 @@ def test_cli_import_netx_then_report_is_bit_exact(tmp_path, capsys):
     assert cli.main(["import-netx", str(bad), str(tmp_path / "exp2")]) == 2
     assert "non-integer" in capsys.readouterr().err
     assert not (tmp_path / "exp2").exists()
+
+
+def test_a_first_neuron_op_becomes_the_input_layers_neuron(tmp_path):
+    net = torch.nn.Sequential(FixedLIFNode(TG, 1, 700, state_exponent=-6, name="inp"),
+                              FixedLinear(torch.tensor([[6, -2, 4], [2, 8, 0]]), TG, name="fc"),
+                              FixedCubaLIFNode(TG, 2, 1000, 100, state_exponent=-6, name="out"))
+    set_step_mode(net, "m")
+    path = quant.export(net, tmp_path / "export", input_shape=(3,))
+    quant.to_netx(path, tmp_path / "n.h5")
+    layers = read_netx(tmp_path / "n.h5")
+    assert layers[0]["neuron"]["iDecay"] == 4096 and layers[0]["neuron"]["vDecay"] == 700
+    assert layers[0]["neuron"]["vThMant"] == 1
+    imp = quant.from_netx(tmp_path / "n.h5", tmp_path / "imported")
+    assert [type(m).__name__ for m in imp.twin] == ["FixedCubaLIFNode", "FixedLinear", "FixedCubaLIFNode"]
+    x = _spikes(5, (50, 2, 3))
+    a, b = sim.run(path, x), sim.run(imp.export, x)
+    assert np.array_equal(a.output, b.output) and a.output.any()
