@@ -10,6 +10,8 @@
 * ``hwsnn report DIR``: the three checks of the proof: files = digest, simulator = the twin rebuilt
   from the export, simulator = the reference outputs recorded at export.
 * ``hwsnn targets list|show NAME|validate FILE...``: list, print and check chip descriptions.
+* ``hwsnn formats``: the vendor views ``hwsnn export --format NAME`` can write (``netx``: lava-dl netx HDF5).
+* ``hwsnn import-netx FILE.h5 OUT``: a lava-dl netx HDF5 file as a ``loihi`` export (:func:`quant.from_netx`).
 
 Exit status (every command):
 
@@ -107,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write this vendor view into the bundle (repeatable; see `hwsnn formats`)")
 
     sub.add_parser("formats", help="the vendor views `hwsnn export --format` can write")
+
+    imp = sub.add_parser("import-netx", help="a lava-dl netx HDF5 file (Loihi) as an hwsnn export (simulate, report)")
+    imp.add_argument("file", help="the netx .h5 file (as lava-dl's slayer writes it)")
+    imp.add_argument("out", help="export directory to create")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing directory")
 
     simp = sub.add_parser("simulate", help="run the cycle-level simulator on an export directory")
     simp.add_argument("export", help="export directory")
@@ -295,6 +302,15 @@ def _formats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _import_netx(args: argparse.Namespace) -> int:
+    from quant.netx import from_netx
+
+    res = from_netx(args.file, args.out, overwrite=args.overwrite)
+    print(f"  imported {args.file}: {len(res.twin)} twin layers for loihi, input {list(res.input_shape)}")
+    print(f"  export {res.export} (the netx file inside it as the 'netx' view)")
+    return EXIT_OK
+
+
 def _load(path: str, deep: bool = False):
     """Recover an interrupted write (reported), then load and verify the bundle."""
     import sim
@@ -462,7 +478,7 @@ def _in_session(args: argparse.Namespace, command) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     commands = {"run": _run, "targets": _targets, "export": _export, "verify": _verify, "simulate": _simulate,
-                "report": _report, "formats": _formats}
+                "report": _report, "formats": _formats, "import-netx": _import_netx}
     if args.command in ("run", "export"):
         return _in_session(args, commands[args.command])
     return commands[args.command](args)

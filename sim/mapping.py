@@ -38,6 +38,8 @@ import numpy as np
 
 from targets.bundle import Bundle as Export
 
+from .ops.signmode import lava_weights
+
 __all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs"]
 
 NEURON_OPS = ("if", "lif", "cuba", "recurrent")
@@ -165,9 +167,14 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
         if "weight" in tabs:
             w = export.tables[tabs["weight"]].astype(np.int64)
             wd = tg.widths.weight
-            ok = bool(w.size == 0 or (w.min() >= wd.lo and w.max() <= wd.hi and not np.any(w % syn.weight_step)))
-            add(f"weights in {wd.bits}-bit{' multiples of %d' % syn.weight_step if syn.weight_step > 1 else ''}",
-                name, int(np.abs(w).max()) if w.size else 0, wd.hi, ok)
+            if syn.sign_modes:  # Loihi: the grid of the matrix's own sign mode (sim.ops.signmode)
+                used, mode = lava_weights(w, wd.bits, syn.weight_step)
+                add(f"weights as Lava keeps them ({mode} sign mode)", name, int(np.abs(w).max()) if w.size else 0,
+                    wd.hi, bool(np.array_equal(used, w)))
+            else:
+                ok = bool(w.size == 0 or (w.min() >= wd.lo and w.max() <= wd.hi and not np.any(w % syn.weight_step)))
+                add(f"weights in {wd.bits}-bit{' multiples of %d' % syn.weight_step if syn.weight_step > 1 else ''}",
+                    name, int(np.abs(w).max()) if w.size else 0, wd.hi, ok)
         if op == "delay":
             add("delay depth", name, int(par["delay_steps"]), syn.max_delay)
         if "delays" in tabs:

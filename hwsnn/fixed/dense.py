@@ -25,12 +25,23 @@ Two accumulation rules (``target.synapse.accumulation``):
   each (:func:`~hwsnn.fixed.events.accumulate_events`). Counts are capped at
   ``synapse.max_input_events`` (first layer) or ``neuron.max_spikes_per_step``.
 
+``synapse.sum_overflow: shifted`` (Loihi, as Lava: the int64 sum is shifted, then held in the
+int32 buffer and channel): :math:`Y = \mathrm{ovf}(\mathrm{shift}(W X, s) + B)`, one overflow.
+
 Latency :math:`L` (``synapse.first_latency`` for the first layer, else ``synapse.latency``): the
 output of step :math:`t` is the output computed from the input of step :math:`t - L` (zeros for the
 first :math:`L` steps after :meth:`reset`), an integer FIFO in both step modes. Per-synapse delays
 (Loihi 2 ``DelayDense``): a spike at step :math:`t` through delay :math:`d_{ij}` is summed at step
-:math:`t + L + d_{ij}` (a ring buffer of future raw sums; the overflow, shift and bias apply to the
-sum of everything arriving in one step).
+:math:`t + L + d_{ij}` (:mod:`hwsnn.fixed.delaydense`: ``on_arrival`` shifts the sum of everything
+arriving in one step; Loihi's ``per_slot`` shifts each source step's sum per delay slot before it
+accumulates in the int32 buffer).
+
+Sign modes (``synapse.sign_modes``, Loihi; :mod:`targets.bundle.signmode`): a dense twin holds its
+weights as Lava uses them. The mode is the matrix's own (excitatory: all >= 0, 0..255;
+inhibitory: all <= 0, -255..0; mixed: the even grid in [-256, 254]); a value outside it is what
+Lava would clip (a :class:`~hwsnn.fixed.arith.FitError`, or clipped and counted with ``clip``:
+an all-negative matrix holding -256 becomes inhibitory and -256 becomes -255), and
+:attr:`FixedLinear.sign_mode` is exported with the table.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from . import arith
 from .arith import FitError
 from .base import FixedModule, resolve_target, spec_tensor, spec_twin
 from .convert import register
+from .delaydense import DelayBuffer
 from .events import SynapticEvents
 
 __all__ = ["FixedLinear", "linear_to_fixed", "exact_int_matmul"]
@@ -142,9 +154,13 @@ class _FixedSynapticLayer(FixedModule):
         self.first_layer = bool(first_layer)
         lname = self.layer_name
         weight_int = arith.require_integer(torch.as_tensor(weight_int), f"{lname} weight")
-        w, n = arith.fit(
-            weight_int, tg.widths.weight, layer=lname, parameter="weight", target=tg.name, clip=clip, step=syn.weight_step
-        )
+        #: Lava's sign mode of the weights (targets with sign modes, dense twins), else None
+        self.sign_mode: Optional[str] = None
+        if syn.sign_modes and self.has_sign_mode:
+            w, n = self._fit_sign_mode(weight_int.to(torch.int64))
+        else:
+            w, n = arith.fit(weight_int, tg.widths.weight, layer=lname, parameter="weight", target=tg.name, clip=clip,
+                             step=syn.weight_step)
         self.count_clipped("weight", n)
         s = int(weight_shift)
         if not syn.weight_shift_min <= s <= syn.weight_shift_max:
@@ -186,6 +202,29 @@ class _FixedSynapticLayer(FixedModule):
         self.register_memory("fifo", None)
         self.register_memory("output", None)
 
+    #: whether the target's sign modes apply to this layer's weights (Lava's Dense; its Conv has none)
+    has_sign_mode = False
+
+    def _fit_sign_mode(self, w: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The weights Lava uses (module docstring): fit to the grid of the matrix's own sign mode, again if
+        clipping changed the mode (mixed [-256, 1] -> [-256, 0] -> inhibitory [-255, 0]); returns the
+        weights and the number of values that differ from ``w``."""
+        tg = self.target
+        out = w
+        for _ in range(3):
+            mode = fmt.auto_sign_mode(out.cpu().numpy())
+            lo, hi, step = fmt.sign_mode_grid(mode, tg)
+            try:
+                out, n = arith.fit(out, tg.widths.weight, layer=self.layer_name, parameter="weight", target=tg.name,
+                                   clip=self.clip, step=step, lo=lo, hi=hi)
+            except FitError as err:
+                raise FitError(err.layer, err.parameter, err.value, f"{err.limit}; Lava picks the {mode} sign mode for "
+                               "this matrix (min >= 0: excitatory, max <= 0: inhibitory, else mixed)", tg.name) from None
+            if n == 0:
+                self.sign_mode = mode
+                return out, int((out != w).sum())
+        raise AssertionError("sign mode did not settle")  # pragma: no cover - at most mixed -> inhibitory -> fixed
+
     # -- helpers ---------------------------------------------------------------------------
     def dequantize_weight(self) -> torch.Tensor:
         r"""The real weights :math:`W\,2^{e_w}` (float64)."""
@@ -202,20 +241,29 @@ class _FixedSynapticLayer(FixedModule):
         """The bias broadcast against a raw-sum tensor ``y``."""
         return self.bias.to(torch.int64)
 
-    def _finish(self, acc: torch.Tensor) -> torch.Tensor:
-        """Accumulator overflow, weight shift, bias and overflow again (int64 in, int64 out)."""
+    def _finish(self, acc: torch.Tensor, shifted: bool = False) -> torch.Tensor:
+        """Accumulator overflow (``sum_overflow: raw_and_shifted`` only), weight shift, bias and overflow again
+        (int64 in, int64 out); ``shifted``: ``acc`` is already shifted (per-slot delays)."""
         width, mode = self.target.widths.accumulator, self.target.overflow.accumulator
-        acc, n1 = arith.overflow(acc, width, mode)
-        y = arith.shift(acc, self.weight_shift, "floor")
+        n1 = 0
+        if not shifted:
+            if self.target.synapse.sum_overflow == "raw_and_shifted":
+                acc, n1 = arith.overflow(acc, width, mode)
+            acc = arith.shift(acc, self.weight_shift, "floor")
+        y = acc
         if self.bias is not None:
             y = y + self._bias_view(y)
         y, n2 = arith.overflow(y, width, mode)
         self.count_saturations("accumulator", n1 + n2)
         return y
 
+    def _arriving(self, x_seq: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """``(the sums arriving at each step, whether they are already shifted)``: :meth:`_raw_sum` here."""
+        return self._raw_sum(x_seq), False
+
     def _sum_sequence(self, x_seq: torch.Tensor) -> torch.Tensor:
         """The ``sum`` rule on ``[T, ...]`` inputs, then the latency FIFO."""
-        y = self._finish(self._raw_sum(x_seq))
+        y = self._finish(*self._arriving(x_seq))
         y = y.to(arith.storage_dtype(self.target.widths.accumulator))
         out, self.fifo = _latency_fifo(self.fifo, y, self.latency, self.layer_name)
         return out.to(torch.int64)
@@ -321,6 +369,8 @@ class FixedLinear(_FixedSynapticLayer):
             self._set_delays(delays)
         self.register_memory("pending", None)
 
+    has_sign_mode = True
+
     def _set_delays(self, delays: torch.Tensor) -> None:
         tg, lname = self.target, self.layer_name
         d = arith.require_integer(torch.as_tensor(delays), f"{lname} delays")
@@ -337,31 +387,29 @@ class FixedLinear(_FixedSynapticLayer):
         # one masked weight matrix per distinct delay (only the delays in use)
         self._delay_values = [int(v) for v in torch.unique(d)]
         self.max_delay_used = max(self._delay_values)
+        tg = self.target
+        self._buffer = DelayBuffer(self._delay_values, tg.synapse.delay_shift, self.weight_shift,
+                                   tg.widths.accumulator, tg.overflow.accumulator)
 
     # -- sum path --------------------------------------------------------------------------
     def _raw_sum(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return exact_int_matmul(x_seq, self.weight.to(torch.int64).T, _max_abs(x_seq), self.layer_name)
+
+    def _arriving(self, x_seq: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        if self.delays is None:
+            return self._raw_sum(x_seq), False
         x_max = _max_abs(x_seq)
         w = self.weight.to(torch.int64)
-        if self.delays is None:
-            return exact_int_matmul(x_seq, w.T, x_max, self.layer_name)
-        t = x_seq.shape[0]
-        dmax = self.max_delay_used
-        out_shape = (*x_seq.shape[:-1], self.out_features)
-        buf = torch.zeros((t + dmax, *out_shape[1:]), dtype=torch.int64, device=x_seq.device)
-        if self.pending is not None:
-            if self.pending.shape[1:] != buf.shape[1:]:
-                raise ValueError(
-                    f"{self.layer_name}: input shape changed while the delay buffer holds spikes; call reset()"
-                )
-            buf[:dmax] += self.pending
-        if t == 1 and len(self._delay_values) > 4:  # one step: scatter each synapse's product to its delay
-            buf[:dmax + 1] += self._scatter_by_delay(x_seq[0], w, x_max)
+        if x_seq.shape[0] == 1 and len(self._delay_values) > 4:  # one step: scatter each synapse's product to its delay
+            rows = self._scatter_by_delay(x_seq[0], w, x_max)
+            sums = [(dv, rows[dv].unsqueeze(0)) for dv in self._delay_values]
         else:  # a sequence: one matmul per delay value in use
-            for dv in self._delay_values:
-                wd = torch.where(self.delays == dv, w, torch.zeros_like(w))
-                buf[dv:dv + t] += exact_int_matmul(x_seq, wd.T, x_max, self.layer_name)
-        self.pending = buf[t:].clone()
-        return buf[:t]
+            sums = [(dv, exact_int_matmul(x_seq, torch.where(self.delays == dv, w, torch.zeros_like(w)).T, x_max,
+                                          self.layer_name)) for dv in self._delay_values]
+        y, self.pending, wraps = self._buffer.step(self.pending, sums, x_max * _max_abs(w) * self.in_features,
+                                                   self.layer_name)
+        self.count_saturations("accumulator", wraps)
+        return y, self._buffer.shifted
 
     def _scatter_by_delay(self, x: torch.Tensor, w: torch.Tensor, x_max: int) -> torch.Tensor:
         r"""``[dmax + 1, N, out]``: :math:`\sum_i W_{oi} X_{ni}` of the synapses with delay ``d`` at row ``d``,
@@ -415,7 +463,8 @@ class FixedLinear(_FixedSynapticLayer):
             in_features=int(self.in_features), out_features=int(self.out_features), latency=self.latency,
             first_layer=self.first_layer, accumulation=self.target.synapse.accumulation, event_cap=self.event_cap,
             clip_events=self.clip, weight_shift=self.weight_shift, input_exponent=self.input_exponent,
-            weight_exponent=self.weight_exponent, weight=self.weight, bias=self.bias, delays=self.delays,
+            weight_exponent=self.weight_exponent, sign_mode=self.sign_mode, weight=self.weight, bias=self.bias,
+            delays=self.delays,
         )
 
     @classmethod

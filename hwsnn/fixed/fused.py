@@ -118,6 +118,7 @@ class FusedNeuronSequence:
             v_reset=int(self.v_reset),  # type: ignore[attr-defined]
             threshold=int(self.threshold_int),  # type: ignore[attr-defined]
             cap=int(self.max_spikes),  # type: ignore[attr-defined]
+            input_wrap_bits=int(t.neuron.input_wrap_bits or 0),
         )
         return rules if rules.supported() else None
 

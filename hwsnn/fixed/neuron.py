@@ -29,7 +29,11 @@ A tensor input is added in one go (one overflow); only :class:`SynapticEvents` r
 per-event saturation. Overflow counts: ``saturations['i']``, ``['v']``, ``['dv']`` (Xylo delta,
 wraps included).
 Loihi: zero reset, ``u`` (the current) is never reset; bias :math:`B = \mathit{mant} \ll \mathit{exp}`
-(floor :math:`\gg` for a negative exponent).
+(floor :math:`\gg` for a negative exponent), the exponent shared or one per neuron (``bias_exp`` a tensor).
+Where the target computes the input in fixed-width integers (``neuron.input_wrap_bits`` :math:`w`,
+Lava's int32) the input is :math:`\mathrm{wrap}_w(X)`, then :math:`\mathrm{wrap}_w(X \ll s)`, then
+:math:`\mathrm{wrap}_w(I + (X \ll s))`, each before the current's overflow and each wrap counted in
+``saturations['i']``.
 """
 
 from __future__ import annotations
@@ -147,7 +151,8 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
     :param reset: ``'subtract'`` or ``'zero'`` (must be one of ``target.neuron.reset``; default the first)
     :param v_reset: integer reset value of the zero reset (state units); 0 on ``mul12`` targets
     :param bias: bias (mantissa on ``bias_exponent`` targets), int or per-neuron tensor, ``widths.bias``
-    :param bias_exp: bias exponent (``bias_exponent_min..max``; must be 0 elsewhere)
+    :param bias_exp: bias exponent (``bias_exponent_min..max``; must be 0 elsewhere): an int, or one per
+        neuron (an integer tensor of the neuron shape)
     :param readout: a readout neuron (``readout_max_spikes_per_step``)
     :param clip: clip parameters that do not fit (counted in ``clipped``) instead of raising
     """
@@ -163,7 +168,7 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
         reset: Optional[str] = None,
         v_reset: int = 0,
         bias: IntOrTensor = 0,
-        bias_exp: int = 0,
+        bias_exp: IntOrTensor = 0,
         readout: bool = False,
         clip: bool = False,
         name: Optional[str] = None,
@@ -187,8 +192,8 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
         self.threshold = self._fit_threshold(_as_int(self.layer_name, "threshold", threshold))
         self.threshold_int = self.threshold << nn_.threshold_shift
         self.v_reset = self._fit_v_reset(_as_int(self.layer_name, "v_reset", v_reset))
-        self.bias, self.bias_exp = self._fit_bias(bias, _as_int(self.layer_name, "bias_exp", bias_exp))
-        self.bias_int = arith.shift(self.bias, self.bias_exp, "floor")
+        self.bias, self.bias_exp = self._fit_bias(bias, bias_exp)
+        self.bias_int = self._bias_value()
         self.tau_requested: dict[str, float] = {}
         for s in self._states:
             self.exponents[s] = self.state_exponent
@@ -222,13 +227,31 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
             raise ValueError(f"{self.layer_name}: target {self.target.name!r} resets the membrane to 0; got v_reset = {v_reset}")
         return int(self._fit(v_reset, self.target.widths.membrane, "v_reset"))
 
-    def _fit_bias(self, bias: IntOrTensor, bias_exp: int) -> tuple[torch.Tensor, int]:
-        """Bias (mantissa) in ``widths.bias`` and its exponent in the target's range (0 without one)."""
+    def _fit_bias(self, bias: IntOrTensor, bias_exp: IntOrTensor) -> tuple[torch.Tensor, IntOrTensor]:
+        """Bias (mantissa) in ``widths.bias`` and its exponent(s) in the target's range (0 without one); a
+        per-neuron exponent tensor stays a tensor (int64), a single value becomes an int."""
         nn_ = self.target.neuron
         lo, hi = (nn_.bias_exponent_min, nn_.bias_exponent_max) if nn_.bias_exponent else (0, 0)
-        if not lo <= bias_exp <= hi:
-            raise FitError(self.layer_name, "bias_exp", bias_exp, f"allowed [{lo}, {hi}]", self.target.name)
-        return self._fit(bias, self.target.widths.bias, "bias"), bias_exp
+        if isinstance(bias_exp, torch.Tensor) and bias_exp.numel() != 1:
+            e = arith.require_integer(bias_exp, f"{self.layer_name} bias_exp").to(torch.int64)
+            if e.numel() and (int(e.min()) < lo or int(e.max()) > hi):
+                worst = int(e[(e < lo) | (e > hi)].flatten()[0])
+                raise FitError(self.layer_name, "bias_exp", worst, f"allowed [{lo}, {hi}]", self.target.name)
+        else:
+            e = _as_int(self.layer_name, "bias_exp", bias_exp.reshape(()).item() if isinstance(bias_exp, torch.Tensor)
+                        else bias_exp)
+            if not lo <= e <= hi:
+                raise FitError(self.layer_name, "bias_exp", e, f"allowed [{lo}, {hi}]", self.target.name)
+        return self._fit(bias, self.target.widths.bias, "bias"), e
+
+    def _bias_value(self) -> torch.Tensor:
+        r"""The bias added each step, :math:`B = \mathit{mant} \ll e` (floor :math:`\gg` for :math:`e < 0`),
+        per neuron where the exponents are."""
+        e = self.bias_exp
+        if not isinstance(e, torch.Tensor):
+            return arith.shift(self.bias, e, "floor")
+        b = torch.broadcast_to(self.bias.to(torch.int64), e.shape)
+        return torch.where(e >= 0, b << e.clamp(min=0), b >> (-e).clamp(min=0))
 
     def _fit_decay(self, value: int, which: str) -> int:
         """Decay parameter (``k`` or ``du``/``dv``) in :func:`decay_limits`."""
@@ -263,7 +286,13 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
             i, n = accumulate_events(i, x, width)
             self.count_saturations("i", n)
             return i
-        return self._ovf(i + (x << self.input_shift), "i", width, self.target.overflow.current)
+        bits = self.target.neuron.input_wrap_bits
+        if bits is None:
+            return self._ovf(i + (x << self.input_shift), "i", width, self.target.overflow.current)
+        w = Width(bits)  # Lava: a_in arrives in int32, a_in << 6 and u + (a_in << 6) are int32
+        x = self._ovf(x, "i", w, "wrap")
+        x = self._ovf(x << self.input_shift, "i", w, "wrap")
+        return self._ovf(self._ovf(i + x, "i", w, "wrap"), "i", width, self.target.overflow.current)
 
     def _ensure_state(self, shape: torch.Size, device: torch.device) -> None:
         """Make every state a tensor of ``shape`` (reset values) on first use or a shape/device change."""
@@ -332,7 +361,8 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
         rep.update(tau_requested=dict(self.tau_requested), tau_used=self.tau_used, threshold=self.threshold,
                    threshold_int=self.threshold_int, state_exponent=self.state_exponent,
                    input_exponent=self.input_exponent, input_shift=self.input_shift, reset=self.reset_kind,
-                   v_reset=self.v_reset, max_spikes=self.max_spikes, bias_exp=self.bias_exp,
+                   v_reset=self.v_reset, max_spikes=self.max_spikes,
+                   bias_exp=self.bias_exp.tolist() if isinstance(self.bias_exp, torch.Tensor) else self.bias_exp,
                    bias=self.bias.tolist(), readout=self.readout)
         return rep
 
@@ -343,10 +373,12 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
     # -- the export format -------------------------------------------------------------------------
     def spec_fields(self) -> dict:
         """The neuron's fields of its op description (:mod:`targets.bundle.neuron`); one shared bias is a scalar table."""
+        per_neuron = isinstance(self.bias_exp, torch.Tensor)
         d = dict(threshold=self.threshold, threshold_int=self.threshold_int, reset=self.reset_kind, v_reset=self.v_reset,
-                 max_spikes=self.max_spikes, readout=self.readout, bias_exp=self.bias_exp,
+                 max_spikes=self.max_spikes, readout=self.readout, bias_exp=0 if per_neuron else self.bias_exp,
                  state_exponent=self.state_exponent, input_shift=self.input_shift,
-                 bias=self.bias.reshape(()) if self.bias.numel() == 1 else self.bias)
+                 bias=self.bias.reshape(()) if self.bias.numel() == 1 and not per_neuron else self.bias,
+                 bias_exp_per_neuron=self.bias_exp if per_neuron else None)
         for key in ("decay_mem", "decay_input", "decay_syn"):
             if hasattr(self, key):
                 d[key] = getattr(self, key)
@@ -359,8 +391,9 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
 
     @staticmethod
     def _spec_kwargs(spec: "fmt.Neuron") -> dict:
+        per = spec_tensor(spec.bias_exp_per_neuron)
         return dict(state_exponent=spec.state_exponent, reset=spec.reset, v_reset=spec.v_reset, bias=spec_tensor(spec.bias),
-                    bias_exp=spec.bias_exp, readout=spec.readout, name=spec.name)
+                    bias_exp=spec.bias_exp if per is None else per, readout=spec.readout, name=spec.name)
 
 
 @spec_twin("if")

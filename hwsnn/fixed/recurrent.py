@@ -205,7 +205,7 @@ class FixedRecurrent(FixedModule):
                              accumulation=self.target.synapse.accumulation,
                              event_cap=self.target.neuron.max_spikes_per_step if self.per_event else None,
                              clip_events=self.projection.clip, weight_shift=self.weight_shift,
-                             weight_exponent=self.weight_exponent, weight=self.weight)
+                             weight_exponent=self.weight_exponent, sign_mode=self.projection.sign_mode, weight=self.weight)
 
     @classmethod
     def from_spec(cls, spec: "fmt.Recurrent", target: Target) -> "FixedRecurrent":
@@ -254,7 +254,7 @@ def _fold_bias(neuron: _FixedNeuron, layer: RecurrentContainer, clip: bool) -> N
     mant, n = arith.quantize(real, neuron.state_exponent + exp, tg.widths.bias, layer=neuron.layer_name,
                              parameter="bias (recurrent bias folded into the neuron)", target=tg.name, clip=clip)
     neuron.bias, neuron.bias_exp = neuron._fit_bias(mant, exp)
-    neuron.bias_int = arith.shift(neuron.bias, neuron.bias_exp, "floor")
+    neuron.bias_int = neuron._bias_value()
     neuron.count_clipped("bias", n)
 
 

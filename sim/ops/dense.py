@@ -18,10 +18,19 @@ else :math:`\lfloor a / 2^{-s} \rfloor` (arithmetic right shift).
     out[t] = Y[t - L]  for t >= L, else 0    (latency L = params.latency; zeros, bias included,
                                               for the first L steps after reset; a FIFO across chunks)
 
-With per-synapse delays (table ``delays`` [out, in], :math:`d_{oi}`): the raw sum that
-*arrives* at step :math:`t` is :math:`\sum_i W_{oi} X_i[t - d_{oi}]` (a ring buffer of future raw
-sums across chunks); overflow, shift and bias apply to that arriving sum, then the latency FIFO:
-a spike at step :math:`t` reaches the output at :math:`t + L + d`.
+``target.synapse.sum_overflow: shifted`` (Loihi): ``Y[t] = ovf(shift(W X[t], s) + B)``, the
+exact sum shifted, one overflow (Lava's int64 sum held in the int32 buffer and channel).
+
+With per-synapse delays (table ``delays`` [out, in], :math:`d_{oi}`; :mod:`sim.ops.delaydense`):
+``on_arrival``, the raw sum that *arrives* at step :math:`t` is
+:math:`\sum_i W_{oi} X_i[t - d_{oi}]`, and overflow, shift and bias apply to it; ``per_slot``
+(Loihi), each source step's sum per delay slot is shifted before it accumulates in the int32 ring
+(wraps counted), and only the bias and its overflow follow. Then the latency FIFO: a spike at step
+:math:`t` reaches the output at :math:`t + L + d`.
+
+Sign modes (``target.synapse.sign_modes``; :mod:`sim.ops.signmode`): the weights are what Lava
+makes of the table (its automatic mode, clip and truncation); a table that rule changes, or whose
+``sign_mode`` is not the rule's, is refused.
 
 ``dense``, accumulation ``per_event_saturate`` (Xylo): no sum. The event counts :math:`c` must lie
 in ``0 .. params.event_cap`` (an error naming the layer, unless ``params.clip_events``: then
@@ -84,6 +93,8 @@ from numpy.lib.stride_tricks import as_strided
 from .. import arith
 from .. import rng
 from .base import Events, Op, register_op, table
+from .delaydense import arriving_sums
+from .signmode import lava_weights
 
 __all__ = ["DenseOp", "Conv2dOp", "DropConnectOp", "exact_matmul", "int_conv2d"]
 
@@ -220,7 +231,12 @@ class _SynapticOp(Op):
         def ovf(y: np.ndarray, m: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
             return (y, np.zeros(y.shape[0], np.int64)) if inside(m) else _overflow_steps(y, width, mode)
 
-        y, n1 = ovf(acc, bound)
+        if self.target.synapse.sum_overflow == "shifted":  # the exact sum is shifted: no overflow before
+            y, n1 = acc, np.zeros(acc.shape[0], np.int64)
+            if not inside(bound):
+                bound = None
+        else:
+            y, n1 = ovf(acc, bound)
         if s > 0:
             np.left_shift(y, s, out=y)
         elif s < 0:
@@ -233,6 +249,14 @@ class _SynapticOp(Op):
             bound = None
         y, n2 = ovf(y, bound)
         n = n1 + n2
+        self.count_saturations("accumulator", int(n.sum()))
+        return y, n
+
+    def _bias_only(self, y: np.ndarray, bias: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """ovf(y + bias) with per-step overflow counts (sums that are shifted already)."""
+        if bias is not None:
+            y = y + bias
+        y, n = _overflow_steps(y, self.target.widths.accumulator, self.target.overflow.accumulator)
         self.count_saturations("accumulator", int(n.sum()))
         return y, n
 
@@ -269,6 +293,8 @@ class DenseOp(_SynapticOp):
         self.in_features, self.out_features = spec.in_features, spec.out_features
         self.first_layer, self.latency = spec.first_layer, spec.latency
         self.weight, self.bias, self.delays = spec.weight, spec.bias, spec.delays
+        if target.synapse.sign_modes:
+            self._check_sign_mode(spec.sign_mode)
         if self.per_event:
             self.event_cap, self.clip_events = spec.event_cap, spec.clip_events
         if self.delays is not None:
@@ -276,6 +302,14 @@ class DenseOp(_SynapticOp):
             self._delay_weights = [arith.MatmulWeight(np.where(self.delays == d, self.weight, 0).T) for d in self._delay_values]
             self.max_delay_used = max(self._delay_values) if self._delay_values else 0
         self.reset()
+
+    def _check_sign_mode(self, recorded: Optional[str]) -> None:
+        """The table must be the weights Lava uses, and ``sign_mode`` the mode it picks (:mod:`sim.ops.signmode`)."""
+        used, mode = lava_weights(self.weight, self.target.widths.weight.bits, self.target.synapse.weight_step)
+        if recorded != mode or not np.array_equal(used, self.weight):
+            changed = int(np.count_nonzero(used != self.weight))
+            raise self.error(f"params.sign_mode is {recorded!r}; Lava picks {mode!r} for this weight table and "
+                             f"changes {changed} of its values: the table is not what the chip computes with")
 
     def reset(self) -> None:
         n, o, i = self.batch, self.out_features, self.in_features
@@ -299,21 +333,22 @@ class DenseOp(_SynapticOp):
         self.counters["words_read"] += ev
         self.counters["saturations"] += sat
 
-    def _raw_sum(self, x: np.ndarray) -> tuple[np.ndarray, Optional[int]]:
-        """Raw sums arriving at each step of the chunk, ``[Tc, N, out]`` (delays: ring buffer), and a
-        bound on their magnitude, :math:`\\max|X|\\,\\max|W|\\,in` (None with delays)."""
+    def _raw_sum(self, x: np.ndarray) -> tuple[np.ndarray, Optional[int], np.ndarray]:
+        """Sums arriving at each step of the chunk, ``[Tc, N, out]`` (delays: :func:`arriving_sums`), a bound
+        on their magnitude, :math:`\\max|X|\\,\\max|W|\\,in` (None with delays), and the buffer's wraps per
+        step (per-slot delays: the sums come already shifted)."""
         tc = x.shape[0]
         if self.delays is None:
             # the table's own (narrow) dtype makes the float copy cheap; kept across runs of the export
             w_t = self.derived("weight^T", lambda: arith.MatmulWeight(self.weight.T))
-            return exact_matmul(x, w_t, self.name), _max_abs(x) * w_t.max * self.in_features
-        dmax = self.max_delay_used
-        buf = np.zeros((tc + dmax, *x.shape[1:-1], self.out_features), np.int64)
-        buf[:dmax] += self._pending
-        for d, wd in zip(self._delay_values, self._delay_weights):
-            buf[d:d + tc] += exact_matmul(x, wd, self.name)
-        self._pending = buf[tc:].copy()
-        return buf[:tc], None
+            return exact_matmul(x, w_t, self.name), _max_abs(x) * w_t.max * self.in_features, np.zeros(tc, np.int64)
+        syn, acc = self.target.synapse, self.target.widths.accumulator
+        sums = [(d, exact_matmul(x, wd, self.name)) for d, wd in zip(self._delay_values, self._delay_weights)]
+        y, self._pending, wraps = arriving_sums(sums, self._pending, syn.delay_shift, self.weight_shift, acc,
+                                                self.target.overflow.accumulator,
+                                                _max_abs(x) * _max_abs(self.weight) * self.in_features)
+        self.count_saturations("accumulator", int(wraps.sum()))
+        return y, None, wraps
 
     def _cap(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Counts checked against ``0 .. event_cap`` (clipped and counted with ``clip_events``)."""
@@ -340,9 +375,12 @@ class DenseOp(_SynapticOp):
             counts = self._latency(counts)
             self._count(counts, sat)
             return Events(counts=counts, weight=effective_weight(self)), {}
-        acc, bound = self._raw_sum(x)
-        y, sat = self._shift_bias(acc, self.bias, bound)
-        self._count(self._event_counts(x), sat)
+        acc, bound, wraps = self._raw_sum(x)
+        if self.delays is not None and self.target.synapse.delay_shift == "per_slot":  # shifted per slot already
+            y, sat = self._bias_only(acc, self.bias)
+        else:
+            y, sat = self._shift_bias(acc, self.bias, bound)
+        self._count(self._event_counts(x), sat + wraps)
         return self._latency(y), {}
 
 
