@@ -170,12 +170,17 @@ def _dense_rec(op: Any, rec: Any, where: str) -> dict[str, Any]:
     return layer
 
 
+#: the targets whose bundles the view writes: ``loihi``, and ``loihi_netx`` (the same semantics with
+#: the weight shift fixed at 0, so that every trained network's weights are the file's integers)
+NETX_TARGETS = ("loihi", "loihi_netx")
+
+
 def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
     """The netx layers of a ``loihi`` bundle: one dict per ``layer/<i>`` group, values as written
     (numpy arrays with slayer's dtypes, ``str``/``int``/``bool`` scalars; ``neuron`` a nested dict)."""
-    if bundle.target.name != "loihi":
+    if bundle.target.name not in NETX_TARGETS:
         raise NetxFormatError(f"{bundle.path}: target {bundle.target.name!r}; netx HDF5 describes Loihi networks "
-                              "(export for target 'loihi')")
+                              "(export for target 'loihi_netx', or 'loihi' with weight shifts the file can carry)")
     net = bundle.network
     ops = list(net.ops)
     for op in ops:  # what netx cannot build at all, before any value
