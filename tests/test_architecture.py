@@ -156,11 +156,7 @@ def test_the_graph_sees_real_imports():
 # ----------------------------------------------------------------------------------------------
 #: (importer, module of the name, name) still using a private name across modules, in files owned
 #: by other branches: pending merge (each entry must go once the name is made public there)
-PRIVATE_PENDING = {
-    ("hwsnn.fixed.recurrent", "hwsnn.fixed.neuron", "_FixedNeuron"),
-    *(("hwsnn.fixed.conv", "hwsnn.fixed.dense", n) for n in (
-        "_F64_EXACT", "_I64_LIMIT", "_FixedSynapticLayer", "_check_fan", "_max_abs", "_quantize_synaptic")),
-}
+PRIVATE_PENDING: set[tuple[str, str, str]] = set()
 
 
 def _private(name: str) -> bool:

@@ -71,7 +71,7 @@ def _broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
 
 
 class FusedNeuronSequence:
-    """Mixin of the neuron twins (:class:`hwsnn.fixed.neuron._FixedNeuron`): the fused multi-step forward."""
+    """Mixin of the neuron twins (:class:`hwsnn.fixed.neuron.FixedNeuron`): the fused multi-step forward."""
 
     fused_backend: str = "auto"
 

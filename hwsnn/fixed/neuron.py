@@ -48,15 +48,14 @@ from targets import Target, Width
 from targets import bundle as fmt
 
 from ..base import require_time_axis
-from ..neuron import CubaLIFNode, IFNode, LIFNode
 from . import arith
 from .arith import FitError
 from .base import FixedModule, spec_tensor, spec_twin
-from .convert import register
 from .events import SynapticEvents, accumulate_events
 from .fused import FusedNeuronSequence, register_fused_neuron
 
-__all__ = ["FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay", "fire_and_reset"]
+__all__ = ["FixedNeuron", "FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay",
+           "fire_and_reset"]
 
 Input = Union[torch.Tensor, SynapticEvents]
 IntOrTensor = Union[int, torch.Tensor]
@@ -143,7 +142,7 @@ def _spike_dtype(cap: int) -> torch.dtype:
 
 
 # -- the twins -------------------------------------------------------------------------------------
-class _FixedNeuron(FusedNeuronSequence, FixedModule):
+class FixedNeuron(FusedNeuronSequence, FixedModule):
     """Parameters, fire/reset and stepping shared by the neuron twins (see the module docstring).
 
     :param threshold: threshold mantissa (``widths.threshold``); effective ``mant << threshold_shift``
@@ -397,12 +396,12 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
 
 
 @spec_twin("if")
-class FixedIFNode(_FixedNeuron):
+class FixedIFNode(FixedNeuron):
     r"""Integer IF neuron: float :math:`H = V + X` :math:`\leftrightarrow` twin ``direct``
     :math:`V = \mathrm{ovf}(V + (X \ll s) + B)` (``saturated_delta``: :math:`\delta = \mathrm{sat}(X + B)`).
 
     Rejected on ``xylo_min1`` targets: their membrane always leaks (minimum decrement 1), use
-    :class:`FixedLIFNode`. Other parameters: see :class:`_FixedNeuron`.
+    :class:`FixedLIFNode`. Other parameters: see :class:`FixedNeuron`.
     """
 
     def __init__(self, target: Union[str, Target], threshold: int, **kw: object) -> None:
@@ -419,7 +418,7 @@ class FixedIFNode(_FixedNeuron):
 
 
 @spec_twin("lif")
-class FixedLIFNode(_FixedNeuron):
+class FixedLIFNode(FixedNeuron):
     r"""Integer LIF neuron, membrane decay ``decay_mem`` (:math:`k`, or ``dv`` on ``mul12`` targets).
 
     float ``decay_input=False``: :math:`H = V - (V - V_r)/\tau + X`  :math:`\leftrightarrow`
@@ -536,99 +535,3 @@ def choose_state_exponent(v_threshold: float, target: Target) -> int:
     while round(m * 2.0 ** -(e + target.neuron.threshold_shift)) > target.widths.threshold.hi:
         e += 1
     return e
-
-
-def _common(layer: object, target: Target, name: str, clip: bool, options: dict) -> tuple[dict, dict[str, int]]:
-    """Twin keyword arguments from a float neuron: exponent, threshold mantissa, reset, v_reset."""
-    allowed = {"state_exponent", "input_exponent", "readout"}
-    if set(options) - allowed:
-        raise TypeError(f"{name}: unknown conversion option(s) {sorted(set(options) - allowed)}; "
-                        f"known: clip, name, {', '.join(sorted(allowed))}")
-    vth = layer.v_threshold
-    if isinstance(vth, torch.Tensor):
-        if vth.numel() != 1:
-            raise ValueError(f"{name}: tensor thresholds (shape {tuple(vth.shape)}) are not supported by the integer "
-                             "twins yet; set a scalar v_threshold before converting")
-        vth = float(vth)
-    e, e_in = options.get("state_exponent"), options.get("input_exponent")
-    if e_in is not None:
-        if e is not None and e != e_in - target.neuron.input_shift:
-            raise ValueError(f"{name}: state_exponent {e} and input_exponent {e_in} disagree (input_shift "
-                             f"{target.neuron.input_shift})")
-        e = e_in - target.neuron.input_shift
-    e = choose_state_exponent(vth, target) if e is None else int(e)
-    if target.neuron.threshold_positive and vth <= 0 and not clip:
-        raise FitError(name, "v_threshold", vth, "must be > 0 (threshold_positive)", target.name)
-    th, n_th = arith.quantize(torch.tensor(vth), e + target.neuron.threshold_shift, target.widths.threshold,
-                              layer=name, parameter="v_threshold", target=target.name, clip=clip)
-    reset = "subtract" if layer.v_reset is None else "zero"
-    if reset not in target.neuron.reset:
-        what = "soft reset (v_reset=None)" if reset == "subtract" else f"hard reset (v_reset={layer.v_reset})"
-        raise ValueError(f"{name}: {what} needs reset {reset!r}, not available on target {target.name!r}; "
-                         f"allowed reset kinds: {', '.join(target.neuron.reset)}")
-    vr, n_vr = 0, 0
-    if reset == "zero":
-        q, n_vr = arith.quantize(torch.tensor(layer.v_reset), e, target.widths.membrane,
-                                 layer=name, parameter="v_reset", target=target.name, clip=clip)
-        vr = int(q)
-    kw = dict(threshold=int(th), state_exponent=e, reset=reset, v_reset=vr, readout=bool(options.get("readout", False)),
-              clip=clip, name=name)
-    return kw, {"v_threshold": n_th, "v_reset": n_vr}
-
-
-def scalar_tau(layer: object, attr: str, name: str) -> float:
-    """The float layer's time constant ``attr`` as one number: per-neuron tensors (an hwsnn extension,
-    e.g. imported from NIR) have no twin, since the export format holds one decay per layer."""
-    tau = getattr(layer, attr)
-    if isinstance(tau, torch.Tensor):
-        if tau.numel() != 1 and bool((tau != tau.reshape(-1)[0]).any()):
-            raise ValueError(f"{name}: per-neuron {attr} (shape {tuple(tau.shape)}, values {float(tau.min()):g} .. "
-                             f"{float(tau.max()):g}) has no integer twin: a neuron layer has one decay on the chip; "
-                             f"give the layer one {attr}")
-        return float(tau.reshape(-1)[0])
-    return float(tau)
-
-
-def _finish(twin: _FixedNeuron, clipped: dict[str, int], taus: dict[str, float]) -> _FixedNeuron:
-    """Record the converter's clip counts and the requested time constants on the twin."""
-    for k, n in clipped.items():
-        twin.count_clipped(k, n)
-    twin.tau_requested = dict(taus)
-    return twin
-
-
-@register(IFNode)
-def if_to_fixed(layer: IFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
-                **options: object) -> FixedIFNode:
-    """Float :class:`~hwsnn.neuron.IFNode` to :class:`FixedIFNode` (options: ``state_exponent`` or
-    ``input_exponent``, ``readout``; ``state_exponent=None`` uses :func:`choose_state_exponent`)."""
-    name = name or "IFNode"
-    kw, n = _common(layer, target, name, clip, options)
-    return _finish(FixedIFNode(target, **kw), n, {})
-
-
-@register(LIFNode)
-def lif_to_fixed(layer: LIFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
-                 **options: object) -> FixedLIFNode:
-    r"""Float :class:`~hwsnn.neuron.LIFNode` to :class:`FixedLIFNode`; :math:`\tau \to k` (nearest power
-    of two in log2) or ``dv = round(4096/tau)`` via :func:`tau_to_decay`. Options as :func:`if_to_fixed`."""
-    name = name or type(layer).__name__
-    kw, n = _common(layer, target, name, clip, options)
-    tau = scalar_tau(layer, "tau", name)
-    k, n_tau = tau_to_decay(tau, target, "mem", layer=name, parameter="tau", clip=clip)
-    twin = FixedLIFNode(target, decay_mem=k, decay_input=layer.decay_input, **kw)
-    return _finish(twin, {**n, "tau": n_tau}, {"tau": tau})
-
-
-@register(CubaLIFNode)
-def cuba_to_fixed(layer: CubaLIFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
-                  **options: object) -> FixedCubaLIFNode:
-    """Float :class:`~hwsnn.neuron.CubaLIFNode` to :class:`FixedCubaLIFNode` (``du = round(4096/tau_syn) - 1``,
-    ``dv = round(4096/tau_mem)`` on ``mul12`` targets, else nearest :math:`k`). Options as :func:`if_to_fixed`."""
-    name = name or "CubaLIFNode"
-    kw, n = _common(layer, target, name, clip, options)
-    tau_syn, tau_mem = scalar_tau(layer, "tau_syn", name), scalar_tau(layer, "tau_mem", name)
-    ks, n_s = tau_to_decay(tau_syn, target, "syn", layer=name, parameter="tau_syn", clip=clip)
-    km, n_m = tau_to_decay(tau_mem, target, "mem", layer=name, parameter="tau_mem", clip=clip)
-    twin = FixedCubaLIFNode(target, decay_syn=ks, decay_mem=km, **kw)
-    return _finish(twin, {**n, "tau_syn": n_s, "tau_mem": n_m}, {"tau_syn": tau_syn, "tau_mem": tau_mem})

@@ -28,11 +28,10 @@ from ..layer.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from . import arith
 from .base import FixedModule, spec_twin
 from .convert import register
-from .flatten import FixedFlatten  # re-export: hwsnn.fixed imports it from here
 from .fold import per_step
 from .voting import SumDivide
 
-__all__ = ["FixedAvgPool2d", "FixedMaxPool2d", "FixedFlatten", "window_sum", "window_max"]
+__all__ = ["FixedAvgPool2d", "FixedMaxPool2d", "window_sum", "window_max"]
 
 _EXACT = 1 << 53
 

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from hwsnn.fixed import FitError, FixedCubaLIFNode, FixedLinear
-from hwsnn.fixed.pool import FixedFlatten
+from hwsnn.fixed.flatten import FixedFlatten
 from hwsnn.fixed.recurrent import FixedRecurrent
 from hwsnn.functional import set_step_mode
 from targets.bundle import extend_bundle

@@ -28,7 +28,7 @@ import numpy as np
 from .. import arith as A
 from .. import fast
 from .base import Events, Op, build_op, register_op
-from .dense import effective_weight
+from .synaptic import effective_weight
 from .neuron import NeuronOp
 from .signmode import lava_weights
 
