@@ -19,8 +19,12 @@ netx's mapping (lava-dl 0.6.0 ``lava.lib.dl.netx.hdf5.Network``), applied layer 
   population (latency 1, Lava's recurrent ``Dense``). A ``delay`` there is refused (lava-dl 0.6.0
   builds that ``DelayDense`` without the weight exponent).
 
+* ``conv``: ``FixedConv2d`` + ``FixedCubaLIFNode`` twins (:mod:`quant.netx.conv`: no weight
+  optimisation, netx's flip undone by Lava's true convolution, ``stride``/``padding``/``dilation``
+  ``[h, w]``, ``groups``, bias per channel ``[C]`` or per neuron in WHC order).
+
 Refused with a :class:`~quant.netx.h5.NetxFormatError` naming the file, the layer and the field:
-layer kinds netx does not build or hwsnn does not import (``conv``, ``pool``, ``average``, ...),
+layer kinds netx does not build or hwsnn does not import (``pool``, ``average``, ...),
 complex weights, a ``dense`` without ``neuron`` (netx's integrator threshold :math:`2^{17}` does not
 fit Loihi's 17-bit mantissa), graded spikes (``messageBits`` > 0), non-integer weights, values that
 do not fit the target.
@@ -44,6 +48,7 @@ from hwsnn.functional import set_step_mode
 from targets.bundle import extend_bundle
 
 from ..export import export
+from .conv import conv_twins
 from .fields import integers, neuron_fields, text
 from .h5 import NetxFormatError, h5py_module
 from .weights import NetxWeightError, netx_joint_synapses, netx_synapse
@@ -203,6 +208,9 @@ def from_netx(path: Union[str, "os.PathLike[str]"], out_dir: Union[str, "os.Path
                 if len(current) > 1:
                     modules.append(FixedFlatten(1, -1, "loihi", name=f"layer{i}_flatten", step_mode="m"))
                 current = (int(np.prod(current)),)
+            elif kind == "conv":
+                mods, current = conv_twins(layer, i, current, where)
+                modules.extend(mods)
             elif kind in ("dense", "dense_rec"):
                 if len(current) != 1:
                     raise NetxFormatError(f"{where}: a dense layer after a {list(current)} layer needs a flatten layer")
@@ -210,8 +218,8 @@ def from_netx(path: Union[str, "os.PathLike[str]"], out_dir: Union[str, "os.Path
                 modules.extend(mods)
                 current = (n,)
             else:
-                raise NetxFormatError(f"{where}/type: {kind!r} layers are not imported by hwsnn (input, flatten and "
-                                      "dense, dense_rec are)")
+                raise NetxFormatError(f"{where}/type: {kind!r} layers are not imported by hwsnn (input, flatten, "
+                                      "dense, dense_rec and conv are)")
     except FitError as exc:
         raise NetxFormatError(f"{p}: {exc}") from None
     twin = nn.Sequential(*modules)

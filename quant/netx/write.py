@@ -33,8 +33,11 @@ Exactness (each refused with a :class:`~quant.netx.h5.NetxFormatError` naming th
   op's ``[out, in]`` delays must be constant along one axis (``[in]`` only where ``in != out``:
   netx reads a vector of length ``out`` as per post neuron).
 
-Not built by netx, so refused: conv (not yet written by this view), pooling, voting, dropout
-masks, synapse filters, any other target than ``loihi``.
+* a ``conv2d`` op and the neuron after it: a ``conv`` layer (:mod:`quant.netx.conv`: slayer's fields,
+  the file's integers :math:`W\,2^{s_w}` without netx's optimisation, the bias per channel or per neuron).
+
+Not built by netx, so refused: pooling, voting, dropout masks, synapse filters, any other target
+than ``loihi`` and ``loihi_netx``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import numpy as np
 from targets.bundle import Bundle, load_bundle
 
 from ..views import register_view
+from .conv import conv_layer
 from .fields import neuron_params, scaled_weights
 from .h5 import NetxFormatError, h5py_module
 from .weights import NetxWeightError, netx_joint_synapses, netx_synapse
@@ -139,9 +143,9 @@ def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
     net = bundle.network
     ops = list(net.ops)
     for op in ops:  # what netx cannot build at all, before any value
-        if op.kind not in ("dense", "flatten", "recurrent", *_NEURON_KINDS):
+        if op.kind not in ("dense", "conv2d", "flatten", "recurrent", *_NEURON_KINDS):
             raise NetxFormatError(f"op {op.name!r} ({op.kind}): netx cannot build this op (the view writes input, "
-                                  "flatten, dense + neuron and dense + recurrent layers)")
+                                  "flatten, dense + neuron, dense + recurrent and conv2d + neuron layers)")
     shape = np.asarray(net.input_shape, dtype=np.int64)
     if net.input_kind != "spikes":
         raise NetxFormatError(f"{bundle.path}: input.kind {net.input_kind!r}; netx's input layer takes binary spikes")
@@ -161,10 +165,17 @@ def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
             layers.append({"type": "flatten", "shape": np.asarray(op.output_shape, dtype=np.int64)})
             i += 1
             continue
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        if op.kind == "conv2d":
+            if nxt is None or nxt.kind not in _NEURON_KINDS:
+                raise NetxFormatError(f"{where}: a netx conv layer is a synapse and its neurons; this conv2d op is not "
+                                      "followed by an if/lif/cuba op")
+            layers.append(conv_layer(op, nxt))
+            i += 2
+            continue
         if op.kind != "dense":
             raise NetxFormatError(f"{where}: netx has no layer for this op here (a neuron or recurrent op follows a "
-                                  "dense op: netx's dense and dense_rec layers)")
-        nxt = ops[i + 1] if i + 1 < len(ops) else None
+                                  "dense or conv2d op: netx's dense, dense_rec and conv layers)")
         if nxt is not None and nxt.kind == "recurrent":
             layers.append(_dense_rec(op, nxt, where))
             i += 2
