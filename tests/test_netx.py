@@ -382,8 +382,8 @@ def test_reader_refuses_unsupported_files(tmp_path):
     conv = tmp_path / "conv.h5"
     _slayer_file(conv)
     with h5py.File(conv, "a") as f:
-        f["layer/2/type"] = np.array([b"conv"], "S10")
-    with pytest.raises(NetxFormatError, match=r"layer/2/type: 'conv'"):
+        f["layer/2/type"] = np.array([b"pool"], "S10")
+    with pytest.raises(NetxFormatError, match=r"layer/2/type: 'pool'"):
         quant.from_netx(conv)
     graded = tmp_path / "graded.h5"
     _slayer_file(graded)

@@ -19,8 +19,12 @@ netx's mapping (lava-dl 0.6.0 ``lava.lib.dl.netx.hdf5.Network``), applied layer 
   population (latency 1, Lava's recurrent ``Dense``). A ``delay`` there is refused (lava-dl 0.6.0
   builds that ``DelayDense`` without the weight exponent).
 
+* ``conv``: ``FixedConv2d`` + ``FixedCubaLIFNode`` twins (:mod:`quant.netx.conv`: no weight
+  optimisation, netx's flip undone by Lava's true convolution, ``stride``/``padding``/``dilation``
+  ``[h, w]``, ``groups``, bias per channel ``[C]`` or per neuron in WHC order).
+
 Refused with a :class:`~quant.netx.h5.NetxFormatError` naming the file, the layer and the field:
-layer kinds netx does not build or hwsnn does not import (``conv``, ``pool``, ``average``, ...),
+layer kinds netx does not build or hwsnn does not import (``pool``, ``average``, ...),
 complex weights, a ``dense`` without ``neuron`` (netx's integrator threshold :math:`2^{17}` does not
 fit Loihi's 17-bit mantissa), graded spikes (``messageBits`` > 0), non-integer weights, values that
 do not fit the target.
@@ -44,6 +48,8 @@ from hwsnn.functional import set_step_mode
 from targets.bundle import extend_bundle
 
 from ..export import export
+from .conv import conv_twins
+from .fields import integers, neuron_fields, text
 from .h5 import NetxFormatError, h5py_module
 from .weights import NetxWeightError, netx_joint_synapses, netx_synapse
 from .write import NETX_FILE
@@ -97,63 +103,9 @@ def read_netx(path: Union[str, "os.PathLike[str]"]) -> list[dict[str, Any]]:
     return layers
 
 
-# -- field readers --------------------------------------------------------------------------------------
-def _text(value: Any, where: str) -> str:
-    v = np.asarray(value)
-    if v.shape not in ((), (1,)):
-        raise NetxFormatError(f"{where}: expected one string; got shape {list(v.shape)}")
-    v = v.reshape(())[()]
-    if isinstance(v, bytes):
-        return v.decode("ascii", "replace").strip("\x00")
-    if isinstance(v, str):
-        return v
-    raise NetxFormatError(f"{where}: expected a string; got {type(v).__name__}")
-
-
-def _integers(value: Any, where: str, truncate: bool = False) -> np.ndarray:
-    """An array of integer values (``truncate``: toward zero, as netx's ``astype(int)``)."""
-    a = np.asarray(value)
-    if a.dtype.kind not in "biuf":
-        raise NetxFormatError(f"{where}: expected numbers; got dtype {a.dtype}")
-    if a.dtype.kind == "f":
-        if not np.isfinite(a).all():
-            raise NetxFormatError(f"{where}: holds a non-finite value")
-        if not truncate and np.any(a != np.trunc(a)):
-            raise NetxFormatError(f"{where}: holds non-integer values (slayer writes integers; quantize first)")
-        a = np.trunc(a)
-    return a.astype(np.int64)
-
-
-def _scalar(group: dict, key: str, where: str) -> int:
-    if key not in group:
-        raise NetxFormatError(f"{where}/{key}: missing")
-    a = _integers(group[key], f"{where}/{key}")
-    if a.size != 1:
-        raise NetxFormatError(f"{where}/{key}: expected one integer; got shape {list(a.shape)}")
-    return int(a.reshape(()))
-
-
-def _neuron(group: Any, where: str) -> tuple[int, int, int]:
-    """``(du, dv, vth)`` of a ``neuron`` group."""
-    if not isinstance(group, dict):
-        raise NetxFormatError(f"{where}: expected a group")
-    if "type" not in group:
-        raise NetxFormatError(f"{where}/type: missing")
-    kind = _text(group["type"], f"{where}/type")
-    if kind not in ("CUBA", "LOIHI"):
-        raise NetxFormatError(f"{where}/type: {kind!r}; hwsnn imports CUBA (Loihi LIF) neurons only")
-    if "messageBits" in group and _scalar(group, "messageBits", where) != 0:
-        raise NetxFormatError(f"{where}/messageBits: graded spikes are not supported by hwsnn's loihi target")
-    i_decay, v_decay = _scalar(group, "iDecay", where), _scalar(group, "vDecay", where)
-    for key, v in (("iDecay", i_decay), ("vDecay", v_decay)):
-        if not 0 <= v <= 4096:
-            raise NetxFormatError(f"{where}/{key}: {v} is outside [0, 4096]")
-    return i_decay - 1, v_decay, _scalar(group, "vThMant", where)
-
-
 def _delays(value: Any, n_out: int, n_in: int, where: str) -> np.ndarray:
     """netx's delay handling: clamp to 62, broadcast a scalar, ``[out]`` per row, ``[in]`` per column."""
-    d = _integers(value, where, truncate=True)
+    d = integers(value, where, truncate=True)
     if d.size and int(d.min()) < 0:
         raise NetxFormatError(f"{where}: negative delay {int(d.min())}")
     d = np.minimum(d, _MAX_DELAY)
@@ -171,7 +123,7 @@ def _matrix(layer: dict, key: str, n_out: Optional[int], where: str) -> np.ndarr
         raise NetxFormatError(f"{where}/{key}: missing")
     if isinstance(layer[key], dict):
         raise NetxFormatError(f"{where}/{key}: complex weights ({key}/real, {key}/imag) are not supported")
-    w = _integers(layer[key], f"{where}/{key}")
+    w = integers(layer[key], f"{where}/{key}")
     if w.ndim == 1 and n_out:
         w = w.reshape(n_out, -1)
     if w.ndim != 2:
@@ -185,7 +137,7 @@ def _dense(layer: dict, i: int, n_in: int, where: str, rec: bool = False) -> tup
     if "neuron" not in layer:
         raise NetxFormatError(f"{where}/neuron: missing; netx's non-spiking integrator (vThMant 2^17) does not fit "
                               "Loihi's 17-bit threshold mantissa in hwsnn")
-    n_out = int(np.prod(_integers(layer["shape"], f"{where}/shape"))) if "shape" in layer else None
+    n_out = int(np.prod(integers(layer["shape"], f"{where}/shape"))) if "shape" in layer else None
     w = _matrix(layer, "weight", n_out, where)
     if w.shape[1] != n_in:
         raise NetxFormatError(f"{where}/weight: {w.shape[1]} inputs; the previous layer has {n_in} neurons")
@@ -207,10 +159,10 @@ def _dense(layer: dict, i: int, n_in: int, where: str, rec: bool = False) -> tup
             raise NetxFormatError(f"{where}/delay: lava-dl 0.6.0 builds a delayed dense_rec without its weight "
                                   "exponent; not imported")
         delays = torch.from_numpy(_delays(layer["delay"], w.shape[0], n_in, f"{where}/delay"))
-    du, dv, vth = _neuron(layer["neuron"], f"{where}/neuron")
+    du, dv, vth = neuron_fields(layer["neuron"], f"{where}/neuron")
     bias = np.zeros(w.shape[0], dtype=np.int64)
     if "bias" in layer:
-        b = _integers(layer["bias"], f"{where}/bias", truncate=True)  # netx: astype(np.int32)
+        b = integers(layer["bias"], f"{where}/bias", truncate=True)  # netx: astype(np.int32)
         if b.size not in (1, w.shape[0]):
             raise NetxFormatError(f"{where}/bias: {b.size} values for {w.shape[0]} neurons")
         bias = np.broadcast_to(b.reshape(-1), (w.shape[0],)).copy()
@@ -235,27 +187,30 @@ def from_netx(path: Union[str, "os.PathLike[str]"], out_dir: Union[str, "os.Path
     p = Path(path)
     layers = read_netx(p)
     where0 = f"{p}: layer/0"
-    if _text(layers[0].get("type", b""), f"{where0}/type") != "input":
+    if text(layers[0].get("type", b""), f"{where0}/type") != "input":
         raise NetxFormatError(f"{where0}/type: the first layer must be 'input'")
     if "shape" not in layers[0]:
         raise NetxFormatError(f"{where0}/shape: missing")
-    shape = tuple(int(s) for s in _integers(layers[0]["shape"], f"{where0}/shape").reshape(-1))
+    shape = tuple(int(s) for s in integers(layers[0]["shape"], f"{where0}/shape").reshape(-1))
     if not shape or min(shape) < 1:
         raise NetxFormatError(f"{where0}/shape: {list(shape)} is not a neuron shape")
     modules: list[nn.Module] = []
     try:
         if "neuron" in layers[0]:
-            du, dv, vth = _neuron(layers[0]["neuron"], f"{where0}/neuron")
+            du, dv, vth = neuron_fields(layers[0]["neuron"], f"{where0}/neuron")
             if not (du == 4095 and vth == 0):  # not a pass-through: the input neurons run on Lava
                 modules.append(FixedCubaLIFNode("loihi", vth, du, dv, state_exponent=-6, name="layer0_cuba"))
         current = shape
         for i, layer in enumerate(layers[1:], start=1):
             where = f"{p}: layer/{i}"
-            kind = _text(layer.get("type", b""), f"{where}/type")
+            kind = text(layer.get("type", b""), f"{where}/type")
             if kind == "flatten":
                 if len(current) > 1:
                     modules.append(FixedFlatten(1, -1, "loihi", name=f"layer{i}_flatten", step_mode="m"))
                 current = (int(np.prod(current)),)
+            elif kind == "conv":
+                mods, current = conv_twins(layer, i, current, where)
+                modules.extend(mods)
             elif kind in ("dense", "dense_rec"):
                 if len(current) != 1:
                     raise NetxFormatError(f"{where}: a dense layer after a {list(current)} layer needs a flatten layer")
@@ -263,8 +218,8 @@ def from_netx(path: Union[str, "os.PathLike[str]"], out_dir: Union[str, "os.Path
                 modules.extend(mods)
                 current = (n,)
             else:
-                raise NetxFormatError(f"{where}/type: {kind!r} layers are not imported by hwsnn (input, flatten and "
-                                      "dense, dense_rec are)")
+                raise NetxFormatError(f"{where}/type: {kind!r} layers are not imported by hwsnn (input, flatten, "
+                                      "dense, dense_rec and conv are)")
     except FitError as exc:
         raise NetxFormatError(f"{p}: {exc}") from None
     twin = nn.Sequential(*modules)

@@ -33,8 +33,11 @@ Exactness (each refused with a :class:`~quant.netx.h5.NetxFormatError` naming th
   op's ``[out, in]`` delays must be constant along one axis (``[in]`` only where ``in != out``:
   netx reads a vector of length ``out`` as per post neuron).
 
-Not built by netx, so refused: conv (not yet written by this view), pooling, voting, dropout
-masks, synapse filters, any other target than ``loihi``.
+* a ``conv2d`` op and the neuron after it: a ``conv`` layer (:mod:`quant.netx.conv`: slayer's fields,
+  the file's integers :math:`W\,2^{s_w}` without netx's optimisation, the bias per channel or per neuron).
+
+Not built by netx, so refused: pooling, voting, dropout masks, synapse filters, any other target
+than ``loihi`` and ``loihi_netx``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ import numpy as np
 from targets.bundle import Bundle, load_bundle
 
 from ..views import register_view
+from .conv import conv_layer
+from .fields import neuron_params, scaled_weights
 from .h5 import NetxFormatError, h5py_module
 from .weights import NetxWeightError, netx_joint_synapses, netx_synapse
 
@@ -60,41 +65,11 @@ NETX_FILE = "netx.h5"
 #: the neuron of an input layer that passes binary spikes through unchanged in the same step
 PASS_THROUGH = {"type": "CUBA", "iDecay": 4096, "vDecay": 4096, "vThMant": 0, "refDelay": 1, "gradedSpike": False}
 _NEURON_KINDS = ("if", "lif", "cuba")
-_BIAS_EXP = 6  # netx: bias_mant = bias, bias_exp = 6
-
-
-def _neuron_params(op: Any, where: str) -> tuple[dict, np.ndarray]:
-    """``(neuron group, bias [n] in 64ths)`` of a neuron op (module docstring)."""
-    if op.reset != "zero" or op.max_spikes != 1:
-        raise NetxFormatError(f"{where}: params.reset {op.reset!r} with {op.max_spikes} spikes per step; Lava's LIF "
-                              "resets to zero and fires once")
-    if op.kind == "cuba":
-        i_decay, v_decay = int(op.decay_syn) + 1, int(op.decay_mem)
-    elif op.kind == "lif":
-        if op.decay_input:
-            raise NetxFormatError(f"{where}: params.decay_input is true; Lava's LIF has no decayed-input form")
-        i_decay, v_decay = 4096, int(op.decay_mem)
-    else:
-        i_decay, v_decay = 4096, 0
-    bias = np.broadcast_to(np.asarray(op.bias, dtype=np.int64), op.output_shape)
-    per = op.bias_exp_per_neuron
-    e = np.broadcast_to(np.asarray(op.bias_exp if per is None else per, dtype=np.int64), op.output_shape)
-    value = np.where(e >= 0, bias << np.maximum(e, 0), bias >> np.maximum(-e, 0))  # B = m << e (floor >> for e < 0)
-    if np.any(value % (1 << _BIAS_EXP)):
-        raise NetxFormatError(f"{where}: tables.bias: the bias B = mant << bias_exp holds values that are not multiples "
-                              f"of 64; netx applies bias_exp = {_BIAS_EXP} to every neuron")
-    mant = value >> _BIAS_EXP
-    if mant.size and (int(mant.min()) < -(1 << 12) or int(mant.max()) > (1 << 12) - 1):
-        raise NetxFormatError(f"{where}: tables.bias: B / 64 in [{int(mant.min())}, {int(mant.max())}] does not fit "
-                              "Lava's 13-bit bias mantissa")
-    group = {"type": "CUBA", "iDecay": i_decay, "vDecay": v_decay, "vThMant": int(op.threshold), "refDelay": 1,
-             "gradedSpike": False}
-    return group, mant.reshape(-1)
 
 
 def _file_weights(op: Any, where: str) -> np.ndarray:
     r"""The file's integers :math:`F = W\,2^{s_w}`, checked against netx and Lava (module docstring)."""
-    f = _scaled(op, where)
+    f = scaled_weights(op, where)
     try:
         syn = netx_synapse(f)
     except NetxWeightError as exc:
@@ -123,22 +98,6 @@ def _delay_vector(op: Any, where: str) -> Optional[np.ndarray]:
                           f"([in], when in != out); these [{n_out}, {n_in}] delays vary along both axes")
 
 
-def _scaled(op: Any, where: str) -> np.ndarray:
-    r""":math:`W\,2^{s_w}` of a dense or recurrent op (refused where it is not an integer or beyond 8 bits)."""
-    w = np.asarray(op.weight, dtype=np.int64)
-    s = int(op.weight_shift)
-    if s < 0:
-        if np.any(w % (1 << -s)):
-            raise NetxFormatError(f"{where}: params.weight_shift {s} floors each step's sum; netx's weight exponent only "
-                                  "undoes its own scaling, so the sums cannot be written as integer weights")
-        return w >> -s
-    f = w << s
-    if s > 0 and f.size and (int(f.max()) > 255 or int(f.min()) < -256):
-        raise NetxFormatError(f"{where}: params.weight_shift {s}: netx has no positive weight exponent, so the file "
-                              f"holds W * 2^{s}, here in [{int(f.min())}, {int(f.max())}], beyond the 8-bit weights")
-    return f
-
-
 def _dense_rec(op: Any, rec: Any, where: str) -> dict[str, Any]:
     """A ``dense_rec`` layer: the dense op's weights, the recurrent op's (``weight_rec``) and its neuron.
     netx optimises ``[weight | weight_rec]`` together (one shift) and Lava picks each matrix's sign mode;
@@ -151,7 +110,7 @@ def _dense_rec(op: Any, rec: Any, where: str) -> dict[str, Any]:
                               "exponent; a recurrent layer with delays is not written")
     if rec.latency != 1:
         raise NetxFormatError(f"{rwhere}: params.latency {rec.latency}; Lava's recurrent Dense returns a spike after 1 step")
-    f_in, f_rec = _scaled(op, where), _scaled(rec, rwhere)
+    f_in, f_rec = scaled_weights(op, where), scaled_weights(rec, rwhere)
     try:
         syn_in, syn_rec = netx_joint_synapses(f_in, f_rec)
     except NetxWeightError as exc:
@@ -160,7 +119,7 @@ def _dense_rec(op: Any, rec: Any, where: str) -> dict[str, Any]:
         if not np.array_equal(syn.weight, f << syn.scale_bits):
             raise NetxFormatError(f"{w}: tables.weight: netx's joint weight optimisation and Lava's {syn.lava_mode} sign "
                                   f"mode would change {int(np.count_nonzero(syn.weight != f << syn.scale_bits))} weight(s)")
-    group, bias = _neuron_params(rec.neuron, rwhere)
+    group, bias = neuron_params(rec.neuron, rwhere)
     layer: dict[str, Any] = {"type": "dense_rec", "shape": np.asarray([op.out_features], dtype=np.int64),
                              "inFeatures": int(op.in_features), "outFeatures": int(op.out_features),
                              "weight": f_in.astype(np.float32), "weight_rec": f_rec.astype(np.float32)}
@@ -184,16 +143,16 @@ def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
     net = bundle.network
     ops = list(net.ops)
     for op in ops:  # what netx cannot build at all, before any value
-        if op.kind not in ("dense", "flatten", "recurrent", *_NEURON_KINDS):
+        if op.kind not in ("dense", "conv2d", "flatten", "recurrent", *_NEURON_KINDS):
             raise NetxFormatError(f"op {op.name!r} ({op.kind}): netx cannot build this op (the view writes input, "
-                                  "flatten, dense + neuron and dense + recurrent layers)")
+                                  "flatten, dense + neuron, dense + recurrent and conv2d + neuron layers)")
     shape = np.asarray(net.input_shape, dtype=np.int64)
     if net.input_kind != "spikes":
         raise NetxFormatError(f"{bundle.path}: input.kind {net.input_kind!r}; netx's input layer takes binary spikes")
     layer0: dict[str, Any] = {"type": "input", "shape": shape, "neuron": dict(PASS_THROUGH)}
     if ops and ops[0].kind in _NEURON_KINDS:
         op = ops.pop(0)
-        group, bias = _neuron_params(op, f"op {op.name!r} ({op.kind})")
+        group, bias = neuron_params(op, f"op {op.name!r} ({op.kind})")
         if bias.any():
             raise NetxFormatError(f"op {op.name!r} ({op.kind}): tables.bias: netx's input layer gives its neuron no bias")
         layer0["neuron"] = group
@@ -206,10 +165,17 @@ def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
             layers.append({"type": "flatten", "shape": np.asarray(op.output_shape, dtype=np.int64)})
             i += 1
             continue
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        if op.kind == "conv2d":
+            if nxt is None or nxt.kind not in _NEURON_KINDS:
+                raise NetxFormatError(f"{where}: a netx conv layer is a synapse and its neurons; this conv2d op is not "
+                                      "followed by an if/lif/cuba op")
+            layers.append(conv_layer(op, nxt))
+            i += 2
+            continue
         if op.kind != "dense":
             raise NetxFormatError(f"{where}: netx has no layer for this op here (a neuron or recurrent op follows a "
-                                  "dense op: netx's dense and dense_rec layers)")
-        nxt = ops[i + 1] if i + 1 < len(ops) else None
+                                  "dense or conv2d op: netx's dense, dense_rec and conv layers)")
         if nxt is not None and nxt.kind == "recurrent":
             layers.append(_dense_rec(op, nxt, where))
             i += 2
@@ -222,7 +188,7 @@ def netx_layers(bundle: Bundle) -> list[dict[str, Any]]:
         layer: dict[str, Any] = {"type": "dense", "shape": np.asarray([op.out_features], dtype=np.int64),
                                  "inFeatures": int(op.in_features), "outFeatures": int(op.out_features),
                                  "weight": _file_weights(op, where).astype(np.float32)}
-        group, bias = _neuron_params(nxt, f"op {nxt.name!r} ({nxt.kind})")
+        group, bias = neuron_params(nxt, f"op {nxt.name!r} ({nxt.kind})")
         if bias.any():
             layer["bias"] = bias.astype(np.float32)
         delay = _delay_vector(op, where)
