@@ -19,7 +19,7 @@ import quant
 import sim
 import targets
 from hwsnn.fixed import FixedConv2d, FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedLinear
-from hwsnn.fixed.pool import FixedFlatten
+from hwsnn.fixed.flatten import FixedFlatten
 from hwsnn.functional import set_step_mode
 from quant.netx import NetxFormatError, netx_layers, read_netx
 from targets.bundle import load_bundle
