@@ -19,6 +19,7 @@ from .pool import FixedAvgPool2d, FixedFlatten, FixedMaxPool2d
 from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
 from .voting import FixedVotingLayer
+from .xylo_core import FixedXyloCore
 
 __all__ = [
     "rng",
@@ -46,4 +47,5 @@ __all__ = [
     "FixedAvgPool2d",
     "FixedMaxPool2d",
     "FixedFlatten",
+    "FixedXyloCore",
 ]
