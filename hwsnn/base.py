@@ -16,7 +16,7 @@ dropout masks, ...). Memories are declared with :meth:`MemoryModule.register_mem
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -30,6 +30,17 @@ __all__ = [
     "check_step_mode",
     "require_time_axis",
 ]
+
+#: the float -> twin converter, installed by :mod:`hwsnn.fixed` (float layers never import their twins)
+_TWIN_CONVERTER: Optional[Callable[..., nn.Module]] = None
+
+
+def set_twin_converter(convert: Callable[..., nn.Module]) -> None:
+    """Install ``convert(layer, target, **options)`` as :meth:`StepModule.to_fixed` (called once by
+    :mod:`hwsnn.fixed` when it is imported)."""
+    global _TWIN_CONVERTER
+    _TWIN_CONVERTER = convert
+
 
 SUPPORTED_STEP_MODES: tuple[str, ...] = ("s", "m")
 
@@ -76,10 +87,11 @@ class StepModule:
         self._step_mode = check_step_mode(value, tuple(self.supported_step_mode()), type(self).__name__)
 
     def to_fixed(self, target: Any, **options: Any) -> nn.Module:
-        """The integer twin of this layer on ``target`` (see :func:`hwsnn.fixed.to_fixed`)."""
-        from .fixed import to_fixed
-
-        return to_fixed(self, target, **options)
+        """The integer twin of this layer on ``target`` (see :func:`hwsnn.fixed.to_fixed`, which
+        installs itself here when :mod:`hwsnn.fixed` is imported; ``import hwsnn`` does that)."""
+        if _TWIN_CONVERTER is None:
+            raise RuntimeError("no integer twins are loaded: import hwsnn.fixed (import hwsnn does it)")
+        return _TWIN_CONVERTER(self, target, **options)
 
 
 class SingleStepModule(StepModule):

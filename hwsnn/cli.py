@@ -278,7 +278,8 @@ def _load(path: str, deep: bool = False):
     return sim.load_export(path, deep=deep)
 
 
-def _report_dir(export_path) -> "Path":
+def _report_dir(export_path):
+    """The report directory of ``hwsnn run`` beside an export: ``<export>/../report``."""
     from pathlib import Path
 
     return Path(export_path).absolute().parent / "report"

@@ -48,7 +48,7 @@ from targets import Target
 from targets import load as load_target
 
 from .convert import layer_names, quantized_weight
-from .prepare import _quant_layer, weight_quantizer
+from .prepare import quant_layer, weight_quantizer
 
 __all__ = ["Calibration", "calibrate"]
 
@@ -213,7 +213,7 @@ def calibrate(
     for name, m in zip(names, layers):
         if name not in observed:
             if isinstance(m, (nn.Linear, nn.Conv2d)):
-                q = m if hasattr(m, "quant_weight") else _quant_layer(m, weight_quantizer(tg))
+                q = m if hasattr(m, "quant_weight") else quant_layer(m, weight_quantizer(tg))
                 cal.weight_exponents[name] = quantized_weight(q, tg)[1]
             continue
         cal.observed[name] = observed[name]

@@ -34,6 +34,7 @@ from typing import Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import skip_init
 
 from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedRecurrent, fold_rescale, to_fixed
 from hwsnn.fixed.arith import power_of_two_exponent
@@ -43,7 +44,8 @@ from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode
 from targets import Target
 
-__all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight"]
+__all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight",
+           "layer_fingerprint"]
 
 _NEURON_TWINS = (FixedIFNode, FixedLIFNode, FixedCubaLIFNode, FixedRecurrent)
 _NEURONS = (BaseNode, RecurrentContainer)  # spiking layers: their input exponent is fixed first
@@ -64,15 +66,16 @@ def layer_names(model: nn.Sequential) -> list[str]:
     return list(getattr(model, "layer_names", None) or [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(model)])
 
 
-def quantized_weight(m: nn.Module, target: Target) -> Optional[tuple[torch.Tensor, int]]:
+def quantized_weight(m: nn.Module, target: Target, qw: object = None) -> Optional[tuple[torch.Tensor, int]]:
     r"""``(w, e)`` of a Brevitas quant layer: its fake-quantized weight (float64, exactly on the grid)
     and the exponent of the twin's integers :math:`W = w\,2^{-e}`; ``None`` for a plain layer.
+    ``qw``: the layer's ``quant_weight()`` when the caller has it already.
 
     A target with a weight step :math:`2^j` (Loihi: even weights) is quantized by Brevitas at
     :math:`b - j` bits and scale :math:`2^{e + j}`, so :math:`e` is the scale's exponent minus :math:`j`."""
     if not hasattr(m, "quant_weight"):
         return None
-    qw = m.quant_weight()
+    qw = m.quant_weight() if qw is None else qw
     scale = qw.scale.detach()
     if scale.numel() != 1:
         raise ValueError(f"{type(m).__name__}: per-channel weight scales have no chip equivalent (one weight "
@@ -84,10 +87,10 @@ def quantized_weight(m: nn.Module, target: Target) -> Optional[tuple[torch.Tenso
     return qw.value.detach().to(torch.float64), int(e_scale) - j
 
 
-def brevitas_clipped(m: nn.Module) -> int:
+def brevitas_clipped(m: nn.Module, qw: object = None) -> int:
     r"""How many weights of Brevitas layer ``m`` its quantizer clamped (more than half a step beyond
     the largest integer: Brevitas scales by :math:`\max|w| / 2^{b-1}` and clamps to :math:`2^{b-1}-1`)."""
-    qw = m.quant_weight()
+    qw = m.quant_weight() if qw is None else qw
     hi = 2.0 ** (float(qw.bit_width) - 1) - 1
     return int((m.weight.detach().abs() / qw.scale.detach() > hi + 0.5).sum())
 
@@ -95,12 +98,15 @@ def brevitas_clipped(m: nn.Module) -> int:
 def _plain_copy(m: nn.Module, weight: torch.Tensor) -> nn.Module:
     """A plain ``nn.Linear``/``nn.Conv2d`` with ``m``'s geometry and bias and the given weight (for the converters)."""
     bias = getattr(m, "bias", None)
+    # large layers skip the random initialisation of weights about to be overwritten (skip_init has
+    # a fixed cost of its own, more than initialising a small layer)
+    make = skip_init if m.weight.numel() > (1 << 14) else (lambda cls, *a, **k: cls(*a, **k))
+    f64 = torch.float64
     if isinstance(m, nn.Linear):
-        plain: nn.Module = nn.Linear(m.in_features, m.out_features, bias=bias is not None)
+        plain: nn.Module = make(nn.Linear, m.in_features, m.out_features, bias=bias is not None, dtype=f64)
     else:
-        plain = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                          bias=bias is not None, padding_mode=m.padding_mode)
-    plain = plain.to(torch.float64)
+        plain = make(nn.Conv2d, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                     m.groups, bias=bias is not None, padding_mode=m.padding_mode, dtype=f64)
     with torch.no_grad():
         plain.weight.copy_(weight)
         if bias is not None:
@@ -134,6 +140,7 @@ def convert(
     input_exponent: int = 0,
     names: Optional[list[str]] = None,
     state_exponents: Optional[Mapping[str, int]] = None,
+    reuse: Optional[dict] = None,
 ) -> nn.Sequential:
     """The twin network of the float ``model`` on ``target`` (module docstring).
 
@@ -146,6 +153,11 @@ def convert(
     :param names: layer names (default ``<class name lowercased><index>``)
     :param state_exponents: state exponent per layer name for neurons and synapse filters
         (calibrated, :func:`quant.calibrate`); others use the defaults
+    :param reuse: a dict kept by the caller between conversions of the same model (QAT converts
+        after every optimizer step): the twin of a non-synaptic layer is taken from it when the
+        layer (its settings, parameters and buffers: :func:`layer_fingerprint`) and the converter's
+        arguments are unchanged, its saturation counters cleared; the twin is then shared with
+        the previous result. Synaptic layers are always converted.
 
     Exponents are coarsened (never refined) where a dense/conv layer's weight shift
     :math:`s = e_w + e_x - e_{out}` would leave the target's range: the synapse filter feeding it
@@ -158,10 +170,10 @@ def convert(
     exps = dict(state_exponents or {})
     for _ in range(8):
         try:
-            return _convert(model, tg, seed, clip, input_exponent, names, exps)
+            return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse)
         except _Coarsen as c:
             exps[c.name] = c.exponent
-    return _convert(model, tg, seed, clip, input_exponent, names, exps)
+    return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse)
 
 
 class _Coarsen(Exception):
@@ -172,8 +184,47 @@ class _Coarsen(Exception):
         self.name, self.exponent = name, exponent
 
 
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def layer_fingerprint(m: nn.Module) -> tuple:
+    """What a converter reads from float layer ``m``: the plain settings (numbers, strings, flags,
+    tuples and lists of them) of ``m`` and its submodules, and the identity and version of every parameter
+    and buffer (and tensor setting); memories are left out. Equal fingerprints: equal twins."""
+    out = []
+    for sub in m.modules():
+        items = []
+        for k, v in vars(sub).items():  # (containers: memories, parameters, hooks, are not plain)
+            if isinstance(v, _PLAIN):
+                items.append((k, v))
+            elif isinstance(v, (tuple, list)) and all(isinstance(e, _PLAIN) for e in v):
+                items.append((k, tuple(v)))
+            elif isinstance(v, torch.Tensor):
+                items.append((k, id(v), v._version))
+        tensors = [(k, id(t), t._version) for k, t in (*sub._parameters.items(), *sub._buffers.items()) if t is not None]
+        out.append((type(sub), tuple(items), tuple(tensors)))
+    return tuple(out)
+
+
+def _reused(reuse: Optional[dict], key: tuple, m: nn.Module, make) -> nn.Module:
+    """The twin ``make()`` of layer ``m``, from ``reuse`` when its fingerprint and ``key`` match."""
+    if reuse is None:
+        return make()
+    full = (key, id(m), layer_fingerprint(m))
+    twin = reuse.get(full)
+    if twin is None:
+        twin = make()
+        reuse[full] = twin
+        if len(reuse) > 256:  # stale entries (changed settings): keep the newest ones
+            for k in list(reuse)[:128]:
+                del reuse[k]
+    elif hasattr(twin, "clear_counts"):
+        twin.clear_counts()
+    return twin
+
+
 def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_exponent: int,
-             names: Optional[list[str]], state_exponents: dict) -> nn.Sequential:
+             names: Optional[list[str]], state_exponents: dict, reuse: Optional[dict] = None) -> nn.Sequential:
     """One conversion pass (:func:`convert`); raises :class:`_Coarsen` to ask for a retry."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"convert: expected an nn.Sequential of hwsnn layers; got {type(model).__name__}")
@@ -193,7 +244,8 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
         e = state_exponents.get(names[i])
         if e is not None and isinstance(layers[i], RecurrentContainer):  # never finer than its weight shift reaches
             e = max(e, finest_state_exponent(layers[i], tg))
-        twins[i] = to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron), state_exponent=e)
+        twins[i] = _reused(reuse, (i, id(tg), names[i], clip, i == last_neuron, e), layers[i],
+                           lambda: to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron), state_exponent=e))
     e_x = int(input_exponent)
     first_synaptic = True
     fold_p: Optional[float] = None
@@ -208,11 +260,12 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             j = next((j for j in range(i + 1, len(layers)) if isinstance(layers[j], _NEURONS) or _is_synaptic(layers[j])), None)
             e_out = _input_exponent(twins[j]) if j is not None and isinstance(layers[j], _NEURONS) else None
             layer, e_w = m, None
-            quantized = quantized_weight(m, tg)
+            qw = m.quant_weight() if hasattr(m, "quant_weight") else None  # once: Brevitas' quantizer is slow
+            quantized = quantized_weight(m, tg, qw)
             if quantized is not None:  # Brevitas: its grid and exponent as they are
                 layer, e_w = _plain_copy(m, quantized[0]), quantized[1]
             if fold_p is not None:
-                layer = copy.deepcopy(layer)
+                layer = copy.deepcopy(layer) if layer is m else layer  # (a plain copy is ours already)
                 with torch.no_grad():
                     layer.weight.copy_(fold_rescale(layer.weight, fold_p))
                 fold_p, e_w = None, None
@@ -232,19 +285,22 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             twins[i] = to_fixed(layer, tg, name=names[i], clip=clip, input_exponent=e_x, output_exponent=e_out,
                                 first_layer=first_synaptic, weight_exponent=e_w)
             if quantized is not None:
-                twins[i].count_clipped("weight", brevitas_clipped(m))
+                twins[i].count_clipped("weight", brevitas_clipped(m, qw))
             first_synaptic = False
             e_x = twins[i].output_exponent
         elif isinstance(m, SynapseFilter):
-            twins[i] = to_fixed(m, tg, name=names[i], state_exponent=state_exponents.get(names[i]))
+            e_f = state_exponents.get(names[i])
+            twins[i] = _reused(reuse, (i, id(tg), names[i], e_f), m,
+                               lambda: to_fixed(m, tg, name=names[i], state_exponent=e_f))
             e_x, source = twins[i].exponents["out_i"], i
         elif isinstance(m, (Dropout, Dropout2d)):
-            twins[i] = to_fixed(m, tg, name=names[i], seed=seed + i)
+            twins[i] = _reused(reuse, (i, id(tg), names[i], seed + i), m, lambda: to_fixed(m, tg, name=names[i], seed=seed + i))
             # the twin drops without 1/(1-p); fold it into the next weights only when masks are
             # active (training mode): an eval-mode dropout is the identity in both worlds
             fold_p = m.p if model.training else None
         else:
-            twins[i] = to_fixed(m, tg, name=names[i], input_exponent=e_x)  # delay, pooling, flatten, voting
+            twins[i] = _reused(reuse, (i, id(tg), names[i], e_x), m,  # delay, pooling, flatten, voting
+                               lambda: to_fixed(m, tg, name=names[i], input_exponent=e_x))
             e_out = getattr(twins[i], "output_exponent", None)
             if callable(e_out):
                 e_out = e_out(e_x)

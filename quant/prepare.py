@@ -31,6 +31,12 @@ and, layer by layer,
   (:func:`hwsnn.fixed.recurrent.recurrent_to_fixed`, round to nearest on the grid that holds
   :math:`\max|w|`), so the forward is the exported twin's here too.
 
+The stateful layers run fused where they can (:mod:`quant.qat_fused`): the twin's whole sequence
+in one integer kernel and the float layer's fused BPTT over the charges taken at the twin's states,
+which is the same construction (values identical, gradients equal to float rounding);
+``HWSNN_QAT_FUSED=0`` runs every step as written above. The twin is rebuilt after every
+optimizer step; the twins of layers whose settings did not change are reused.
+
 So ``prepared(x)`` equals the dequantized output of ``quant.convert(prepared, target)(x_int)``
 bit for bit (tested for every layer kind and target); QAT optimises exactly what is exported.
 Neuron and filter time constants are frozen (the chip has :math:`\tau = 2^k` or
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+import weakref
 from typing import Mapping, Optional, Union
 
 import torch
@@ -60,6 +67,7 @@ from targets import Target
 from targets import load as load_target
 
 from .convert import convert, dequantize_output, layer_names
+from .qat_fused import fused_enabled, fused_stateful
 
 with warnings.catch_warnings():  # brevitas warns about optional packages at import
     warnings.simplefilter("ignore")
@@ -69,11 +77,43 @@ with warnings.catch_warnings():  # brevitas warns about optional packages at imp
 __all__ = ["prepare", "QATNetwork", "QuantLinear", "QuantConv2d", "weight_quantizer"]
 
 
-class QuantLinear(_SeqToANN, qnn.QuantLinear):
+#: quantized weights primed for the next forward, per layer (outside the module: never copied or pickled)
+_PRIMED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+class _PrimedQuantWeight:
+    """Brevitas layer mixin: the quantized weight computed for a twin rebuild (:meth:`prime_quant_weight`,
+    with its autograd graph) is handed to the layer's next forward instead of being computed again
+    (Brevitas' quantizer costs more than the layer's matmul on small layers). Used once: the call in
+    the grad mode it was made in takes it; a ``no_grad`` call (the converter) only reads it. Valid
+    only for the same weight tensor, version and mode."""
+
+    def _primed_key(self) -> tuple:
+        return (id(self.weight), self.weight._version, self.training)
+
+    def prime_quant_weight(self):
+        """``quant_weight()``, kept for the next forward (when the quantizer does not depend on the input)."""
+        qw = super().quant_weight()  # type: ignore[misc]
+        if not self.weight_quant.requires_quant_input:  # type: ignore[attr-defined]
+            _PRIMED[self] = (self._primed_key(), torch.is_grad_enabled(), qw)
+        return qw
+
+    def quant_weight(self, quant_input=None, subtensor_slice_list=None):  # noqa: D102 - Brevitas' method
+        primed = _PRIMED.get(self)
+        if primed is not None and subtensor_slice_list is None and primed[0] == self._primed_key():
+            if primed[1] == torch.is_grad_enabled():
+                del _PRIMED[self]
+                return primed[2]
+            if not torch.is_grad_enabled():
+                return primed[2]
+        return super().quant_weight(quant_input, subtensor_slice_list)  # type: ignore[misc]
+
+
+class QuantLinear(_PrimedQuantWeight, _SeqToANN, qnn.QuantLinear):
     """Brevitas ``QuantLinear`` with a step mode (``'m'``: ``[T, N, in] -> [T, N, out]``)."""
 
 
-class QuantConv2d(_SeqToANN, qnn.QuantConv2d):
+class QuantConv2d(_PrimedQuantWeight, _SeqToANN, qnn.QuantConv2d):
     """Brevitas ``QuantConv2d`` with a step mode (``'m'``: ``[T, N, C, H, W]``)."""
 
     seq_dims = (5,)
@@ -94,7 +134,7 @@ def weight_quantizer(target: Union[str, Target]) -> dict:
     return dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits)
 
 
-def _quant_layer(m: nn.Module, quantizer: dict) -> nn.Module:
+def quant_layer(m: nn.Module, quantizer: dict) -> nn.Module:
     """The Brevitas twin of a float ``Linear``/``Conv2d`` with the same weights and step mode."""
     step_mode = getattr(m, "step_mode", "s")
     bias = m.bias is not None
@@ -133,6 +173,7 @@ class QATNetwork(nn.Sequential):
         self.last_integer_output: Optional[torch.Tensor] = None
         self._twin: Optional[nn.Sequential] = None
         self._twin_key: Optional[tuple] = None
+        self._reuse: dict = {}  # twins of unchanged non-synaptic layers, kept between rebuilds
 
     # -- the twin --------------------------------------------------------------------------------
     def to_twin(self) -> nn.Sequential:
@@ -144,10 +185,18 @@ class QATNetwork(nn.Sequential):
 
     def _current_twin(self) -> nn.Sequential:
         """The twin of the current weights, rebuilt when a parameter changed (optimizer step) or the
-        mode did; dropout draw counters carry over so every call gets fresh masks."""
+        mode did (the twins of layers whose settings did not change are reused, see
+        :func:`quant.convert`'s ``reuse``); dropout draw counters carry over so every call gets fresh masks."""
         key = (self.training, tuple((id(p), p._version) for p in self.parameters()))
         if self._twin is None or key != self._twin_key:
-            twin = self.to_twin()
+            reuse = self._reuse if fused_enabled() else None  # HWSNN_QAT_FUSED=0: the previous path, all of it
+            if reuse is not None:
+                for m in self:
+                    if isinstance(m, _PrimedQuantWeight):
+                        m.prime_quant_weight()  # computed once for the converter and the next forward
+            with torch.no_grad():
+                twin = convert(self, self.target, seed=self.seed, clip=self.clip, input_exponent=self.input_exponent,
+                               names=self.layer_names, state_exponents=self.state_exponents, reuse=reuse)
             if self._twin is not None:
                 for new, old in zip(twin, self._twin):
                     if hasattr(old, "draws"):
@@ -182,7 +231,8 @@ class QATNetwork(nn.Sequential):
         h, h_int = x, q
         for m, tw, e_in in zip(self, twin, twin.input_exponents):
             if isinstance(m, _STATEFUL):
-                h, h_int = _stepwise(m, tw, h, h_int, e_in)
+                fused = fused_stateful(m, tw, h, h_int)  # one kernel + one straight-through node, or None
+                h, h_int = fused if fused is not None else _stepwise(m, tw, h, h_int, e_in)
                 continue
             y_int = tw(h_int)
             if isinstance(m, (Dropout, Dropout2d)) and m.training:
@@ -262,7 +312,7 @@ def prepare(
     new: list[nn.Module] = []
     for m in layers:
         if isinstance(m, (nn.Linear, nn.Conv2d)) and not hasattr(m, "quant_weight"):
-            new.append(_quant_layer(m, quantizer))
+            new.append(quant_layer(m, quantizer))
             continue
         c = copy.deepcopy(m)
         if isinstance(c, _STATEFUL):  # tau = 2^k / 4096/d on the chip: frozen during QAT (not rc's weights)

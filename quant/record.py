@@ -177,6 +177,7 @@ def record_float(
     names: Sequence[str],
     *,
     dropout_masks: Optional[dict[int, torch.Tensor]] = None,
+    states: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Run the float network (a reset copy, multi-step mode, ``torch.no_grad``) on ``inputs`` and
     record each layer's output as float64 ``[T, N, ...]`` under ``names`` (layer ``i`` of the float
@@ -186,7 +187,9 @@ def record_float(
     The float model runs as given (train or eval mode). ``dropout_masks`` ``{layer position: keep
     mask (bool)}`` (e.g. the twin's, as the report passes them) replaces the masks of the float
     dropout layers in training mode, scaled by :math:`1/(1-p)`, so that both see the same units
-    dropped; otherwise a training-mode float dropout draws its own mask.
+    dropped; otherwise a training-mode float dropout draws its own mask. With ``states``, the
+    neurons' and synapse filters' states of sample 0 after each step are recorded too (``v``, ``i``,
+    ``out_i``, ``[T, 1, ...]``; stepped one step at a time), for the report's traces.
     """
     names = list(names)
     x = as_tensor(inputs)
@@ -210,4 +213,32 @@ def record_float(
                 out[name] = {"output": h.detach().cpu().to(torch.float64).numpy()}
         elif names:
             out[names[-1]] = {"output": net(x).detach().cpu().to(torch.float64).numpy()}
+    if states and len(layers) == len(names):
+        for k, st in _float_states(float_seq, x[:, :1], dropout_masks).items():
+            out[names[k]].update(st)
     return out
+
+
+def _float_states(float_seq: nn.Module, x: torch.Tensor, dropout_masks: Optional[dict]) -> dict[int, dict[str, np.ndarray]]:
+    """The states (``v``, ``i``, ``out_i``) of the float layers after each step, by layer position,
+    for the samples of ``x`` ``[T, n, ...]``, from a reset copy stepped one step at a time."""
+    net = copy.deepcopy(float_seq)
+    reset_net(net)
+    set_step_mode(net, "s")
+    layers = leaves(net)
+    for k, keep in (dropout_masks or {}).items():
+        m = layers[k]
+        if isinstance(m, FloatDropout) and m.training:
+            m.mask = keep[:x.shape[1]].to(x.dtype) * (1.0 / (1.0 - m.p))
+    rec: dict[int, dict[str, list[np.ndarray]]] = {}
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            h = x[t]
+            for k, m in enumerate(layers):
+                h = m(h)
+                holder = getattr(m, "sub_module", m)
+                for s in ("i", "v", "out_i"):
+                    value = getattr(holder, s, None) if s in getattr(holder, "_memories", {}) else None
+                    if torch.is_tensor(value):
+                        rec.setdefault(k, {}).setdefault(s, []).append(value.detach().cpu().to(torch.float64).numpy().copy())
+    return {k: {s: np.stack(v) for s, v in d.items()} for k, d in rec.items()}

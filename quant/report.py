@@ -74,7 +74,7 @@ def make_report(
     float_rec = None
     if float_model is not None:
         masks = twin_dropout_masks(stepped)
-        float_rec = record_float(float_model, x, m_names or t_names, dropout_masks=masks)
+        float_rec = record_float(float_model, x, m_names or t_names, dropout_masks=masks, states=plots and out_dir is not None)
         if masks and len(leaves(float_model)) == len(stepped):
             notes.append("the float model's training-mode dropout layers use the twin's masks")
     y = None if labels is None else as_numpy(labels)
@@ -82,6 +82,6 @@ def make_report(
     report["notes"] = notes + report.get("notes", [])
     report["producer"] = producer
     if out_dir is not None:
-        paths = write_report(report, out_dir, plots=plots, result=result, float_=float_rec)
+        paths = write_report(report, out_dir, plots=plots, result=result, float_=float_rec, twin=twin_rec)
         report["files"] = {k: str(v) for k, v in paths.items()}
     return report

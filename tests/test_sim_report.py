@@ -29,7 +29,7 @@ def manifest() -> dict:
 
     return {"input": {"shape": [4], "exponent": 0, "kind": "spikes"}, "layers": [
         layer("fc", "dense", [4], "values", -2),
-        layer("lif", "lif", [4], "spikes", 0),
+        layer("lif", "lif", [4], "spikes", 0, {"state_exponent": -4}),
         layer("vote", "voting", [2], "values", None, {"voting_size": 2, "shift": False, "divisor_log2": 1}),
     ]}
 
@@ -245,8 +245,9 @@ def test_plots_with_matplotlib(tmp_path):
     tr = traces()
     fl = {"lif": {"output": tr["lif"]["output"] * 1.0}, "fc": {"output": tr["fc"]["output"] * 0.25 + 0.1}}
     rep = R.build_report(make_result(tr), manifest(), twin=copy_traces(tr), float_=fl)
-    paths = R.write_report(rep, tmp_path, result=make_result(tr), float_=fl)
-    assert paths["raster_lif"] == tmp_path / "plots" / "raster_lif.png" and paths["error_hist"].is_file()
+    paths = R.write_report(rep, tmp_path, result=make_result(tr), float_=fl, twin=copy_traces(tr))
+    assert paths["raster_lif"] == tmp_path / "plots" / "raster_lif.png" and paths["quant_error"].is_file()
+    assert {"saturations", "traces_lif"} <= set(paths)
     assert paths["raster_lif"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in paths["html"].read_text()
     assert "plots/raster_lif.png" in paths["md"].read_text()

@@ -37,6 +37,11 @@ thresholds that require grad, and non-floating inputs.
 Mixed precision: float16 / bfloat16 inputs run with a float32 state; spikes come back in the input
 dtype, membranes and synaptic currents in float32.
 
+Integer twins: :mod:`hwsnn.backend.fixed` runs the neuron and synapse-filter twins' whole
+sequences in one kernel (numba :mod:`~hwsnn.backend.fixed_kernels`, Triton
+:mod:`~hwsnn.backend.fixed_triton`), bit-identical to their step functions; :mod:`hwsnn.backend.ste`
+gives quantization-aware training the float layers' fused BPTT at the twins' states.
+
 CPU memory: the large ``[T, N]`` buffers of the CPU kernels (outputs, the saved charge, gradients)
 come from a small caching pool (:class:`~hwsnn.backend.fused.HostPool`, ``HWSNN_CPU_POOL_MB``,
 default 2048, 0 disables it) because fresh multi-megabyte allocations are page-faulted on first
@@ -79,6 +84,9 @@ __all__ = [
     "neuron_multi_step",
     "synapse_multi_step",
     "NeuronConfig",
+    "neuron_config",
+    "neuron_backward_impl",
+    "synapse_backward_impl",
 ]
 
 #: allowed values of the ``backend`` argument
@@ -253,6 +261,54 @@ def _sequence_plan(x_seq: torch.Tensor, backend: str) -> tuple[int, torch.Size, 
     if kind in ("triton", "numba") and sdt == torch.float64:
         kind = "torch"
     return x_seq.shape[0], x_seq.shape[1:], sdt, kind
+
+
+def neuron_config(
+    surrogate_function: SurrogateFunctionBase,
+    *,
+    tau: Optional[float],
+    decay_input: bool,
+    v_reset: Optional[float],
+    detach_reset: bool,
+    store_v_seq: bool = False,
+) -> NeuronConfig:
+    """The :class:`NeuronConfig` of an IF (``tau=None``) / LIF layer with a built-in surrogate
+    (``TypeError`` for anything else: :func:`surrogate_spec` is ``None``)."""
+    spec = surrogate_spec(surrogate_function)
+    if spec is None:
+        raise TypeError("neuron_config (fused): surrogate_function must be a built-in hwsnn surrogate")
+    return NeuronConfig(
+        tau=None if tau is None else float(tau),
+        decay_input=bool(decay_input),
+        v_reset=None if v_reset is None else float(v_reset),
+        detach_reset=bool(detach_reset),
+        store_v_seq=bool(store_v_seq),
+        surrogate_name=spec.name,
+        alpha=spec.alpha,
+        spiking=spec.spiking,
+        surrogate=surrogate_function,
+    )
+
+
+def neuron_backward_impl(
+    cfg: NeuronConfig, x_seq: torch.Tensor, v_threshold: Threshold, backend: str = "auto"
+) -> Callable:
+    """The BPTT function (signature of :func:`hwsnn.backend.fused.neuron_backward_torch`) that the
+    fused neurons use for ``cfg`` on ``x_seq``'s device and dtype: numba / Triton where they cover
+    the configuration, else torch."""
+    _, _, _, kind = _sequence_plan(x_seq, backend)
+    if kind == "numba":
+        from .cpu_kernels import supports
+
+        if not supports(cfg, x_seq.dtype, v_threshold):
+            kind = "torch"
+    return _impl(kind, "neuron")[1]
+
+
+def synapse_backward_impl(x_seq: torch.Tensor, backend: str = "auto") -> Callable:
+    """The backward of the fused synapse filter (signature of
+    :func:`hwsnn.backend.fused.synapse_backward_torch`) for ``x_seq``'s device and dtype."""
+    return _impl(_sequence_plan(x_seq, backend)[3], "synapse")[1]
 
 
 def neuron_multi_step(

@@ -47,7 +47,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from .fused import NeuronConfig, Threshold, _empty
+from .fused import NeuronConfig, Threshold, empty_buffer
 
 __all__ = ["BLOCK", "supports", "neuron_forward_numba", "neuron_backward_numba"]
 
@@ -240,7 +240,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def _float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` as float32 (a pooled copy for half tensors)."""
-    return t if t.dtype == torch.float32 else _empty(tuple(t.shape), torch.float32, t.device).copy_(t)
+    return t if t.dtype == torch.float32 else empty_buffer(tuple(t.shape), torch.float32, t.device).copy_(t)
 
 
 def _set_threads() -> None:
@@ -253,9 +253,9 @@ def neuron_forward_numba(
     """Same contract as :func:`hwsnn.backend.fused.neuron_forward_torch` (CPU, :func:`supports` true)."""
     T, N = x.shape
     f32, cpu = torch.float32, x.device
-    spikes = _empty((T, N), f32, cpu)
-    H = _empty((T, N), f32, cpu) if save_h else torch.empty((1, 1), dtype=f32)
-    v_out = _empty((T, N) if cfg.store_v_seq else (N,), f32, cpu)
+    spikes = empty_buffer((T, N), f32, cpu)
+    H = empty_buffer((T, N), f32, cpu) if save_h else torch.empty((1, 1), dtype=f32)
+    v_out = empty_buffer((T, N) if cfg.store_v_seq else (N,), f32, cpu)
     charge = _CHARGE_IF if cfg.tau is None else (_CHARGE_LIF_DECAY if cfg.decay_input else _CHARGE_LIF)
     _set_threads()
     _forward(
@@ -264,7 +264,7 @@ def neuron_forward_numba(
         np.float32(cfg.tau or 1.0), block or BLOCK,
     )
     if x.dtype != f32:  # 0 / 1 are exact in every dtype
-        spikes = _empty((T, N), x.dtype, cpu).copy_(spikes)
+        spikes = empty_buffer((T, N), x.dtype, cpu).copy_(spikes)
     return spikes, v_out, (H if save_h else None)
 
 
@@ -278,7 +278,7 @@ def neuron_backward_numba(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as :func:`hwsnn.backend.fused.neuron_backward_torch` (CPU, :func:`supports` true)."""
     T, N = H.shape
-    gx = _empty((T, N), torch.float32, H.device)
+    gx = empty_buffer((T, N), torch.float32, H.device)
     gv0 = torch.empty(N, dtype=torch.float32)
     gs = _float32(grad_spikes) if grad_spikes is not None else H[:1]
     gv = grad_v.reshape(-1, N) if grad_v is not None else H[:1]

@@ -194,7 +194,7 @@ def _pool_bytes_from_env() -> int:
 host_pool = HostPool(_pool_bytes_from_env())
 
 
-def _empty(shape: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def empty_buffer(shape: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if device.type == "cpu":
         return host_pool.take(tuple(shape), dtype)
     return torch.empty(shape, dtype=dtype, device=device)
@@ -294,9 +294,9 @@ def neuron_forward_torch(
     T, N = x.shape
     sdt, dev = v0.dtype, v0.device
     on_cpu = dev.type == "cpu"
-    spikes = _empty((T, N), x.dtype, dev)
-    H = _empty((T, N), sdt, dev) if save_h else None
-    v_out = _empty((T, N) if cfg.store_v_seq else (N,), sdt, dev)
+    spikes = empty_buffer((T, N), x.dtype, dev)
+    H = empty_buffer((T, N), sdt, dev) if save_h else None
+    v_out = empty_buffer((T, N) if cfg.store_v_seq else (N,), sdt, dev)
     tau_t = torch.tensor(cfg.tau, dtype=sdt) if (cfg.tau is not None and on_cpu) else None
     vth_tensor = isinstance(vth, torch.Tensor)
     vr = 0.0 if cfg.v_reset is None else cfg.v_reset
@@ -463,8 +463,8 @@ def _neuron_backward_steps(
     sdt, dev = H.dtype, H.device
     a, b = cfg.a, cfg.b
     vth_tensor = isinstance(vth, torch.Tensor)
-    gx = _empty((T, N), sdt, dev)
-    gv0 = _empty((N,), sdt, dev)
+    gx = empty_buffer((T, N), sdt, dev)
+    gv0 = empty_buffer((N,), sdt, dev)
     one = torch.ones((), dtype=sdt, device=dev)
     zero = torch.zeros((), dtype=sdt, device=dev)
     seq = cfg.store_v_seq
@@ -533,8 +533,8 @@ def _neuron_backward_tiled(
     sdt, dev = H.dtype, H.device
     a, b = cfg.a, cfg.b
     vth_tensor = isinstance(vth, torch.Tensor)
-    gx = _empty((T, N), sdt, dev)
-    gv0 = _empty((N,), sdt, dev)
+    gx = empty_buffer((T, N), sdt, dev)
+    gv0 = empty_buffer((N,), sdt, dev)
     one = torch.ones((), dtype=sdt, device=dev)
     zero = torch.zeros((), dtype=sdt, device=dev)
     seq = cfg.store_v_seq
@@ -631,7 +631,7 @@ class FusedNeuronFunction(torch.autograd.Function):
 def synapse_forward_torch(x: torch.Tensor, i0: torch.Tensor, k: float, block: Optional[int] = None) -> torch.Tensor:
     """``[T, N]`` output currents from input ``x`` ``[T, N]`` and ``i0`` ``[N]`` (state dtype)."""
     T, N = x.shape
-    out = _empty((T, N), i0.dtype, i0.device)
+    out = empty_buffer((T, N), i0.dtype, i0.device)
     for c0, c1 in _blocks(N, i0.device, block):
         i = i0[c0:c1]
         xs, os_ = _rows(x, c0, c1), _rows(out, c0, c1)
@@ -656,7 +656,7 @@ def synapse_backward_torch(
     """Returns ``(grad_x [T, N], grad_i0 [N], grad_k 0-dim or None)`` in the state dtype."""
     T, N = x.shape
     sdt, dev = out.dtype, out.device
-    gx = _empty((T, N), sdt, dev)
+    gx = empty_buffer((T, N), sdt, dev)
     gi0 = torch.empty(N, dtype=sdt, device=dev)
     gk = torch.zeros((), dtype=sdt, device=dev) if need_k else None
     for c0, c1 in _blocks(N, dev, block):

@@ -20,6 +20,9 @@ from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
 from .voting import FixedVotingLayer
 from .xylo_core import FixedXyloCore
+from ..base import set_twin_converter
+
+set_twin_converter(to_fixed)  # layer.to_fixed(target, ...) on every float layer
 
 __all__ = [
     "rng",

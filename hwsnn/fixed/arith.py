@@ -137,6 +137,11 @@ def overflow(x: torch.Tensor, width: Width, mode: str) -> tuple[torch.Tensor, in
     range is :math:`(-2^{b-1}, 2^{b-1}]` and a value beyond one fold is *not* reduced further.
     """
     x = _long(x)
+    if x.numel() and mode in ("fold_once", "saturate", "wrap"):  # one pass when nothing is out of range
+        lo_x, hi_x = (int(v) for v in torch.aminmax(x))
+        half = 1 << (width.bits - 1)
+        if (lo_x > -half and hi_x <= half) if mode == "fold_once" else (lo_x >= width.lo and hi_x <= width.hi):
+            return x, 0
     if mode == "fold_once":
         half, full = 1 << (width.bits - 1), 1 << width.bits
         up, down = x > half, x <= -half

@@ -72,7 +72,8 @@ def exact_int_matmul(x: torch.Tensor, w_t: torch.Tensor, x_max: Optional[int] = 
     r"""Exact :math:`X W^T` of integer tensors ``x`` ``[..., K]`` and ``w_t`` ``[K, M]`` as int64.
 
     Float64 when :math:`\max|X|\,\max|W|\,K < 2^{53}` (every partial sum is then an integer that
-    float64 holds exactly), else an int64 matmul (on the CPU: torch has no integer matmul on CUDA).
+    float64 holds exactly; float32 below :math:`2^{24}` on the CPU, where no TF32 applies), else an
+    int64 matmul (on the CPU: torch has no integer matmul on CUDA).
     Raises ``OverflowError`` when even int64 could overflow (:math:`\ge 2^{63}`).
     """
     k = w_t.shape[0]
@@ -80,11 +81,12 @@ def exact_int_matmul(x: torch.Tensor, w_t: torch.Tensor, x_max: Optional[int] = 
     bound = xm * _max_abs(w_t) * max(k, 1)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, k)  # one 2-D matmul
-    # small products run as an exact int64 matmul (torch's own loop): a float64 BLAS call costs far more
+    # small products run as an exact int64 matmul (torch's own loop): a float BLAS call costs far more
     # than the product itself there, and on a busy machine a threaded BLAS call can stall for milliseconds
     small = x2.shape[0] * k * w_t.shape[1] <= _SMALL_MATMUL and x.device.type == "cpu"
     if bound < _F64_EXACT and not small:
-        return torch.matmul(x2.to(torch.float64), w_t.to(torch.float64)).to(torch.int64).reshape(*lead, -1)
+        dt = torch.float32 if bound < (1 << 24) and x.device.type == "cpu" else torch.float64
+        return torch.matmul(x2.to(dt), w_t.to(dt)).to(torch.int64).reshape(*lead, -1)
     if bound >= _I64_LIMIT:
         raise OverflowError(
             f"{who}: max|X| * max|W| * fan-in = {bound} >= 2^63; the integer sum could overflow int64"

@@ -27,7 +27,7 @@ from targets import Target
 from targets import bundle as fmt
 
 from ..base import require_time_axis
-from ..layer.dropout import DropConnectLinear, Dropout, Dropout2d, _check_p
+from ..layer.dropout import DropConnectLinear, Dropout, Dropout2d, check_p
 from . import arith, rng
 from .base import FixedModule, spec_tensor, spec_twin
 from .convert import register
@@ -54,13 +54,13 @@ def fold_rescale(weight: torch.Tensor, p: float) -> torch.Tensor:
     converter of the following layer calls this on its float weight so that the product is the
     float layer's.
     """
-    p = _check_p(p, "fold_rescale")
+    p = check_p(p, "fold_rescale")
     return weight / (1.0 - p)
 
 
 def rescale_exponent(p: float) -> Optional[int]:
     r""":math:`r` with :math:`1/(1-p) = 2^r` exactly, or ``None`` when it is not a power of two."""
-    p = _check_p(p, "rescale_exponent")
+    p = check_p(p, "rescale_exponent")
     scale = 1.0 / (1.0 - p)
     mant, exp = math.frexp(scale)
     return exp - 1 if mant == 0.5 else None
@@ -104,7 +104,7 @@ class FixedDropout(FixedModule):
         step_mode: str = "s",
     ) -> None:
         super().__init__(target, name)
-        self.p = _check_p(p, type(self).__name__)
+        self.p = check_p(p, type(self).__name__)
         self.seed = _check_seed(seed, type(self).__name__)
         self.keep_threshold = rng.keep_threshold(self.p)
         #: Masks drawn since construction; the next mask uses ``draw = draws``.
@@ -336,7 +336,7 @@ class FixedDropConnectLinear(FixedModule):
             self.register_buffer("bias", b.to(arith.storage_dtype(self.target.widths.bias)))
         else:
             self.register_buffer("bias", None)
-        self.p = _check_p(p, type(self).__name__)
+        self.p = check_p(p, type(self).__name__)
         self.seed = _check_seed(seed, type(self).__name__)
         self.keep_threshold = rng.keep_threshold(self.p)
         self.invariant = bool(invariant)

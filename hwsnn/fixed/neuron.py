@@ -50,6 +50,7 @@ from .arith import FitError
 from .base import FixedModule, spec_tensor, spec_twin
 from .convert import register
 from .events import SynapticEvents, accumulate_events
+from .fused import FusedNeuronSequence, register_fused_neuron
 
 __all__ = ["FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay", "fire_and_reset"]
 
@@ -138,7 +139,7 @@ def _spike_dtype(cap: int) -> torch.dtype:
 
 
 # -- the twins -------------------------------------------------------------------------------------
-class _FixedNeuron(FixedModule):
+class _FixedNeuron(FusedNeuronSequence, FixedModule):
     """Parameters, fire/reset and stepping shared by the neuron twins (see the module docstring).
 
     :param threshold: threshold mantissa (``widths.threshold``); effective ``mant << threshold_shift``
@@ -305,9 +306,13 @@ class _FixedNeuron(FixedModule):
         return n.to(_spike_dtype(self.max_spikes))
 
     def multi_step_forward(self, x_seq: Input) -> torch.Tensor:
-        """``[T, ...]`` integer inputs or sequence :class:`SynapticEvents`: the single step over ``t``."""
+        """``[T, ...]`` integer inputs or sequence :class:`SynapticEvents`: one fused kernel
+        (:mod:`hwsnn.fixed.fused`, bit-identical) where available, else the single step over ``t``."""
         if not isinstance(x_seq, SynapticEvents):
             require_time_axis(x_seq, self.layer_name)
+        fused = self.fused_sequence(x_seq)
+        if fused is not None:
+            return fused[0]
         return torch.stack([self.single_step_forward(x_seq[t]) for t in range(len(x_seq))])
 
     # -- report ----------------------------------------------------------------------------------
@@ -480,6 +485,11 @@ class FixedCubaLIFNode(FixedLIFNode):
         if self.target.decay.current_order == "add_then_decay":
             rep["current_gain"] = 1.0 - 1.0 / self.tau_used["tau_syn"]
         return rep
+
+
+register_fused_neuron(FixedIFNode, "if")
+register_fused_neuron(FixedLIFNode, "lif")
+register_fused_neuron(FixedCubaLIFNode, "cuba")
 
 
 # -- converters ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from . import arith
 from .arith import FitError
 from .base import FixedModule, spec_twin
 from .convert import register
+from .fused import FusedSynapseSequence
 from ..layer.synapse import SynapseFilter
 
 __all__ = ["FixedSynapseFilter", "synapse_filter_to_fixed", "default_state_exponent"]
@@ -47,7 +48,7 @@ def default_state_exponent(target: Target) -> int:
 
 
 @spec_twin("synapse_filter")
-class FixedSynapseFilter(FixedModule):
+class FixedSynapseFilter(FusedSynapseSequence, FixedModule):
     r"""Integer synapse filter with :math:`\tau = 2^k` (see the module docstring for the equations).
 
     The state ``out_i`` (exponent ``state_exponent``) is returned every step as int64.
@@ -119,6 +120,12 @@ class FixedSynapseFilter(FixedModule):
         self.count_saturations("out_i", n)
         self.out_i = new.to(self._dtype)
         return new
+
+    def multi_step_forward(self, s_seq: torch.Tensor) -> torch.Tensor:
+        """``[T, ...]`` spikes: one fused kernel (:mod:`hwsnn.fixed.fused`, bit-identical) where
+        available, else the single step over ``t``."""
+        out = self.fused_sequence(s_seq)
+        return super().multi_step_forward(s_seq) if out is None else out
 
     def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.SynapseFilter":
         return fmt.SynapseFilter(**self._ports(name, input_shape, input_kind, input_shape, "values", self.state_exponent),

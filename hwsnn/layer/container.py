@@ -35,7 +35,7 @@ def step_modules(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.
             yield from step_modules(child, path + ".")
 
 
-def _require_single_step_children(container: nn.Module) -> None:
+def require_single_step_children(container: nn.Module) -> None:
     bad = [f"{path} ({type(m).__name__})" for path, m in step_modules(container) if m.step_mode != "s"]
     if bad:
         raise ValueError(
@@ -52,10 +52,10 @@ class MultiStepContainer(nn.Sequential, MultiStepModule):
     def __init__(self, *args: nn.Module) -> None:
         super().__init__(*args)
         self.step_mode = "m"
-        _require_single_step_children(self)
+        require_single_step_children(self)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        _require_single_step_children(self)
+        require_single_step_children(self)
         return multi_step_forward(x_seq, lambda x: nn.Sequential.forward(self, x))
 
 
@@ -73,10 +73,10 @@ class SeqToANNContainer(nn.Sequential, MultiStepModule):
                 "SeqToANNContainer folds time into the batch and so only takes stateless modules; "
                 f"stateful: {', '.join(stateful)} (use MultiStepContainer for those)"
             )
-        _require_single_step_children(self)
+        require_single_step_children(self)
 
     def forward(self, x_seq: torch.Tensor) -> Any:
-        _require_single_step_children(self)
+        require_single_step_children(self)
         return seq_to_ann_forward(x_seq, lambda x: nn.Sequential.forward(self, x))
 
 
@@ -104,10 +104,10 @@ class StepModeContainer(nn.Sequential, StepModule):
         super().__init__(*args)
         self.stateful = stateful
         self.step_mode = step_mode
-        _require_single_step_children(self)
+        require_single_step_children(self)
 
     def forward(self, x: torch.Tensor) -> Any:
-        _require_single_step_children(self)
+        require_single_step_children(self)
         run = lambda t: nn.Sequential.forward(self, t)  # noqa: E731
         if self.step_mode == "s":
             return run(x)

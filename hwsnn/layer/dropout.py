@@ -25,7 +25,7 @@ from ..base import MemoryModule, require_time_axis
 __all__ = ["Dropout", "Dropout2d", "DropConnectLinear"]
 
 
-def _check_p(p: object, owner: str) -> float:
+def check_p(p: object, owner: str) -> float:
     """Validate a drop probability: a real number in ``[0, 1)``."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(float(p)):
         raise TypeError(f"{owner}: p (the drop probability) must be a real number in [0, 1); got {p!r}")
@@ -70,7 +70,7 @@ class Dropout(MemoryModule):
 
     def __init__(self, p: float = 0.5, step_mode: str = "s") -> None:
         super().__init__()
-        self.p = _check_p(p, type(self).__name__)
+        self.p = check_p(p, type(self).__name__)
         self.step_mode = step_mode
         self.register_memory("mask", None)
 
@@ -200,7 +200,7 @@ class DropConnectLinear(MemoryModule):
         owner = type(self).__name__
         self.in_features = _check_positive_int("in_features", in_features, owner)
         self.out_features = _check_positive_int("out_features", out_features, owner)
-        self.p = _check_p(p, owner)
+        self.p = check_p(p, owner)
         self.samples_num = _check_positive_int("samples_num", samples_num, owner)
         self.invariant = bool(invariant)
         self.step_mode = step_mode

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..base import MemoryModule, require_time_axis
-from .container import _require_single_step_children
+from .container import require_single_step_children
 
 __all__ = ["RecurrentContainer"]
 
@@ -48,7 +48,7 @@ class RecurrentContainer(MemoryModule):
         self.features = features
         self.rc = nn.Linear(features, features, bias=bias)
         self.step_mode = step_mode
-        _require_single_step_children(self)
+        require_single_step_children(self)
         self.register_memory("y", None)
 
     def reset(self) -> None:
@@ -75,7 +75,7 @@ class RecurrentContainer(MemoryModule):
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, f"[N, {self.features}]")
-        _require_single_step_children(self)
+        require_single_step_children(self)
         y = self.sub_module(self.feedback(x))
         if not isinstance(y, torch.Tensor) or y.shape != x.shape:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__

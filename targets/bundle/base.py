@@ -29,7 +29,7 @@ import numpy as np
 from ..target import Target, Width
 from .errors import SpecError
 
-__all__ = ["KINDS", "OpSpec", "TableFormat", "param", "table", "register", "op_class", "OPS", "from_dict", "width_range", "FREE"]
+__all__ = ["KINDS", "OpSpec", "TableFormat", "param", "table", "register", "op_class", "OPS", "from_dict", "width_range", "FREE", "passes_through"]
 
 #: what flows between layers: 0/1 spikes, non-negative event counts, or integer values with an exponent
 KINDS = ("spikes", "counts", "values")
@@ -383,3 +383,11 @@ def from_dict(entry: Any, tables: Mapping[str, np.ndarray]) -> OpSpec:
     if problems:
         raise SpecError(f"{where} ({cls.kind}) is not a valid {cls.kind} op", problems)
     return spec
+
+
+def passes_through(op: OpSpec, problems: list[str]) -> None:
+    """Check an op that copies its input (dropout, delay, flatten): same shape and kind in and out."""
+    if op.input_shape != op.output_shape:
+        problems.append(f"output_shape: {list(op.output_shape)}; a {op.kind} layer keeps its input shape {list(op.input_shape)}")
+    if op.output_kind != op.input_kind:
+        problems.append(f"output.kind: {op.output_kind!r}; a {op.kind} layer passes its input kind {op.input_kind!r} on")

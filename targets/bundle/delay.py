@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..target import Target
-from .base import OpSpec, param, register
+from .base import OpSpec, param, passes_through, register
 
 __all__ = ["Delay"]
 
@@ -23,16 +23,9 @@ class Delay(OpSpec):
         return incoming
 
     def _consistency(self, problems: list[str]) -> None:
-        _passes_through(self, problems)
+        passes_through(self, problems)
 
     def _check_target(self, target: Target, problems: list[str]) -> None:
         if self.delay_steps > target.synapse.max_delay:
             problems.append(f"params.delay_steps: {self.delay_steps} exceeds the target's max_delay {target.synapse.max_delay}")
 
-
-def _passes_through(op: OpSpec, problems: list[str]) -> None:
-    """A layer that copies its input: same shape, kind and exponent."""
-    if op.input_shape != op.output_shape:
-        problems.append(f"output_shape: {list(op.output_shape)}; a {op.kind} layer keeps its input shape {list(op.input_shape)}")
-    if op.output_kind != op.input_kind:
-        problems.append(f"output.kind: {op.output_kind!r}; a {op.kind} layer passes its input kind {op.input_kind!r} on")

@@ -16,8 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..target import Target
-from .base import OpSpec, TableFormat, param, register, table
-from .delay import _passes_through
+from .base import OpSpec, TableFormat, param, passes_through, register, table
 from .dense import SynapticSpec
 
 __all__ = ["Dropout", "Dropout2d", "DropConnect", "keep_threshold_of"]
@@ -58,7 +57,7 @@ class Dropout(OpSpec):
     mask: Optional[np.ndarray] = table("the held mask, packed uint8 (optional)", required=False)
 
     def _consistency(self, problems: list[str]) -> None:
-        _passes_through(self, problems)
+        passes_through(self, problems)
         _mask_params(self, problems)
         if (self.mask is None) != (self.mask_shape is None):
             problems.append("params.mask_shape: must be given exactly when a mask table is stored")

@@ -8,7 +8,6 @@ from typing import Optional
 import numpy as np
 
 from .base import OpSpec, param, register
-from .delay import _passes_through
 
 __all__ = ["Flatten"]
 

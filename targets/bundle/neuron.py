@@ -16,7 +16,6 @@ Loihi's ``du``/``dv`` (:math:`\tau = 4096/d`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
