@@ -31,7 +31,7 @@ class View:
 
 _VIEWS: dict[str, View] = {}
 #: modules whose import registers views (each may need an optional extra)
-VIEW_MODULES: tuple[str, ...] = ()
+VIEW_MODULES: tuple[str, ...] = ("quant.xylo.view",)
 
 
 def register_view(name: str, description: str):

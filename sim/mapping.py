@@ -13,6 +13,10 @@ r"""Mapping of layers to cores, the fit check, and the cost model (cycles, laten
   layer's cores (a per-neuron state); elsewhere it gets cores of its own, as a neuron layer.
 * ``dropout``, ``voting``, pooling and ``flatten`` are routing: no core, no cycles.
 * Cores are numbered in layer order from 0.
+* On a Xylo target (``limits.layout: xylo_core``) the whole network is one op ``xylo_core`` on one
+  core (its :math:`N + M` neurons); its fit is :func:`targets.bundle.xylo_core.fit_checks`. A layered
+  export for such a target does not fit: the chip runs one hidden population whose hidden hops cost
+  a step each, which a stack of layers does not compute (and only CUBA neurons exist).
 
 **Cost model** (per time step; all cores run in parallel and synchronise at the end of the step):
 
@@ -37,6 +41,7 @@ from typing import Optional
 import numpy as np
 
 from targets.bundle import Bundle as Export
+from targets.bundle.xylo_core import fit_checks as xylo_fit_checks
 
 __all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs"]
 
@@ -70,7 +75,12 @@ def core_map(export: Export) -> list[dict]:
     for i, e in enumerate(layers):
         op = e["op"]
         n = _size(e["output_shape"])
-        if op in NEURON_OPS or (op in STATE_OPS and not _follows_neurons(layers, plan, i)):
+        if op == "xylo_core":  # the whole chip: one core, N hidden + M readout neurons
+            par = e.get("params", {})
+            plan[i] = dict(cores=[next_core], blocks=[(0, n)], neurons=int(par["hidden"]) + int(par["readout"]),
+                           synapses=[_nnz_core(export, e)])
+            next_core += 1
+        elif op in NEURON_OPS or (op in STATE_OPS and not _follows_neurons(layers, plan, i)):
             syn_idx = _feeding_synaptic(layers, i) if op in NEURON_OPS else None
             syn = (_nnz(export, layers[syn_idx]) if syn_idx is not None else 0) + (_nnz(export, e) if op == "recurrent" else 0)
             c = max(1, math.ceil(n / lim.neurons_per_core) if lim.neurons_per_core else 1,
@@ -87,6 +97,11 @@ def core_map(export: Export) -> list[dict]:
             prev = plan[i - 1]
             plan[i] = dict(cores=list(prev["cores"]), blocks=list(prev["blocks"]), neurons=0, synapses=[0] * len(prev["blocks"]))
     return plan
+
+
+def _nnz_core(export: Export, entry: dict) -> int:
+    tabs = entry.get("tables", {})
+    return sum(int(np.count_nonzero(export.tables[tabs[r]])) for r in ("w_in", "w_rec", "w_out") if r in tabs)
 
 
 def _follows_neurons(layers: list[dict], plan: list[dict], i: int) -> bool:
@@ -129,11 +144,13 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
     plan = core_map(export) if plan is None else plan
     checks: list[dict] = []
 
-    def add(check: str, layer: str, value, limit, ok: Optional[bool] = None) -> None:
+    def add(check: str, layer: str, value, limit, ok: Optional[bool] = None, why: str = "") -> None:
         ok = (limit is None or value <= limit) if ok is None else ok
-        checks.append(dict(check=check, layer=layer, value=value, limit=limit, ok=bool(ok)))
+        checks.append(dict(check=check, layer=layer, value=value, limit=limit, ok=bool(ok), why=why))
 
     cores_used = sorted({c for p in plan for c in p["cores"] if c is not None})
+    if lim.layout == "xylo_core":
+        return _xylo_fit(export, checks, add, len(cores_used))
     add("cores", "(network)", len(cores_used), lim.cores)
     per_core_neurons: dict[int, int] = {}
     per_core_syn: dict[int, int] = {}
@@ -179,9 +196,52 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
     add("input channels", "(input)", _size(export.manifest["input"]["shape"]), lim.input_channels)
     add("hidden neurons", "(network)", hidden, lim.hidden_neurons)
     add("readout neurons", "(network)", readout, lim.readout_neurons)
-    problems = [f"{c['layer']}: {c['check']} = {c['value']} exceeds the limit {c['limit']}" if c["limit"] is not None
-                else f"{c['layer']}: {c['check']} not available on target {tg.name!r}" for c in checks if not c["ok"]]
-    return dict(fits=not problems, checks=checks, problems=problems, cores_used=len(cores_used))
+    return _result(tg.name, checks, len(cores_used))
+
+
+def _result(target: str, checks: list[dict], cores: int) -> dict:
+    problems = [f"{c['layer']}: {c['why']}" if c.get("why") else
+                f"{c['layer']}: {c['check']} = {c['value']} exceeds the limit {c['limit']}" if c["limit"] is not None
+                else f"{c['layer']}: {c['check']} not available on target {target!r}" for c in checks if not c["ok"]]
+    warnings = [f"{c['layer']}: {c['warn']}" for c in checks if c.get("warn")]
+    return dict(fits=not problems, checks=checks, problems=problems, warnings=warnings, cores_used=cores)
+
+
+def _xylo_fit(export: Export, checks: list[dict], add, cores: int) -> dict:
+    """The fit on a Xylo target: one ``xylo_core`` op (routing ops after it run off the chip), checked by
+    :func:`~targets.bundle.xylo_core.fit_checks`; a layered export is refused layer by layer."""
+    tg = export.target
+    ops = list(export.ops)
+    core = [op for op in ops if op.kind == "xylo_core"]
+    if len(core) == 1 and ops[0] is core[0] and all(op.kind in ROUTING_OPS for op in ops[1:]):
+        checks.extend(xylo_fit_checks(core[0], tg))
+        return _result(tg.name, checks, cores)
+    if core:
+        add("one xylo_core op first", "(network)", len(core), None, False,
+            f"a Xylo chip holds one xylo_core op (then routing only); the export has {[op.kind for op in ops]}")
+        return _result(tg.name, checks, cores)
+    layered = [op.name for op in ops if op.kind in NEURON_OPS]
+    add("mapped onto the Xylo core", "(network)", len(layered), None, False,
+        f"{tg.name} runs the whole network as one Xylo core (op xylo_core: one hidden population, each hidden hop "
+        f"one step late, one weight shift per matrix); this export has the layered neuron ops {layered}, which the "
+        "chip does not compute step for step")
+    hidden = readout = 0
+    for op in ops:
+        nrn = op.neuron if op.kind == "recurrent" else op
+        if nrn.kind in ("lif", "if"):
+            add("CUBA neuron", op.name, 0, None, False,
+                f"{nrn.kind} neurons do not exist on Xylo (every Xylo neuron has a decaying synaptic current): "
+                "use CubaLIFNode")
+        if op.kind in NEURON_OPS:
+            n = _size(op.output_shape)
+            if getattr(nrn, "readout", False):
+                readout += n
+            else:
+                hidden += n
+    add("input channels", "(input)", _size(export.manifest["input"]["shape"]), tg.limits.input_channels)
+    add("hidden neurons", "(network)", hidden, tg.limits.hidden_neurons)
+    add("readout neurons", "(network)", readout, tg.limits.readout_neurons)
+    return _result(tg.name, checks, cores)
 
 
 def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> dict:

@@ -61,10 +61,9 @@ def random_core(seed: int, variant: str = "syns61201", **kw):
 def xylosim_run(kw: dict, variant: str, x: np.ndarray) -> tuple[np.ndarray, dict]:
     """Rockpool's ``XyloSim.from_specification(**kw)`` on one sample ``x`` ``[T, C]``: readout spikes and every
     recorded state (``Isyn2`` read from the engine where the variant's recording leaves it out)."""
-    from quant.xylo import rockpool_xylo
+    from quant.xylo import xylo_sim_class
 
-    mod = rockpool_xylo("syns61201" if variant == "syns61201" else "syns63300")
-    xs = mod.XyloSim.from_specification(**kw)
+    xs = xylo_sim_class(variant).from_specification(**kw)
     out, _, rec = xs.evolve(np.asarray(x), record=True)
     rec = dict(rec)
     rec.setdefault("Isyn2", np.array(xs._xylo_layer.rec_i_syn2).T)

@@ -4,6 +4,8 @@
 >>> twin, path = quant.from_rockpool_xylo(kw, "syns61201", out_dir="imported")  # doctest: +SKIP
 """
 
-from .rockpool import TARGETS, VARIANTS, XyloImport, core_of, from_rockpool_xylo, rockpool_xylo, to_rockpool_xylo
+from .rockpool import (TARGETS, VARIANTS, XyloImport, core_of, from_rockpool_xylo, resolve_variant, rockpool_xylo,
+                       to_rockpool_xylo, xylo_sim_class)
+from .view import load_rockpool_xylo
 
-__all__ = ["to_rockpool_xylo", "from_rockpool_xylo", "rockpool_xylo", "core_of", "XyloImport", "VARIANTS", "TARGETS"]
+__all__ = ["to_rockpool_xylo", "from_rockpool_xylo", "load_rockpool_xylo", "xylo_sim_class", "resolve_variant", "rockpool_xylo", "core_of", "XyloImport", "VARIANTS", "TARGETS"]

@@ -37,8 +37,9 @@ from typing import Any, Mapping, NamedTuple, Optional, Union
 import numpy as np
 
 from targets.bundle import Bundle, load_bundle
+from targets.bundle.xylo_core import fit_checks
 
-__all__ = ["VARIANTS", "TARGETS", "to_rockpool_xylo", "from_rockpool_xylo", "rockpool_xylo", "core_of", "XyloImport",
+__all__ = ["VARIANTS", "TARGETS", "resolve_variant", "xylo_sim_class", "to_rockpool_xylo", "from_rockpool_xylo", "rockpool_xylo", "core_of", "XyloImport",
            "spec_arrays"]
 
 #: Rockpool's Xylo modules -> hwsnn target
@@ -74,9 +75,21 @@ def rockpool_xylo(module: str) -> types.ModuleType:
             stub.__package__ = parent
             sys.modules[parent] = stub
         return importlib.import_module(full)
+    except ImportError as err:
+        if "samna" not in str(err):
+            raise
+        raise ImportError(f"{full} needs SynSense's samna (not the empty stub on PyPI) for its hardware parts; "
+                          f"XyloSim alone: quant.xylo.xylo_sim_class({module!r})") from None
     finally:
         if hidden:
             sys.modules.pop("samna", None)
+
+
+def xylo_sim_class(variant: str) -> type:
+    """Rockpool's ``XyloSim`` class for ``variant`` (``syns61201``, ``syns65302``, ``syns63300``, or an
+    hwsnn Xylo target name); XyloAudio 3 uses XyloIMU's (Rockpool re-exports it). Needs no samna;
+    ``XyloSim`` itself needs ``xylosim`` (``pip install xylosim``)."""
+    return rockpool_xylo(_SIM_MODULE[resolve_variant(variant, "")]).XyloSim
 
 
 def core_of(bundle: Bundle):
@@ -88,7 +101,9 @@ def core_of(bundle: Bundle):
     return cores[0]
 
 
-def _variant(variant: Optional[str], target_name: str) -> str:
+def resolve_variant(variant: Optional[str], target_name: str) -> str:
+    """Rockpool's variant name (``syns61201``...) for ``variant`` (a variant or an hwsnn target name) or,
+    when ``None``, for the target ``target_name`` (``ValueError`` naming the choices otherwise)."""
     if variant is None:
         if target_name not in TARGETS:
             raise ValueError(f"target {target_name!r} is not a Xylo variant; pass variant= one of {sorted(VARIANTS)}")
@@ -109,7 +124,7 @@ def to_rockpool_xylo(export: Union[str, "os.PathLike[str]", Bundle], variant: Op
     (module table). ``ValueError`` when the core does not fit that variant.
 
     >>> kw = to_rockpool_xylo("out/export")                                       # doctest: +SKIP
-    >>> sim = rockpool_xylo("syns61201").XyloSim.from_specification(**kw)          # doctest: +SKIP
+    >>> sim = xylo_sim_class("syns61201").from_specification(**kw)                 # doctest: +SKIP
     """
     import targets
 
@@ -117,18 +132,14 @@ def to_rockpool_xylo(export: Union[str, "os.PathLike[str]", Bundle], variant: Op
         raise ValueError(f"which must be 'sim' or 'config'; got {which!r}")
     bundle = export if isinstance(export, Bundle) else load_bundle(export)
     core = core_of(bundle)
-    variant = _variant(variant, bundle.target.name)
+    variant = resolve_variant(variant, bundle.target.name)
     tg = targets.load(VARIANTS[variant])
     problems = []
     try:
         core.check(tg)
     except ValueError as err:
         problems += list(getattr(err, "problems", [str(err)]))
-    lim = tg.limits
-    for what, n, cap in (("input_expansion (w_in columns)", core.input_expansion, lim.input_expansion),
-                         ("output_expansion (w_out rows)", core.output_expansion, lim.output_expansion)):
-        if cap is not None and n > cap:
-            problems.append(f"{what}: {n} > {cap}; Rockpool would drop the rest")
+    problems += [c["why"] for c in fit_checks(core, tg) if not c["ok"]]
     if problems:
         raise ValueError(f"{bundle.path}: the core {core.name!r} does not fit {variant} ({tg.name}): " + "; ".join(problems))
     arr = spec_arrays(core, variant)
@@ -206,7 +217,7 @@ def from_rockpool_xylo(spec: Mapping[str, Any], variant: str = "syns61201", *, o
     from hwsnn.fixed import FixedXyloCore
     from targets.bundle import SpecError
 
-    variant = _variant(variant, "")
+    variant = resolve_variant(variant, "")
     tg = targets.load(VARIANTS[variant])
     if not isinstance(spec, Mapping):
         raise TypeError(f"from_rockpool_xylo: spec must be a mapping of Rockpool's keyword arguments; got {type(spec).__name__}")

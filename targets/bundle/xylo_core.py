@@ -41,7 +41,7 @@ import numpy as np
 from ..target import Target, Width
 from .base import OpSpec, TableFormat, param, register, table
 
-__all__ = ["XyloCore", "DASH_WIDTH", "ALIAS_WIDTH", "HIDDEN_TABLES", "READOUT_TABLES"]
+__all__ = ["XyloCore", "DASH_WIDTH", "ALIAS_WIDTH", "HIDDEN_TABLES", "READOUT_TABLES", "fit_checks"]
 
 #: the 4-bit decay fields of the chip (dash_mem, dash_syn, dash_syn2, ...)
 DASH_WIDTH = Width(bits=4, signed=False)
@@ -186,3 +186,61 @@ class XyloCore(OpSpec):
         """``[(name, first, stop)]`` of the hidden layers (names ``hidden<k>`` when unknown)."""
         names = self.block_names.split(",") if self.block_names else [f"hidden{k}" for k in range(len(self.blocks) - 1)]
         return [(nm, a, b) for nm, a, b in zip(names, self.blocks, self.blocks[1:])]
+
+
+def fit_checks(core: XyloCore, target: Target) -> list[dict]:
+    """What one Xylo chip (``target``) holds, checked for ``core``: ``[{check, layer, value, limit, ok,
+    why}]`` (``why``: the sentence a failed check reports; ``limit`` ``None``: a yes/no check). The
+    sizes of ``../shared/targets/xylo.md``: input channels, hidden and readout neurons, synaptic
+    currents, the input projection (first ``input_expansion``) and the readout projection (last
+    ``output_expansion`` hidden neurons), fan-out of a hidden neuron (its nonzero ``w_rec`` and
+    ``w_out`` weights over both synapses), weight and shift ranges, aliases. A readout count above
+    ``limits.readout_neurons_warn`` passes with ``warn`` set."""
+    lim, syn, w = target.limits, target.synapse, target.widths.weight
+    nm = core.name
+    out: list[dict] = []
+
+    def add(check: str, value, limit, ok=None, why: str = "", warn: str = "") -> None:
+        ok = (limit is None or value <= limit) if ok is None else ok
+        out.append(dict(check=check, layer=nm, value=value, limit=limit, ok=bool(ok),
+                        why=why or f"{check} = {value} exceeds the limit {limit} of {target.name}", warn=warn))
+
+    if lim.layout != "xylo_core":
+        add("Xylo core available", 0, None, False, f"target {target.name!r} has no Xylo core (limits.layout: {lim.layout})")
+        return out
+    add("input channels", core.inputs, lim.input_channels)
+    add("hidden neurons", core.hidden, lim.hidden_neurons)
+    warn = ""
+    if lim.readout_neurons_warn is not None and core.readout > lim.readout_neurons_warn:
+        warn = f"{core.readout} readout neurons: Rockpool warns above {lim.readout_neurons_warn} on {target.name}"
+    add("readout neurons", core.readout, lim.readout_neurons, warn=warn)
+    add("synaptic currents per hidden neuron", core.synapses, lim.hidden_synapses,
+        why=f"synapse 2 is used but {target.name} has {lim.hidden_synapses} synaptic current per hidden neuron")
+    if lim.input_expansion is not None:
+        add("input projection (hidden neurons reached)", core.input_expansion, lim.input_expansion,
+            why=f"the input reaches {core.input_expansion} hidden neurons; {target.name} projects it to the first "
+                f"{lim.input_expansion} only")
+    if lim.output_expansion is not None:
+        add("readout projection (hidden neurons read)", core.output_expansion, lim.output_expansion,
+            why=f"the readout reads {core.output_expansion} hidden neurons; {target.name} reads the last "
+                f"{lim.output_expansion} only")
+    if lim.max_fan_out is not None:
+        nz = np.count_nonzero(np.asarray(core.w_rec), axis=(1, 2))
+        nz[core.hidden - core.output_expansion:] += np.count_nonzero(np.asarray(core.w_out), axis=1)
+        j = int(np.argmax(nz)) if nz.size else 0
+        add("fan-out of a hidden neuron (largest)", int(nz.max()) if nz.size else 0, lim.max_fan_out,
+            why=f"hidden neuron {j} has {int(nz.max()) if nz.size else 0} outgoing synapses (w_rec and w_out); "
+                f"{target.name} allows {lim.max_fan_out}")
+    for role in ("w_in", "w_rec", "w_out"):
+        a = np.asarray(getattr(core, role), np.int64)
+        big = int(np.abs(a).max()) if a.size else 0
+        ok = a.size == 0 or (int(a.min()) >= w.lo and int(a.max()) <= w.hi)
+        add(f"{role} in {w.bits}-bit", big, w.hi, ok, f"{role}: weights span [{int(a.min())}, {int(a.max())}]; "
+            f"{target.name} stores [{w.lo}, {w.hi}]")
+    for which in ("in", "rec", "out"):
+        v = getattr(core, f"weight_shift_{which}")
+        add(f"weight_shift_{which}", v, syn.weight_shift_max, syn.weight_shift_min <= v <= syn.weight_shift_max,
+            f"weight_shift_{which} = {v} is outside {target.name}'s [{syn.weight_shift_min}, {syn.weight_shift_max}]")
+    n_alias = int((np.asarray(core.alias) >= 0).sum())
+    add("aliases", n_alias, None, lim.aliases or n_alias == 0, f"{n_alias} aliases but {target.name} has none")
+    return out
