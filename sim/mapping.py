@@ -18,7 +18,9 @@ r"""Mapping of layers to cores, the fit check, and the cost model (cycles, laten
   export for such a target does not fit: the chip runs one hidden population whose hidden hops cost
   a step each, which a stack of layers does not compute (and only CUBA neurons exist).
 
-**Cost model** (per time step; all cores run in parallel and synchronise at the end of the step):
+**Cost model** (``costs.cycle_model: per_core``; a Xylo core uses SynSense's model instead,
+:mod:`sim.xylo_cycles`: ``cycles_per_step_mean`` is that model on the run's rasters, ``step_cycles``
+the model on each step's, and ``clock_for_real_time_hz`` its worst case with a 20 % margin) (per time step; all cores run in parallel and synchronise at the end of the step):
 
 .. math::
     \text{cycles}_c[t] = c_{syn}\,E_c[t] + c_{upd}\,U_c[t], \qquad
@@ -261,6 +263,12 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
             cyc = cps * lc.synaptic_events[:, b] + cpu * lc.neuron_updates[:, b]
             per_core[core] = per_core.get(core, 0) + cyc
     n = max(batch, 1)
+    if c.cycle_model != "per_core":
+        model = _xylo_model_cycles(export, counters, steps, n)
+        if model is not None:
+            per_core = {0: model.pop("step_cycles") * n}
+    else:
+        model = None
     if per_core:
         stack = np.stack([np.asarray(v, dtype=np.float64) for v in per_core.values()], axis=1) / n
         step_cycles = stack.max(axis=1)
@@ -270,6 +278,8 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
         core_busy = np.zeros(0)
     clock = c.clock_hz.value
     mean_cycles = float(step_cycles.mean()) if steps else 0.0
+    if model is not None:  # SynSense's model on the run's rasters (with aliases it is not the mean of the steps')
+        mean_cycles = model["cycles_per_step_model"]
     latency = mean_cycles / clock if clock else float("nan")
     dt = float(export.manifest["dt"])
     energy = (c.energy_per_synaptic_event.value * events_total + c.energy_per_neuron_update.value * updates_total) / n
@@ -292,4 +302,26 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
         clock_hz=clock,
         dt_s=dt,
         unverified_figures=unverified,
+        **(model or {}),
     )
+
+
+def _xylo_model_cycles(export: Export, counters: dict, steps: int, batch: int) -> Optional[dict]:
+    """SynSense's cycle model (:mod:`sim.xylo_cycles`) for an export whose first op is a Xylo core:
+    ``step_cycles`` (the model on each step's activity), ``cycles_per_step_model`` (on the whole run's
+    rasters: what Rockpool's ``cycles_model`` gives for them, batch 1) and ``clock_for_real_time_hz``
+    (its ``est_clock_freq``). ``None`` for other exports."""
+    from . import xylo_cycles
+
+    ops = list(export.ops)
+    if not ops or ops[0].kind != "xylo_core":
+        return None
+    core, model = ops[0], export.target.costs.cycle_model
+    act = counters[core.name].activity
+    sizes = {"input_active": core.inputs, "hidden_active": core.hidden, "output_active": core.readout}
+    per_step = {k: act[k][:, 0].astype(np.float64) / (batch * sizes[k]) for k in sizes}
+    step = np.array([xylo_cycles.cycles_per_step(core, model, *(per_step[k][t] for k in sizes)) for t in range(steps)])
+    whole = [float(per_step[k].mean()) if steps else 0.0 for k in sizes]
+    return dict(step_cycles=step, cycles_model=model,
+                cycles_per_step_model=xylo_cycles.cycles_per_step(core, model, *whole),
+                clock_for_real_time_hz=xylo_cycles.clock_for_real_time(core, model, float(export.manifest["dt"])))
