@@ -6,6 +6,7 @@
 
 from .rockpool import (TARGETS, VARIANTS, XyloImport, core_of, from_rockpool_xylo, resolve_variant, rockpool_xylo,
                        to_rockpool_xylo, xylo_sim_class)
+from .fuse import FuseError, fuse
 from .view import load_rockpool_xylo
 
-__all__ = ["to_rockpool_xylo", "from_rockpool_xylo", "load_rockpool_xylo", "xylo_sim_class", "resolve_variant", "rockpool_xylo", "core_of", "XyloImport", "VARIANTS", "TARGETS"]
+__all__ = ["fuse", "FuseError", "to_rockpool_xylo", "from_rockpool_xylo", "load_rockpool_xylo", "xylo_sim_class", "resolve_variant", "rockpool_xylo", "core_of", "XyloImport", "VARIANTS", "TARGETS"]
