@@ -13,10 +13,12 @@ r"""Mapping of layers to cores, the fit check, and the cost model (cycles, laten
   layer's cores (a per-neuron state); elsewhere it gets cores of its own, as a neuron layer.
 * ``dropout``, ``voting``, pooling and ``flatten`` are routing: no core, no cycles.
 * Cores are numbered in layer order from 0.
-* On a Xylo target (``limits.layout: xylo_core``) the whole network is one op ``xylo_core`` on one
-  core (its :math:`N + M` neurons); its fit is :func:`targets.bundle.xylo_core.fit_checks`. A layered
-  export for such a target does not fit: the chip runs one hidden population whose hidden hops cost
-  a step each, which a stack of layers does not compute (and only CUBA neurons exist).
+* On a Xylo target (``limits.layout: xylo_core``) the whole network runs on core 0: one op
+  ``xylo_core`` (its :math:`N + M` neurons), or layered ops that
+  :func:`targets.bundle.xylo_fuse.fuse_ops` lays out as one core (CUBA layers, the chip's latencies,
+  one hidden weight shift); the fit is :func:`targets.bundle.xylo_core.fit_checks` on that core. A
+  layered network that cannot be laid out so (LIF/IF neurons, mixed shifts...) does not fit, and the
+  reason names the layer.
 
 **Cost model** (``costs.cycle_model: per_core``; a Xylo core uses SynSense's model instead,
 :mod:`sim.xylo_cycles`: ``cycles_per_step_mean`` is that model on the run's rasters, ``step_cycles``
@@ -44,6 +46,7 @@ import numpy as np
 
 from targets.bundle import Bundle as Export
 from targets.bundle.xylo_core import fit_checks as xylo_fit_checks
+from targets.bundle.xylo_fuse import FuseError, fuse_ops
 
 __all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs"]
 
@@ -98,6 +101,9 @@ def core_map(export: Export) -> list[dict]:
         elif op in STATE_OPS:  # on the cores of the neuron layer before it
             prev = plan[i - 1]
             plan[i] = dict(cores=list(prev["cores"]), blocks=list(prev["blocks"]), neurons=0, synapses=[0] * len(prev["blocks"]))
+    if lim.layout == "xylo_core":  # one chip, one core: every layer of a layered Xylo export runs on core 0
+        for p in plan:
+            p["cores"] = [None if c is None else 0 for c in p["cores"]]
     return plan
 
 
@@ -211,7 +217,8 @@ def _result(target: str, checks: list[dict], cores: int) -> dict:
 
 def _xylo_fit(export: Export, checks: list[dict], add, cores: int) -> dict:
     """The fit on a Xylo target: one ``xylo_core`` op (routing ops after it run off the chip), checked by
-    :func:`~targets.bundle.xylo_core.fit_checks`; a layered export is refused layer by layer."""
+    :func:`~targets.bundle.xylo_core.fit_checks`; layered ops are checked as the core
+    :func:`~targets.bundle.xylo_fuse.fuse_ops` lays them out, or refused with the reason."""
     tg = export.target
     ops = list(export.ops)
     core = [op for op in ops if op.kind == "xylo_core"]
@@ -222,11 +229,15 @@ def _xylo_fit(export: Export, checks: list[dict], add, cores: int) -> dict:
         add("one xylo_core op first", "(network)", len(core), None, False,
             f"a Xylo chip holds one xylo_core op (then routing only); the export has {[op.kind for op in ops]}")
         return _result(tg.name, checks, cores)
-    layered = [op.name for op in ops if op.kind in NEURON_OPS]
-    add("mapped onto the Xylo core", "(network)", len(layered), None, False,
-        f"{tg.name} runs the whole network as one Xylo core (op xylo_core: one hidden population, each hidden hop "
-        f"one step late, one weight shift per matrix); this export has the layered neuron ops {layered}, which the "
-        "chip does not compute step for step")
+    try:
+        fused, _ = fuse_ops(ops, tg)
+    except FuseError as err:
+        add("mapped onto the Xylo core", "(network)", 0, None, False,
+            f"{tg.name} runs the whole network as one Xylo core (one hidden population, one weight shift per "
+            f"matrix); this network cannot be laid out as one: {err}")
+    else:  # the layered ops are the core's blocks, step for step (targets.bundle.xylo_fuse)
+        checks.extend(xylo_fit_checks(fused, tg))
+        return _result(tg.name, checks, cores)
     hidden = readout = 0
     for op in ops:
         nrn = op.neuron if op.kind == "recurrent" else op

@@ -19,7 +19,7 @@ from hwsnn.functional import set_step_mode
 from quant import views
 from quant.xylo import from_rockpool_xylo, load_rockpool_xylo, to_rockpool_xylo
 from targets.bundle import BundleError, load_bundle
-from xylo_nets import random_inputs, random_spec
+from xylo_nets import layered, random_inputs, random_spec
 
 
 def _problems(spec: dict, variant: str, tmp_path) -> str:
@@ -55,17 +55,38 @@ def test_view_is_signed_and_xylosim_built_from_it_equals_the_simulator(tmp_path,
         load_rockpool_xylo(load_bundle(tmp_path / "core"))
 
 
-def test_view_is_listed_and_refuses_a_layered_bundle(tmp_path):
+def test_view_is_listed_and_refuses_what_is_no_xylo_core(tmp_path):
     assert "rockpool-xylo" in views.available_views()
-    tg = targets.load("xylo")
+    tg = targets.load("generic_int8")
     net = torch.nn.Sequential(FixedLinear(torch.ones(4, 3, dtype=torch.int64), tg, None, 0, first_layer=True, name="fc"),
                               FixedCubaLIFNode(tg, 100, 2, 2, name="h"))
     set_step_mode(net, "m")
     path = quant.export(net, tmp_path / "x", input_kind="counts")
-    with pytest.raises(ValueError, match="exactly one xylo_core op"):
+    with pytest.raises(ValueError, match="needs one Xylo core .* for target 'generic_int8'"):
         views.add_view(path, "rockpool-xylo")
     with pytest.raises(ValueError, match="no 'rockpool-xylo' view"):
         load_rockpool_xylo(path)
+    lif = quant.export(layered("xylo", 0, hidden_neuron=FixedLIFNode), tmp_path / "lif", input_kind="counts")
+    with pytest.raises(ValueError, match="cannot be laid out as one Xylo core: h0: lif neurons do not exist on Xylo"):
+        views.add_view(lif, "rockpool-xylo")
+
+
+@pytest.mark.parametrize("target", ["xylo", "xylo_imu"])
+def test_a_layered_cuba_export_hands_off_to_xylosim(tmp_path, target):
+    """The user's path: a layered CUBA network exported for Xylo, the view written into its bundle,
+    Rockpool's XyloSim built from the view: its readout spikes equal the simulator's on the bundle."""
+    pytest.importorskip("xylosim")
+    net = layered(target, 4, sizes=(14, 9), recurrent=(True, False), vote=False)
+    g = torch.Generator().manual_seed(4)
+    x = ((torch.rand(60, 1, 16, generator=g) < 0.4) * torch.randint(0, 16, (60, 1, 16), generator=g)).numpy()
+    path = quant.export(net, tmp_path / "layered", input_kind="counts")
+    bundle = views.add_view(path, "rockpool-xylo")
+    res = sim.run(bundle, x)
+    assert sim.fit_check(bundle)["fits"], sim.fit_check(bundle)["problems"]
+    kw = load_rockpool_xylo(bundle)
+    out, _, _ = quant.xylo.xylo_sim_class(target).from_specification(**kw).evolve(x[:, 0], record=False)
+    assert res.output.sum() > 0
+    np.testing.assert_array_equal(res.output[:, 0], np.asarray(out))
 
 
 def test_core_fits_and_each_limit_is_named(tmp_path):

@@ -70,5 +70,46 @@ def xylosim_run(kw: dict, variant: str, x: np.ndarray) -> tuple[np.ndarray, dict
     return np.asarray(out), {k: np.asarray(v) for k, v in rec.items()}
 
 
+def layered(target: str, seed: int, sizes=(12, 10), recurrent=(False, True), readout: int = 6, shift_rec=(2, 2),
+            hidden_neuron=None, vote: bool = True) -> torch.nn.Sequential:
+    """A layered Xylo twin network: input projection (shift 3, clipping counts above 15), CUBA hidden
+    layers of ``sizes`` (recurrent where ``recurrent``), hidden projections with ``shift_rec``, a CUBA
+    readout of ``readout`` neurons and a vote of 2; ``hidden_neuron=FixedLIFNode`` for LIF hidden layers."""
+    import targets
+    from hwsnn.fixed import FixedCubaLIFNode, FixedLIFNode, FixedLinear, FixedRecurrent, FixedVotingLayer
+    from hwsnn.functional import set_step_mode
+
+    tg = targets.load(target)
+    g = torch.Generator().manual_seed(seed)
+
+    def w(o, i, dens=0.5):
+        return torch.randint(-128, 128, (o, i), generator=g) * (torch.rand(o, i, generator=g) < dens)
+
+    def cuba(name, n, ro=False):
+        th = int(torch.randint(40, 600, (1,), generator=g))
+        bias = torch.randint(-20, 20, (n,), generator=g)
+        if hidden_neuron is FixedLIFNode and not ro:
+            return FixedLIFNode(tg, th, 2, bias=bias, name=name)
+        return FixedCubaLIFNode(tg, th, int(torch.randint(1, 6, (1,), generator=g)), int(torch.randint(0, 6, (1,), generator=g)),
+                                bias=bias, readout=ro, name=name)
+
+    mods = [FixedLinear(w(sizes[0], 16), tg, None, 3, first_layer=True, name="fc0", clip=True)]
+    prev = sizes[0]
+    for k, s in enumerate(sizes):
+        if k:
+            mods.append(FixedLinear(w(s, prev), tg, None, shift_rec[k - 1], name=f"fc{k}"))
+        nrn = cuba(f"h{k}", s)
+        if recurrent[k]:
+            nrn = FixedRecurrent(nrn, w(s, s, 0.3), shift_rec[-1], name=f"h{k}")
+        mods.append(nrn)
+        prev = s
+    mods += [FixedLinear(w(readout, prev), tg, None, 4, name="fc_out"), cuba("out", readout, True)]
+    if vote:
+        mods.append(FixedVotingLayer(2, tg, name="vote"))
+    net = torch.nn.Sequential(*mods)
+    set_step_mode(net, "m")
+    return net
+
+
 def as_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x))

@@ -38,6 +38,7 @@ import numpy as np
 
 from targets.bundle import Bundle, load_bundle
 from targets.bundle.xylo_core import fit_checks
+from targets.bundle.xylo_fuse import FuseError, fuse_ops
 
 __all__ = ["VARIANTS", "TARGETS", "resolve_variant", "xylo_sim_class", "to_rockpool_xylo", "from_rockpool_xylo", "rockpool_xylo", "core_of", "XyloImport",
            "spec_arrays"]
@@ -93,12 +94,20 @@ def xylo_sim_class(variant: str) -> type:
 
 
 def core_of(bundle: Bundle):
-    """The one ``xylo_core`` op of ``bundle`` (``ValueError`` naming the ops otherwise)."""
+    """The Xylo core of ``bundle``: its one ``xylo_core`` op, or its layered ops laid out as one core
+    (:func:`targets.bundle.xylo_fuse.fuse_ops`, equal step for step); ``ValueError`` naming the reason
+    otherwise."""
     cores = [op for op in bundle.ops if op.kind == "xylo_core"]
-    if len(cores) != 1:
-        raise ValueError(f"{bundle.path}: a Rockpool Xylo specification needs exactly one xylo_core op; the bundle "
-                         f"has {[f'{op.name} ({op.kind})' for op in bundle.ops]} (export a network for a Xylo target)")
-    return cores[0]
+    if len(cores) == 1 and bundle.ops[0] is cores[0]:
+        return cores[0]
+    if not cores and bundle.target.limits.layout == "xylo_core":
+        try:
+            return fuse_ops(bundle.ops, bundle.target)[0]
+        except FuseError as err:
+            raise ValueError(f"{bundle.path}: the network cannot be laid out as one Xylo core: {err}") from None
+    raise ValueError(f"{bundle.path}: a Rockpool Xylo specification needs one Xylo core (a xylo_core op first, or "
+                     f"layered ops for a Xylo target); the bundle has {[f'{op.name} ({op.kind})' for op in bundle.ops]} "
+                     f"for target {bundle.target.name!r}")
 
 
 def resolve_variant(variant: Optional[str], target_name: str) -> str:
