@@ -44,7 +44,6 @@ def _spec(seed: int, variant: str, kw: dict) -> dict:
 
 
 def _xylosim(kw: dict, variant: str, x: np.ndarray) -> tuple[np.ndarray, dict]:
-    xylosim = pytest.importorskip("xylosim")  # noqa: F841 (XyloSim needs the engine)
     from xylo_nets import xylosim_run
 
     return xylosim_run(kw, variant, np.minimum(x, 15))

@@ -19,7 +19,7 @@ from hwsnn.functional import set_step_mode
 from quant import views
 from quant.xylo import from_rockpool_xylo, load_rockpool_xylo, to_rockpool_xylo
 from targets.bundle import BundleError, load_bundle
-from xylo_nets import layered, random_inputs, random_spec
+from xylo_nets import layered, need_xylosim, random_inputs, random_spec
 
 
 def _problems(spec: dict, variant: str, tmp_path) -> str:
@@ -32,7 +32,7 @@ def _problems(spec: dict, variant: str, tmp_path) -> str:
 
 @pytest.mark.parametrize("variant", ["syns61201", "syns65302", "syns63300"])
 def test_view_is_signed_and_xylosim_built_from_it_equals_the_simulator(tmp_path, variant):
-    pytest.importorskip("xylosim")
+    need_xylosim()
     imp = from_rockpool_xylo(random_spec(11, variant, low_threshold=True), variant, out_dir=tmp_path / "core")
     bundle = views.add_view(imp.export, "rockpool-xylo")
     assert bundle.manifest["views"]["rockpool-xylo"]["files"] == ["rockpool_xylo/spec.json", "rockpool_xylo/spec.npz"]
@@ -75,7 +75,7 @@ def test_view_is_listed_and_refuses_what_is_no_xylo_core(tmp_path):
 def test_a_layered_cuba_export_hands_off_to_xylosim(tmp_path, target):
     """The user's path: a layered CUBA network exported for Xylo, the view written into its bundle,
     Rockpool's XyloSim built from the view: its readout spikes equal the simulator's on the bundle."""
-    pytest.importorskip("xylosim")
+    need_xylosim()
     net = layered(target, 4, sizes=(14, 9), recurrent=(True, False), vote=False)
     g = torch.Generator().manual_seed(4)
     x = ((torch.rand(60, 1, 16, generator=g) < 0.4) * torch.randint(0, 16, (60, 1, 16), generator=g)).numpy()
@@ -169,5 +169,5 @@ def test_missing_rockpool_is_named_with_its_pip_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rockpool" else real(name, *a))
     for key in [k for k in sys.modules if k.startswith("rockpool.devices.xylo")]:
         monkeypatch.delitem(sys.modules, key)
-    with pytest.raises(ImportError, match=r"pip install 'rockpool==3\.1\.0'"):
+    with pytest.raises(ImportError, match=r"pip install 'hwsnn\[xylo\]' \(rockpool==3\.1\.0"):
         rp.rockpool_xylo("syns61201")

@@ -58,11 +58,20 @@ def random_core(seed: int, variant: str = "syns61201", **kw):
     return from_rockpool_xylo(random_spec(seed, variant, **kw), variant).twin
 
 
+def need_xylosim() -> None:
+    """Skip the calling test where Rockpool or xylosim is missing (CI installs both: the ``xylo`` extra)."""
+    import pytest
+
+    pytest.importorskip("rockpool")
+    pytest.importorskip("xylosim")
+
+
 def xylosim_run(kw: dict, variant: str, x: np.ndarray) -> tuple[np.ndarray, dict]:
     """Rockpool's ``XyloSim.from_specification(**kw)`` on one sample ``x`` ``[T, C]``: readout spikes and every
     recorded state (``Isyn2`` read from the engine where the variant's recording leaves it out)."""
     from quant.xylo import xylo_sim_class
 
+    need_xylosim()
     xs = xylo_sim_class(variant).from_specification(**kw)
     out, _, rec = xs.evolve(np.asarray(x), record=True)
     rec = dict(rec)

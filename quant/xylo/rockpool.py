@@ -60,7 +60,7 @@ def rockpool_xylo(module: str) -> types.ModuleType:
     if full in sys.modules:
         return sys.modules[full]
     if importlib.util.find_spec("rockpool") is None:
-        raise ImportError("the Rockpool hand-off needs Rockpool: pip install 'rockpool==3.1.0' (and xylosim for XyloSim)")
+        raise ImportError("the Rockpool hand-off needs Rockpool: pip install 'hwsnn[xylo]' (rockpool==3.1.0 and xylosim, which XyloSim runs on)")
     samna = sys.modules.get("samna")
     if samna is not None and hasattr(samna, "xyloCore2"):  # a real samna: Rockpool's own import works
         return importlib.import_module(full)
