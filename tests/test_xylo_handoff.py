@@ -171,3 +171,20 @@ def test_missing_rockpool_is_named_with_its_pip_line(monkeypatch):
         monkeypatch.delitem(sys.modules, key)
     with pytest.raises(ImportError, match=r"pip install 'hwsnn\[xylo\]' \(rockpool==3\.1\.0"):
         rp.rockpool_xylo("syns61201")
+
+
+def test_an_imported_core_is_simulated_reported_and_costed(tmp_path, capsys):
+    """A Rockpool user's path: import a specification with test vectors, `hwsnn report` proves it
+    bit-exact and shows the fit and SynSense's cycle model; `hwsnn formats` lists the view."""
+    from hwsnn import cli
+
+    x = random_inputs(8, 30, batch=3)
+    imp = from_rockpool_xylo(random_spec(8, "syns65302"), "syns65302", out_dir=tmp_path / "core", examples={"inputs": x})
+    assert cli.main(["report", str(imp.export), "--out", str(tmp_path / "rep"), "--no-plots"]) == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["bit_exact"] is True and rep["fit"]["fits"] is True
+    want = sim.xylo_cycles.clock_for_real_time(load_bundle(imp.export).ops[0], "syns63300", 1e-3)
+    assert rep["costs"]["clock_for_real_time_hz"] == pytest.approx(want)
+    capsys.readouterr()
+    assert cli.main(["formats"]) == 0
+    assert "rockpool-xylo" in capsys.readouterr().out
