@@ -86,6 +86,9 @@ def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> 
         raise FuseError(f"target {target.name!r} has no Xylo core (limits.layout: {target.limits.layout})")
     if len(ops) == 1 and ops[0].kind == "xylo_core":
         return ops[0], ()
+    for op in ops:  # the most common reason first
+        if _neuron(op).kind in ("lif", "if"):
+            _check_neuron(op, False)
     pairs: list[tuple[OpSpec, OpSpec]] = []
     i = 0
     while i + 1 < len(ops) and ops[i].kind == "dense":
