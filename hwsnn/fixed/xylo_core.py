@@ -18,9 +18,9 @@ hidden neurons :math:`j = 0..N-1`                      :math:`I_s \mathrel{-}= D
 readout neurons                                        the same, one synapse, at most 1 spike, no alias
 =====================================================  ================================================================
 
-The twin is built from the layered twins of a converted network by :func:`quant.xylo.fuse`
-(which also checks that the fused core equals them), or from an export op (``from_spec``) or a
-Rockpool specification (:func:`quant.from_rockpool_xylo`). Its states (``i``, ``i2``, ``v``,
+The twin is built from an export op (``from_spec``): the op of a bundle, the layered ops of a
+converted network laid out as one core (``targets.bundle.xylo_fuse``, used by ``quant.xylo.fuse``;
+tested equal to the layers), or a Rockpool specification (``quant.from_rockpool_xylo``). Its states (``i``, ``i2``, ``v``,
 ``spikes``, ``i_out``, ``v_out``) are the ones the simulator records (``record_states``).
 """
 
