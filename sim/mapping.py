@@ -157,12 +157,12 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
         checks.append(dict(check=check, layer=layer, value=value, limit=limit, ok=bool(ok), why=why))
 
     cores_used = sorted({c for p in plan for c in p["cores"] if c is not None})
-    if lim.layout == "xylo_core":
-        return _xylo_fit(export, checks, add, len(cores_used))
-    add("cores", "(network)", len(cores_used), lim.cores)
+    xylo = lim.layout == "xylo_core"  # one core: its own checks (_xylo_fit) replace the per-core ones
+    if not xylo:
+        add("cores", "(network)", len(cores_used), lim.cores)
     per_core_neurons: dict[int, int] = {}
     per_core_syn: dict[int, int] = {}
-    for e, p in zip(export.layers, plan):
+    for e, p in zip(export.layers, plan) if not xylo else ():
         for c, (a, b), s in zip(p["cores"], p["blocks"], p["synapses"]):
             if c is None:
                 continue
@@ -201,6 +201,8 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
                 ok=bool(syn.per_synapse_delay and (d.size == 0 or d.max() <= syn.max_delay)))
         if op == "conv2d" and tg.synapse.accumulation != "sum":
             add("convolution supported", name, 1, 0, ok=False)
+    if xylo:
+        return _xylo_fit(export, checks, add, len(cores_used))
     add("input channels", "(input)", _size(export.manifest["input"]["shape"]), lim.input_channels)
     add("hidden neurons", "(network)", hidden, lim.hidden_neurons)
     add("readout neurons", "(network)", readout, lim.readout_neurons)
