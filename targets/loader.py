@@ -143,14 +143,6 @@ def _cross_checks(t: Target, problems: list[str]) -> None:
         problems.append("decay.rounding: xylo_min1 is a rule of shift decay (decay.mechanism: shift)")
     lim = t.limits
     if lim.layout == "xylo_core":
-        if t.synapse.accumulation != "per_event_saturate" or t.synapse.weight_shift != "per_synapse":
-            problems.append("limits.layout: xylo_core needs synapse.accumulation: per_event_saturate and "
-                            "synapse.weight_shift: per_synapse (the Xylo core's event rule)")
-        if t.neuron.membrane_update != "saturated_delta" or t.decay.current_order != "add_then_decay":
-            problems.append("limits.layout: xylo_core needs neuron.membrane_update: saturated_delta and "
-                            "decay.current_order: add_then_decay (the Xylo neuron)")
-        if "subtract" not in t.neuron.reset or t.neuron.compare != ">=":
-            problems.append("limits.layout: xylo_core needs the subtractive reset and compare '>='")
         if lim.hidden_neurons is None or lim.readout_neurons is None or lim.input_channels is None:
             problems.append("limits.layout: xylo_core needs limits.input_channels, hidden_neurons and readout_neurons")
     elif t.costs.cycle_model != "per_core":

@@ -23,7 +23,7 @@ XYLOSIM_STATE = {"i": "Isyn", "i2": "Isyn2", "v": "Vmem", "spikes": "Spikes", "i
 CASES = [  # (name, random_spec keywords, input keywords)
     ("plain", {}, {}),
     ("bursts", {"low_threshold": True, "density": 0.6}, {"p": 0.7}),
-    ("saturating", {"density": 0.9, "shifts": (7, 7, 7)}, {"p": 0.9, "top": 40}),
+    ("saturating", {"density": 0.9, "n": 24, "shifts": (7, 7, 7)}, {"p": 0.9, "top": 40}),  # fan-out <= 64
     ("max_decay", {"dash": 15, "shifts": (15, 15, 15)}, {}),
     ("no_bias_many_aliases", {"bias": False, "aliases": 30}, {}),
 ]
@@ -78,9 +78,8 @@ def test_twin_sim_and_xylosim_agree_on_every_state(tmp_path, variant, case):
     assert res.output.sum() > 0 or case == "max_decay"
     if case == "bursts":
         assert res.traces[layer]["spikes"].max() == 31
-    if case == "saturating":
-        assert imp.twin.saturations and sum(sum(sim_lc.saturations_by_state.values()) for sim_lc in res.counters.values()) > 0
-        assert np.abs(res.traces[layer]["i"]).max() == 2 ** 15 - 1 or res.traces[layer]["i"].min() == -2 ** 15
+    if case == "saturating":  # currents hit int16 during the event replay (the recorded states are after decay)
+        assert res.counters[layer].saturations_by_state.get("i", 0) > 0
     if variant == "syns63300":
         assert not res.traces[layer]["i2"].any()
 

@@ -41,7 +41,7 @@ import numpy as np
 from ..target import Target, Width
 from .base import OpSpec, TableFormat, param, register, table
 
-__all__ = ["XyloCore", "DASH_WIDTH", "ALIAS_WIDTH", "HIDDEN_TABLES", "READOUT_TABLES", "fit_checks"]
+__all__ = ["XyloCore", "DASH_WIDTH", "ALIAS_WIDTH", "HIDDEN_TABLES", "READOUT_TABLES", "fit_checks", "rule_problems"]
 
 #: the 4-bit decay fields of the chip (dash_mem, dash_syn, dash_syn2, ...)
 DASH_WIDTH = Width(bits=4, signed=False)
@@ -50,6 +50,24 @@ ALIAS_WIDTH = Width(bits=16, signed=True)
 #: per-hidden-neuron tables (``[N]``) and per-readout-neuron tables (``[M]``)
 HIDDEN_TABLES = ("dash_syn", "dash_syn2", "dash_mem", "threshold", "bias", "alias")
 READOUT_TABLES = ("dash_syn_out", "dash_mem_out", "threshold_out", "bias_out")
+
+
+def rule_problems(target: Target) -> list[str]:
+    """Why ``target`` does not compute the Xylo core's rules (module docstring); empty when it does.
+    A target may keep ``limits.layout: xylo_core`` with other neuron rules (variants for tests), but
+    a ``xylo_core`` op, and fusing layers into one, need Xylo's."""
+    out = []
+    if target.synapse.accumulation != "per_event_saturate" or target.synapse.weight_shift != "per_synapse":
+        out.append("synapse.accumulation: per_event_saturate and synapse.weight_shift: per_synapse (Xylo's event rule)")
+    if target.neuron.membrane_update != "saturated_delta" or target.decay.current_order != "add_then_decay":
+        out.append("neuron.membrane_update: saturated_delta and decay.current_order: add_then_decay (the Xylo neuron)")
+    if target.decay.mechanism != "shift" or target.decay.rounding != "xylo_min1":
+        out.append("decay.mechanism: shift with rounding xylo_min1 (Xylo's decay)")
+    if "subtract" not in target.neuron.reset or target.neuron.compare != ">=":
+        out.append("the subtractive reset and compare '>='")
+    if target.synapse.latency != 1 or target.synapse.first_latency != 0:
+        out.append("synapse.latency: 1 and first_latency: 0 (the recurrent buffer)")
+    return [f"target {target.name!r} does not compute the Xylo core's rules: needs {p}" for p in out]
 
 
 @register
@@ -145,6 +163,7 @@ class XyloCore(OpSpec):
         if lim.layout != "xylo_core":
             problems.append(f"op: target {target.name!r} has no Xylo core (limits.layout: {lim.layout})")
             return
+        problems.extend(f"op: {p}" for p in rule_problems(target))
         if self.synapses > lim.hidden_synapses:
             problems.append(f"params.synapses: {self.synapses}; {target.name} has {lim.hidden_synapses} synaptic "
                             "current(s) per hidden neuron (no synapse 2)")

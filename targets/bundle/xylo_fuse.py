@@ -32,7 +32,7 @@ import numpy as np
 
 from ..target import Target
 from .base import OpSpec
-from .xylo_core import XyloCore
+from .xylo_core import XyloCore, rule_problems
 
 __all__ = ["fuse_ops", "FuseError", "OFF_CHIP"]
 
@@ -84,6 +84,8 @@ def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> 
     ops = list(ops)
     if target.limits.layout != "xylo_core":
         raise FuseError(f"target {target.name!r} has no Xylo core (limits.layout: {target.limits.layout})")
+    if rule_problems(target):
+        raise FuseError("; ".join(rule_problems(target)))
     if len(ops) == 1 and ops[0].kind == "xylo_core":
         return ops[0], ()
     for op in ops:  # the most common reason first
