@@ -9,6 +9,6 @@ arrive in ``quant`` and ``sim``.
 from . import backend, base, functional, layer, neuron, surrogate
 from . import fixed  # noqa: E402  (the integer twins: installs layer.to_fixed; float layers never import them)
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = ["backend", "base", "fixed", "functional", "layer", "neuron", "surrogate", "__version__"]

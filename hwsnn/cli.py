@@ -10,6 +10,8 @@
 * ``hwsnn report DIR``: the three checks of the proof: files = digest, simulator = the twin rebuilt
   from the export, simulator = the reference outputs recorded at export.
 * ``hwsnn targets list|show NAME|validate FILE...``: list, print and check chip descriptions.
+* ``hwsnn formats``: the vendor views ``hwsnn export --format NAME`` can write (``netx``: lava-dl netx HDF5).
+* ``hwsnn import-netx FILE.h5 OUT``: a lava-dl netx HDF5 file as a ``loihi`` export (:func:`quant.from_netx`).
 
 Exit status (every command):
 
@@ -20,7 +22,9 @@ Exit status (every command):
       any training)
 3     a corrupt or tampered bundle: a file, table or manifest field differs from its digest
 4     ``run``: the network does not fit the target (the report says why)
-70    an internal error (a bug in hwsnn: please report it with ``HWSNN_DEBUG=1`` set)
+70    an internal error (a bug in hwsnn: please report it with ``HWSNN_DEBUG=1`` set); also a
+      rank of a ``torchrun`` job that stopped because another rank failed (that rank prints its
+      own error and status)
 130   interrupted (Ctrl-C)
 ====  =====================================================================================
 """
@@ -71,6 +75,20 @@ def _job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-samples", type=_positive_int, help="use only the first N training samples")
     p.add_argument("--test-samples", type=_positive_int, help="use only the first N held-out samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--model", metavar="FILE.nir", help="a trained model as a NIR graph (snnTorch, SpikingJelly, ...) "
+                                                       "instead of the run file's network; float training is skipped "
+                                                       "unless --epochs is given (needs hwsnn[nir])")
+    p.add_argument("--dt", type=float, help="with --model: the time step in seconds the graph was written for "
+                                            "(default: the graph's hwsnn metadata; snnTorch/SpikingJelly write 1e-4)")
+    p.add_argument("--reset", choices=["zero", "subtract"], help="with --model: the reset of every spiking neuron "
+                                                                 "(default: the metadata's, else the NIR version's)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where training and QAT run (default auto: a GPU when torch sees one); under torchrun each "
+                        "process uses the GPU of its local rank")
+    p.add_argument("--resume", action="store_true",
+                   help="load the checkpoints of an earlier run with the same settings instead of training")
+    p.add_argument("--checkpoints", metavar="DIR",
+                   help="checkpoint directory (default for run: <out>/checkpoints; export: none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write this vendor view into the bundle (repeatable; see `hwsnn formats`)")
 
     sub.add_parser("formats", help="the vendor views `hwsnn export --format` can write")
+
+    imp = sub.add_parser("import-netx", help="a lava-dl netx HDF5 file (Loihi) as an hwsnn export (simulate, report)")
+    imp.add_argument("file", help="the netx .h5 file (as lava-dl's slayer writes it)")
+    imp.add_argument("out", help="export directory to create")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing directory")
 
     simp = sub.add_parser("simulate", help="run the cycle-level simulator on an export directory")
     simp.add_argument("export", help="export directory")
@@ -211,12 +234,25 @@ def _job(args: argparse.Namespace, *, export_only: bool):
     except (ConfigError, TargetError) as exc:
         return None, _fail(exc)
     what = f"run file {args.config}" if args.config else "the embedded digits task"
-    print(f"hwsnn {__version__} main job on {what}, target {config.target}, seed {config.seed}")
+    session = args.session
+    print(f"hwsnn {__version__} main job on {what}, target {config.target}, seed {config.seed}; training on "
+          f"{session.describe()}")
     from pathlib import Path
 
+    extra: dict = {}
+    if args.model is None and (args.dt is not None or args.reset is not None):
+        raise InputError("--dt and --reset describe a NIR model: give them with --model FILE.nir")
+    if args.model is not None:
+        from .nir.cli import load_job_model
+
+        model, dt, summary = load_job_model(args.model, dt=args.dt, reset=args.reset, target=config.target)
+        print(f"  {summary}")
+        extra = dict(model=model, dt=dt, train_float=args.epochs is not None)
     result = run_job(config, progress=not args.no_progress, plots=not getattr(args, "no_plots", True),
                      export_only=export_only, overwrite=getattr(args, "overwrite", True),
-                     export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False))
+                     export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False),
+                     session=session, resume=args.resume, checkpoint_dir=args.checkpoints and Path(args.checkpoints),
+                     **extra)
     return result, None
 
 
@@ -234,18 +270,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from quant.views import add_view, available_views
+    from quant.views import add_view, available_views, unknown_view_message
 
     views = available_views()
     for name in args.format:  # checked before any training
         if name not in views:
-            raise InputError(f"--format {name}: unknown export format; known: {', '.join(sorted(views)) or 'none'}")
+            raise InputError(f"--format {name}: {unknown_view_message(name, views)}")
     result, status = _job(args, export_only=True)
     if result is None:
         return status
     print(f"  exported {len(result.conversion)} layers for {result.target} to {result.export}")
     digest = result.digest
-    for name in args.format:
+    for name in args.format if args.session.is_main else ():  # rank 0 writes the bundle
         bundle = add_view(result.export, name)
         digest = bundle.digest
         print(f"  view {name}: {', '.join(bundle.manifest['views'][name]['files'])}")
@@ -254,13 +290,24 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _formats(args: argparse.Namespace) -> int:
-    from quant.views import available_views
+    from quant.views import available_views, missing_view_modules
 
     views = available_views()
     if not views:
         print("no vendor views are installed")
     for name, view in sorted(views.items()):
         print(f"{name:<16} {view.description}")
+    for mod, why in sorted(missing_view_modules().items()):
+        print(f"(not installed: {mod}: {why})")
+    return EXIT_OK
+
+
+def _import_netx(args: argparse.Namespace) -> int:
+    from quant.netx import from_netx
+
+    res = from_netx(args.file, args.out, overwrite=args.overwrite)
+    print(f"  imported {args.file}: {len(res.twin)} twin layers for loihi, input {list(res.input_shape)}")
+    print(f"  export {res.export} (the netx file inside it as the 'netx' view)")
     return EXIT_OK
 
 
@@ -415,9 +462,25 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK if rep.get("bit_exact") else EXIT_PROOF_FAILED
 
 
+def _in_session(args: argparse.Namespace, command) -> int:
+    """Run ``command`` (run, export) in a training session (:mod:`quant.distributed`): under
+    ``torchrun`` a process group, output and files from rank 0 only, and rank 0's exit status on
+    every rank."""
+    from quant.distributed import PeerFailure, start_session
+
+    try:
+        with start_session(args.device) as session:
+            args.session = session
+            return int(session.share(command(args)))
+    except PeerFailure as exc:
+        return _fail(exc, EXIT_INTERNAL)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     commands = {"run": _run, "targets": _targets, "export": _export, "verify": _verify, "simulate": _simulate,
-                "report": _report, "formats": _formats}
+                "report": _report, "formats": _formats, "import-netx": _import_netx}
+    if args.command in ("run", "export"):
+        return _in_session(args, commands[args.command])
     return commands[args.command](args)
 
 

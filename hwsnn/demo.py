@@ -185,9 +185,19 @@ def train(
     after every batch. Deterministic for a ``seed``: ``torch.manual_seed(seed)`` (initial dropout
     masks, surrogate noise if any) and the batch order from a :class:`torch.Generator` seeded with
     ``seed``. Works for any module mapping ``[T, N, C]`` to ``[T, N, classes]`` whose memories
-    :func:`~hwsnn.functional.reset_net` resets (e.g. a quantization-aware model).
+    :func:`~hwsnn.functional.reset_net` resets (e.g. a quantization-aware model). Runs on the
+    device of ``net``'s parameters (each batch of ``x``/``y`` is moved there).
+
+    Data-parallel when a process group is set up (:func:`hwsnn.parallel.current`, e.g. under
+    ``torchrun``): ``batch_size`` is the per-rank batch, the ranks share every epoch's permutation
+    (:func:`hwsnn.parallel.shard_batches`), DistributedDataParallel averages the gradients (the
+    step equals one process with batch ``batch_size × world_size``), rank ``r`` seeds its dropout
+    masks with :func:`hwsnn.parallel.rank_seed` and only rank 0 shows the progress bar; the loss
+    returned is the global batch's.
     """
     from tqdm.auto import tqdm
+
+    from . import parallel
 
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"train: epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
@@ -196,23 +206,29 @@ def train(
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         raise ValueError("train: the network has no parameter with requires_grad")
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    par = parallel.current()
+    device = params[0].device
+    torch.manual_seed(parallel.rank_seed(seed, par.rank))
+    g = torch.Generator().manual_seed(seed)  # the same permutations on every rank
     opt = torch.optim.Adam(params, lr=lr)
     n = x.shape[1]
-    batches = (n + batch_size - 1) // batch_size
+    batches = (n + batch_size * par.world_size - 1) // (batch_size * par.world_size)
     total = epochs * batches
     # cosine decay of the learning rate over all batches: lr_i = lr (1 + cos(pi i / total)) / 2
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1.0 + math.cos(math.pi * i / total))) if cosine else None
     loss_value = float("nan")
+    model = parallel.wrap(net, par)
     functional.reset_net(net)
-    with tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc=desc, unit="batch", disable=not progress or not par.is_main, leave=False) as bar:
         for epoch in range(epochs):
             net.train()
             order = torch.randperm(n, generator=g)
-            for i in range(0, n, batch_size):
-                idx = order[i : i + batch_size]
-                loss = F.cross_entropy(_scores(net, x[:, idx]) * gain, y[idx])
+            for idx, weight in parallel.shard_batches(order, batch_size, par):
+                xb, yb = x[:, idx].to(device), y[idx].to(device)
+                if par.active:  # sum over my samples x W/m: DDP's average is the global batch's mean
+                    loss = F.cross_entropy(_scores(model, xb) * gain, yb, reduction="sum") * weight
+                else:
+                    loss = F.cross_entropy(_scores(model, xb) * gain, yb)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -222,25 +238,37 @@ def train(
                 loss_value = loss.item()
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
                 bar.update()
+    del model
+    if par.active:  # the last global batch's mean loss
+        loss_value = parallel.all_sum(loss_value, par) / par.world_size
     return loss_value
 
 
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Share of samples of ``x`` ``[T, N, C]`` whose largest mean output is the label ``y``
     (eval mode, no gradients, :func:`~hwsnn.functional.reset_net` before and after every batch;
-    the network is left in eval mode)."""
+    the network is left in eval mode). Runs on the device of ``net``'s parameters. Under a process
+    group every rank scores its contiguous share of the samples and the counts are summed
+    (:func:`hwsnn.parallel.shard_range`), so every rank returns the same accuracy."""
+    from . import parallel
+
     net.eval()
     n = x.shape[1]
     if n == 0:
         raise ValueError("accuracy: no samples")
+    par = parallel.current()
+    lo, hi = parallel.shard_range(n, par)
+    p = next(net.parameters(), None)
+    device = p.device if p is not None else x.device
     correct = 0
     functional.reset_net(net)
     with torch.no_grad():
-        for i in range(0, n, batch_size):
-            scores = _scores(net, x[:, i : i + batch_size])
-            correct += int((scores.argmax(1) == y[i : i + batch_size]).sum())
+        for i in range(lo, hi, batch_size):
+            j = min(i + batch_size, hi)
+            scores = _scores(net, x[:, i:j].to(device))
+            correct += int((scores.argmax(1) == y[i:j].to(device)).sum())
             functional.reset_net(net)
-    return correct / n
+    return parallel.all_sum(correct, par) / n
 
 
 def run_float_demo(config: DemoConfig = DemoConfig(), target: Union[str, "Target"] = "generic_int8",

@@ -50,7 +50,7 @@ from targets import load as load_target
 from .convert import layer_names, quantized_weight
 from .prepare import quant_layer, weight_quantizer
 
-__all__ = ["Calibration", "calibrate"]
+__all__ = ["Calibration", "calibrate", "observe_ranges", "merge_ranges", "choose_exponents"]
 
 
 @dataclass
@@ -148,36 +148,26 @@ def _exponent(m: BaseNode, tg: Target, ranges: dict[str, float], margin: float) 
     return e
 
 
-def calibrate(
-    model: nn.Sequential,
-    target: Union[str, Target],
-    batches: Union[torch.Tensor, Iterable[torch.Tensor]],
-    *,
-    batch_size: int = 64,
-    max_batches: int = 4,
-    margin: float = 1.0,
-    names: Optional[list[str]] = None,
-) -> Calibration:
-    """Choose state exponents from data (module docstring).
-
-    :param model: the float :class:`torch.nn.Sequential` (multi-step); not modified, run in eval mode
-    :param target: target name, YAML path or :class:`~targets.Target`
-    :param batches: an input ``[T, N, ...]`` (split into ``batch_size`` samples) or an iterable of them
-    :param max_batches: how many batches to use
-    :param margin: factor on the observed ranges (> 1 leaves headroom for unseen data)
-    :param names: layer names (default ``<class name lowercased><index>``, as :func:`quant.convert`)
-    """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"calibrate: expected an nn.Sequential of hwsnn layers; got {type(model).__name__}")
-    if not (math.isfinite(margin) and margin > 0):
-        raise ValueError(f"calibrate: margin must be a finite number > 0; got {margin}")
-    tg = load_target(target)
-    layers = list(model)
-    names = names or layer_names(model)
+def _batches(batches: Union[torch.Tensor, Iterable[torch.Tensor]], batch_size: int) -> Iterable[torch.Tensor]:
     if torch.is_tensor(batches):
         if batches.dim() < 2:
             raise ValueError(f"calibrate: inputs must be [T, N, ...]; got shape {tuple(batches.shape)}")
-        batches = [batches[:, i : i + batch_size] for i in range(0, batches.shape[1], batch_size)]
+        return [batches[:, i : i + batch_size] for i in range(0, batches.shape[1], batch_size)]
+    return batches
+
+
+def observe_ranges(model: nn.Sequential, batches: Iterable[torch.Tensor], *, max_batches: int,
+                   names: Optional[list[str]] = None) -> tuple[dict[str, dict[str, float]], int]:
+    """The largest magnitudes of the states, per layer (``{layer: {"h": .., "i": ..}}``, module
+    docstring), over at most ``max_batches`` of ``batches``, and how many batches were used (0 for
+    none: no error here, so that a rank without a batch can still take part in a reduction).
+
+    Runs ``model`` in eval mode without gradients on the device of its parameters (each batch is
+    moved there); the model's mode is restored.
+    """
+    layers = list(model)
+    names = names or layer_names(model)
+    p = next(model.parameters(), None)
     observed: dict[str, dict[str, float]] = {}
     used = 0
     was_training = model.training
@@ -189,6 +179,8 @@ def calibrate(
                     break
                 used += 1
                 h = x.to(torch.get_default_dtype()) if not x.is_floating_point() else x
+                if p is not None:
+                    h = h.to(p.device)
                 for name, m in zip(names, layers):
                     if isinstance(m, BaseNode):
                         ranges, h = _neuron_ranges(m, h)
@@ -207,9 +199,33 @@ def calibrate(
                             seen[k] = max(seen.get(k, 0.0), v)
     finally:
         model.train(was_training)
-    if used == 0:
+    return observed, used
+
+
+def merge_ranges(parts: Iterable[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """The element-wise maximum of several :func:`observe_ranges` results (e.g. one per rank):
+    the ranges of all their batches together."""
+    out: dict[str, dict[str, float]] = {}
+    for part in parts:
+        for name, ranges in part.items():
+            seen = out.setdefault(name, {})
+            for k, v in ranges.items():
+                seen[k] = max(seen.get(k, 0.0), float(v))
+    return out
+
+
+def choose_exponents(model: nn.Sequential, target: Union[str, Target], observed: dict[str, dict[str, float]],
+                     batches: int, *, margin: float = 1.0, names: Optional[list[str]] = None) -> Calibration:
+    """The :class:`Calibration` of ``observed`` ranges (from ``batches`` batches): the state
+    exponents (module docstring) and the float weights' exponents."""
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"calibrate: margin must be a finite number > 0; got {margin}")
+    if batches == 0:
         raise ValueError("calibrate: no batches given")
-    cal = Calibration(target=tg.name, batches=used)
+    tg = load_target(target)
+    layers = list(model)
+    names = names or layer_names(model)
+    cal = Calibration(target=tg.name, batches=batches)
     for name, m in zip(names, layers):
         if name not in observed:
             if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -229,3 +245,34 @@ def calibrate(
             cal.default_exponents[name] = default
             cal.state_exponents[name] = max(default, power_of_two_exponent(observed[name]["i"] * margin, tg.widths.current))
     return cal
+
+
+def calibrate(
+    model: nn.Sequential,
+    target: Union[str, Target],
+    batches: Union[torch.Tensor, Iterable[torch.Tensor]],
+    *,
+    batch_size: int = 64,
+    max_batches: int = 4,
+    margin: float = 1.0,
+    names: Optional[list[str]] = None,
+) -> Calibration:
+    """Choose state exponents from data (module docstring): :func:`observe_ranges` then
+    :func:`choose_exponents` (:func:`quant.distributed.calibrate_across_ranks` reduces the ranges
+    of several processes in between).
+
+    :param model: the float :class:`torch.nn.Sequential` (multi-step); not modified, run in eval mode
+    :param target: target name, YAML path or :class:`~targets.Target`
+    :param batches: an input ``[T, N, ...]`` (split into ``batch_size`` samples) or an iterable of them
+    :param max_batches: how many batches to use
+    :param margin: factor on the observed ranges (> 1 leaves headroom for unseen data)
+    :param names: layer names (default ``<class name lowercased><index>``, as :func:`quant.convert`)
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"calibrate: expected an nn.Sequential of hwsnn layers; got {type(model).__name__}")
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"calibrate: margin must be a finite number > 0; got {margin}")
+    tg = load_target(target)
+    names = names or layer_names(model)
+    observed, used = observe_ranges(model, _batches(batches, batch_size), max_batches=max_batches, names=names)
+    return choose_exponents(model, tg, observed, used, margin=margin, names=names)

@@ -22,7 +22,6 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from .calibrate import calibrate
 from .convert import conversion_table, format_conversion_table
 from .export import export, load_export, network_spec
 from .prepare import prepare
@@ -46,6 +45,8 @@ class JobResult:
     calibration: Optional[Any] = None
     timings: dict[str, float] = field(default_factory=dict)
     digest: Optional[str] = None
+    #: where it trained: device, world_size, backend, kernels (:meth:`quant.distributed.Session.info`)
+    training: dict = field(default_factory=dict)
 
     @property
     def sim_accuracy(self) -> Optional[float]:
@@ -133,17 +134,51 @@ def _line(text: str) -> None:
     print(f"  {text}", flush=True)
 
 
+def _check_outputs(net: nn.Module, x: torch.Tensor, *ys: torch.Tensor) -> None:
+    """A given model must output one score per class of the data (checked before training)."""
+    from hwsnn.functional import reset_net
+
+    probe = copy.deepcopy(net)
+    reset_net(probe)
+    try:
+        with torch.no_grad():
+            width = probe(x[:, :1]).shape[-1]
+    except (RuntimeError, ValueError) as err:
+        raise PreflightError(f"model: it does not take the data's input of shape {list(x.shape[2:])} per sample: "
+                             f"{str(err).splitlines()[0]}") from None
+    classes = int(max(int(y.max()) for y in ys)) + 1
+    if width < classes:
+        raise PreflightError(f"model: it has {width} outputs, but the data has {classes} classes")
+
+
 def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite: bool = True,
-            export_only: bool = False, export_dir: Optional[Path] = None, hex_files: bool = True) -> JobResult:
+            export_only: bool = False, export_dir: Optional[Path] = None, hex_files: bool = True,
+            model: Optional[nn.Module] = None, train_float: bool = True, dt: float = 1e-3,
+            session: Any = None, resume: bool = False, checkpoint_dir: Optional[Path] = None) -> JobResult:
     """Run the main job for ``config`` (a :class:`hwsnn.config.RunConfig`).
 
-    Writes ``<out>/export`` (or ``export_dir``) and, unless ``export_only``, ``<out>/report``.
+    Writes ``<out>/export`` (or ``export_dir``) and, unless ``export_only``, ``<out>/report``, and
+    the checkpoints ``float.pt`` / ``qat.pt`` in ``checkpoint_dir`` (default ``<out>/checkpoints``;
+    none for ``export_only`` unless given; :mod:`quant.checkpoint`); ``resume`` loads matching
+    checkpoints instead of training. Trains on ``session``'s device and processes
+    (:mod:`quant.distributed`; default: this process, ``--device auto``); rank 0 alone converts,
+    exports and reports, the other ranks return before that with the training numbers.
+    ``model`` (a float ``nn.Sequential``, e.g. imported from NIR) replaces the run file's network;
+    ``train_float=False`` skips float training (the model arrives trained); ``dt`` is the bundle's
+    time step in seconds.
     Raises ``ValueError``/``TypeError`` (e.g. :class:`~hwsnn.fixed.FitError`) with the converter's
     message when the network cannot run on the target.
     """
     import targets
     from hwsnn.demo import accuracy, train
     from hwsnn.functional import reset_net
+    from hwsnn.parallel import rank_seed
+
+    from .checkpoint import Checkpoints, float_fingerprint, load_state, qat_fingerprint, state_digest
+    from .distributed import calibrate_across_ranks, local_session
+
+    session = local_session("auto") if session is None else session
+    progress = progress and session.is_main
 
     tr = config.training
     tg = targets.load(config.target)
@@ -151,15 +186,24 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     timings: dict[str, float] = {}
     target_dir = Path(export_dir) if export_dir is not None else out / "export"
     report_dir = None if export_only else out / "report"
+    if checkpoint_dir is None and not export_only:
+        checkpoint_dir = out / "checkpoints"
 
     t0 = time.perf_counter()
     x_train, y_train, x_test, y_test = config.load_data(progress=progress)
-    net = config.build_network(tg)
+    net = config.build_network(tg) if model is None else model
+    if model is not None:
+        _check_outputs(net, x_test, y_train, y_test)
     in_kind = preflight(net, tg, x_train, x_test, seed=config.seed, export_dir=target_dir,
                         overwrite=overwrite, report_dir=report_dir)
     _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])} "
           f"({in_kind}), T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}; "
           f"checked before training: paths, data, conversion to {tg.name}")
+    ckpts = Checkpoints(checkpoint_dir, resume=resume, par=session.par)
+    fp_float = float_fingerprint(config, net, tg.name)
+    if model is not None:  # a given model: its own weights (and whether it trains) define the float stage
+        fp_float.update({"model weights": state_digest(net), "float training": bool(train_float)})
+    net.to(session.device)
     cap = tg.synapse.max_input_events
     top = int(max(x_train.max(), x_test.max())) if in_kind == "counts" else 1
     if cap is not None and top > cap:
@@ -167,27 +211,54 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
               f"(the integer network clips them; set data.max_count: {cap} to train on what the chip sees)")
 
     t0 = time.perf_counter()
-    loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
-                 progress=progress, desc="float training")
+    saved = ckpts.restore("float", fp_float)
+    loss = float("nan")
+    if saved is not None:
+        load_state(net, saved, ckpts.path("float"))
+    elif train_float:
+        loss = train(net, x_train, y_train, epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, seed=config.seed,
+                     progress=progress, desc="float training")
+        ckpts.save("float", net, fp_float, info=session.info())
+        ckpts.discard("qat")  # it came from other float weights
     timings["float training"] = time.perf_counter() - t0
     float_acc = accuracy(net, x_test, y_test)
-    _line(f"float training: {tr.epochs} epochs in {timings['float training']:.1f} s, final loss {loss:.4f}, "
-          f"held-out accuracy {100 * float_acc:.1f} %")
+    what = (f"resumed from {ckpts.path('float')} (trained on {_trained_on(saved)})" if saved is not None else
+            f"{tr.epochs} epochs in {timings['float training']:.1f} s, final loss {loss:.4f}" if train_float else
+            "skipped (the model arrives trained)")
+    _line(f"float training: {what}, held-out accuracy {100 * float_acc:.1f} % [{session.describe()}]")
 
     t0 = time.perf_counter()
-    cal = calibrate(net, tg, x_train, batch_size=tr.batch_size, max_batches=tr.calibration_batches)
-    qat = prepare(net, tg, seed=config.seed, clip=True, state_exponents=cal.state_exponents)
-    exps = ", ".join(f"{k} {v}" for k, v in cal.state_exponents.items())
-    _line(f"calibration: {cal.batches} batches -> state exponents {exps or 'none'}")
+    cal = calibrate_across_ranks(net, tg, x_train, batch_size=tr.batch_size, max_batches=tr.calibration_batches,
+                                 par=session.par)
+    fp_qat = qat_fingerprint(fp_float, config, state_digest(net))
+    saved = ckpts.restore("qat", fp_qat)
+    state_exponents = cal.state_exponents if saved is None else saved["state_exponents"]
+    qat = prepare(net, tg, seed=rank_seed(config.seed, session.par.rank), clip=True, state_exponents=state_exponents)
+    exps = ", ".join(f"{k} {v}" for k, v in state_exponents.items())
+    _line(f"calibration: {cal.batches} batches -> state exponents {exps or 'none'}"
+          + (" (those of the QAT checkpoint)" if saved is not None else ""))
     qat_acc: Optional[float] = None
-    if tr.qat_epochs > 0:
+    if saved is not None:
+        load_state(qat, saved, ckpts.path("qat"))
+    elif tr.qat_epochs > 0:
         loss = train(qat, x_train, y_train, epochs=tr.qat_epochs, lr=tr.qat_lr, batch_size=tr.batch_size,
                      seed=config.seed + 1, progress=progress, desc="QAT")
+    if saved is None:
+        ckpts.save("qat", qat, fp_qat, info=session.info(), state_exponents=state_exponents)
     timings["QAT"] = time.perf_counter() - t0
     qat_acc = accuracy(qat, x_test, y_test)
     what = f"{tr.qat_epochs} epochs, final loss {loss:.4f}" if tr.qat_epochs > 0 else "0 epochs (calibrated conversion only)"
+    if saved is not None:
+        what = f"resumed from {ckpts.path('qat')} (trained on {_trained_on(saved)})"
     _line(f"QAT on {tg.name}: {what} in {timings['QAT']:.1f} s, held-out accuracy {100 * qat_acc:.1f} % "
           "(the integer forward)")
+    net.cpu()  # conversion, export and simulation run on CPU: the bundle does not depend on the training device
+    qat.cpu()
+    qat.seed = config.seed  # rank 0's: the export's dropout seeds
+    if not session.is_main:  # rank 0 alone converts, exports and reports
+        return JobResult(target=tg.name, float_accuracy=float_acc, qat_accuracy=qat_acc,
+                         float_seconds=timings["float training"], qat_seconds=timings["QAT"], export=target_dir,
+                         out=out, calibration=cal, timings=timings, training=session.info())
 
     t0 = time.perf_counter()
     qat.eval()
@@ -199,14 +270,15 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
         _line("    " + line)
     examples = {"inputs": x_test.to(torch.int8) if x_test.abs().max() < 128 else x_test.to(torch.int64), "labels": y_test}
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files, input_kind=in_kind)
+    path = export(twin, target_dir, examples=examples, overwrite=overwrite, hex_files=hex_files, input_kind=in_kind,
+                  dt=dt)
     timings["conversion + export"] = time.perf_counter() - t0
     digest = load_export(path).digest
     _line(f"export: {path} ({timings['conversion + export']:.1f} s), bundle {digest}")
 
     result = JobResult(target=tg.name, float_accuracy=float_acc, qat_accuracy=qat_acc,
                        float_seconds=timings["float training"], qat_seconds=timings["QAT"], export=path, out=out,
-                       conversion=rows, calibration=cal, timings=timings, digest=digest)
+                       conversion=rows, calibration=cal, timings=timings, digest=digest, training=session.info())
     if export_only:
         return result
 
@@ -216,10 +288,16 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     reference = float_copy(net, qat).eval()
     reset_net(twin)  # the exported twin, from its reset state
     result.report = make_report(twin, path, examples["inputs"], float_model=reference, labels=y_test,
-                                out_dir=report_dir, plots=plots, progress=progress, producer="hwsnn run")
+                                out_dir=report_dir, plots=plots, progress=progress, producer="hwsnn run",
+                                training=result.training)
     timings["simulation + report"] = time.perf_counter() - t0
     _line(f"simulation + report: {timings['simulation + report']:.1f} s -> {out / 'report'}")
     return result
+
+
+def _trained_on(saved: dict) -> str:
+    info = saved.get("info", {})
+    return f"{info.get('device', '?')}, world_size {info.get('world_size', '?')}"
 
 
 def summary_rows(result: JobResult) -> list[tuple[str, str]]:
@@ -240,6 +318,10 @@ def summary_rows(result: JobResult) -> list[tuple[str, str]]:
          ("yes" if result.bit_exact else "NO, see the report")),
         ("bundle digest", result.digest or "n/a"),
     ]
+    if result.training:
+        t = result.training
+        rows.insert(1, ("training", f"{t['device']}, world_size {t['world_size']} ({t['backend'] or 'one process'}), "
+                                    f"{t['kernels']} kernels"))
     if result.report is not None:
         rows += [
             ("cycles per step (mean)", f"{costs.get('cycles_per_step_mean', float('nan')):.0f}"),

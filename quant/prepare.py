@@ -61,7 +61,7 @@ import torch.nn as nn
 
 from hwsnn.functional import reset_net
 from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
-from hwsnn.layer.stateless import _SeqToANN
+from hwsnn.layer.seq_to_ann import SeqToANN
 from hwsnn.neuron import BaseNode
 from targets import Target
 from targets import load as load_target
@@ -109,11 +109,11 @@ class _PrimedQuantWeight:
         return super().quant_weight(quant_input, subtensor_slice_list)  # type: ignore[misc]
 
 
-class QuantLinear(_PrimedQuantWeight, _SeqToANN, qnn.QuantLinear):
+class QuantLinear(_PrimedQuantWeight, SeqToANN, qnn.QuantLinear):
     """Brevitas ``QuantLinear`` with a step mode (``'m'``: ``[T, N, in] -> [T, N, out]``)."""
 
 
-class QuantConv2d(_PrimedQuantWeight, _SeqToANN, qnn.QuantConv2d):
+class QuantConv2d(_PrimedQuantWeight, SeqToANN, qnn.QuantConv2d):
     """Brevitas ``QuantConv2d`` with a step mode (``'m'``: ``[T, N, C, H, W]``)."""
 
     seq_dims = (5,)

@@ -10,7 +10,6 @@ that same mask again, as the manifest's ``draw`` tells the simulator to.
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -18,15 +17,13 @@ import torch
 import torch.nn as nn
 
 from hwsnn.fixed import FixedCubaLIFNode, FixedDropout, FixedIFNode, FixedLIFNode, FixedModule, FixedSynapseFilter, SynapticEvents
+from hwsnn.fixed.names import twin_layer_names
 from hwsnn.fixed.recurrent import FixedRecurrent
 from hwsnn.functional import reset_net, set_step_mode
 from hwsnn.layer.dropout import Dropout as FloatDropout
 
 __all__ = ["record_twin", "record_twin_layers", "record_outputs", "record_float", "twin_dropout_masks", "twin_layers", "layer_names",
            "as_numpy", "as_tensor", "leaves"]
-
-_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]")
-
 
 def twin_layers(model: nn.Module) -> list[FixedModule]:
     """The twins of ``model`` in execution order: the module itself, or the leaves of nested
@@ -51,16 +48,8 @@ def twin_layers(model: nn.Module) -> list[FixedModule]:
 
 
 def layer_names(layers: Sequence[FixedModule]) -> list[str]:
-    """Unique export names of ``layers``: each twin's ``layer_name`` with characters outside
-    ``[A-Za-z0-9_.-]`` replaced by ``_``, a repeated name suffixed with its position."""
-    names: list[str] = []
-    seen: set[str] = set()
-    for i, tw in enumerate(layers):
-        base = _NAME_BAD.sub("_", tw.layer_name or type(tw).__name__) or f"layer{i}"
-        name = f"{base}_{i}" if base in seen else base
-        seen.add(name)
-        names.append(name)
-    return names
+    """Unique export names of ``layers`` (:func:`hwsnn.fixed.names.twin_layer_names`)."""
+    return twin_layer_names(layers)
 
 
 def as_numpy(t: Any) -> np.ndarray:

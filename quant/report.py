@@ -40,6 +40,7 @@ def make_report(
     progress: bool = False,
     chunk: Optional[int] = None,
     producer: str = "quant.report.make_report",
+    training: Optional[dict] = None,
 ) -> dict:
     """The proof that the export of ``twin_seq`` computes what was simulated (:mod:`sim.proof`).
 
@@ -52,6 +53,8 @@ def make_report(
     ``out_dir``, writes it (:func:`sim.report.write_report`).
 
     :param producer: who made the report (``hwsnn run``, ``hwsnn report``), stored in ``report.json``
+    :param training: where the network was trained (``device``, ``world_size``, ``backend``,
+        ``kernels``; :meth:`quant.distributed.Session.info`), stored as ``report.json``'s ``training``
     :returns: the report dict (with ``files``: the written paths as strings, when ``out_dir`` is given)
     :raises targets.bundle.BundleError: the bundle is corrupt or was changed after export
     """
@@ -81,6 +84,8 @@ def make_report(
     report = build_report(result, bundle.manifest, twin=twin_rec, float_=float_rec, labels=y, checks=checks)
     report["notes"] = notes + report.get("notes", [])
     report["producer"] = producer
+    if training is not None:
+        report["training"] = dict(training)
     if out_dir is not None:
         paths = write_report(report, out_dir, plots=plots, result=result, float_=float_rec, twin=twin_rec)
         report["files"] = {k: str(v) for k, v in paths.items()}

@@ -17,7 +17,8 @@ from typing import Any, Callable, Union
 
 from targets.bundle import Bundle, extend_bundle, load_bundle
 
-__all__ = ["View", "register_view", "available_views", "add_view", "VIEW_MODULES"]
+__all__ = ["View", "register_view", "available_views", "add_view", "unknown_view_message", "missing_view_modules",
+           "VIEW_MODULES"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,10 @@ class View:
 
 
 _VIEWS: dict[str, View] = {}
+#: modules of :data:`VIEW_MODULES` that could not be imported, with the reason (their missing extra)
+_MISSING: dict[str, str] = {}
 #: modules whose import registers views (each may need an optional extra)
-VIEW_MODULES: tuple[str, ...] = ("quant.xylo.view",)
+VIEW_MODULES: tuple[str, ...] = ("quant.nir_view", "quant.netx.write", "quant.xylo.view")
 
 
 def register_view(name: str, description: str):
@@ -50,9 +53,23 @@ def available_views() -> dict[str, View]:
     for mod in VIEW_MODULES:
         try:
             importlib.import_module(mod)
-        except ImportError:
+        except ImportError as err:
+            _MISSING[mod] = str(err)
             continue
+        _MISSING.pop(mod, None)
     return dict(_VIEWS)
+
+
+def missing_view_modules() -> dict[str, str]:
+    """The view modules that could not be imported by the last :func:`available_views`, with the reason."""
+    return dict(_MISSING)
+
+
+def unknown_view_message(name: str, views: dict[str, View]) -> str:
+    """Why the view ``name`` is not offered: the known views and the view modules whose extra is missing."""
+    known = ", ".join(sorted(views)) or "none installed"
+    missing = "".join(f"; not installed: {mod} ({why})" for mod, why in sorted(_MISSING.items()))
+    return f"unknown export format {name!r}; known: {known}{missing}"
 
 
 def add_view(export: Union[str, "os.PathLike[str]", Bundle], name: str, **options: Any) -> Bundle:
@@ -62,8 +79,7 @@ def add_view(export: Union[str, "os.PathLike[str]", Bundle], name: str, **option
     """
     views = available_views()
     if name not in views:
-        known = ", ".join(sorted(views)) or "none installed"
-        raise ValueError(f"unknown export format {name!r}; known: {known}")
+        raise ValueError(unknown_view_message(name, views))
     bundle = export if isinstance(export, Bundle) else load_bundle(export)
     files = views[name].make(bundle, **options)
     for rel in files:

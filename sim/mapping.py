@@ -48,6 +48,8 @@ from targets.bundle import Bundle as Export
 from targets.bundle.xylo_core import fit_checks as xylo_fit_checks
 from targets.bundle.xylo_fuse import FuseError, fuse_ops
 
+from .ops.signmode import lava_weights
+
 __all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs"]
 
 NEURON_OPS = ("if", "lif", "cuba", "recurrent")
@@ -190,9 +192,14 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
         if "weight" in tabs:
             w = export.tables[tabs["weight"]].astype(np.int64)
             wd = tg.widths.weight
-            ok = bool(w.size == 0 or (w.min() >= wd.lo and w.max() <= wd.hi and not np.any(w % syn.weight_step)))
-            add(f"weights in {wd.bits}-bit{' multiples of %d' % syn.weight_step if syn.weight_step > 1 else ''}",
-                name, int(np.abs(w).max()) if w.size else 0, wd.hi, ok)
+            if syn.sign_modes:  # Loihi: the grid of the matrix's own sign mode (sim.ops.signmode)
+                used, mode = lava_weights(w, wd.bits, syn.weight_step)
+                add(f"weights as Lava keeps them ({mode} sign mode)", name, int(np.abs(w).max()) if w.size else 0,
+                    wd.hi, bool(np.array_equal(used, w)))
+            else:
+                ok = bool(w.size == 0 or (w.min() >= wd.lo and w.max() <= wd.hi and not np.any(w % syn.weight_step)))
+                add(f"weights in {wd.bits}-bit{' multiples of %d' % syn.weight_step if syn.weight_step > 1 else ''}",
+                    name, int(np.abs(w).max()) if w.size else 0, wd.hi, ok)
         if op == "delay":
             add("delay depth", name, int(par["delay_steps"]), syn.max_delay)
         if "delays" in tabs:

@@ -157,6 +157,11 @@ class Neuron:
     bias_exponent_max: int = field(default=0, metadata=_range(-64, 64, "largest bias exponent"))
     mul12_min: int = field(default=0, metadata=_range(-1, 4096, "smallest du/dv of a mul12 decay (Loihi du: -1)"))
     mul12_max: int = field(default=4096, metadata=_range(0, 4096, "largest du/dv of a mul12 decay"))
+    input_wrap_bits: Optional[int] = field(
+        default=None,
+        metadata=_range(2, 63, "the synaptic input, x << input_shift and its add into the current are two's "
+                        "complement at this width before the current's overflow (Lava: int32); null: exact"),
+    )
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,29 @@ class Synapse:
     max_delay: int = field(metadata=_range(0, 1 << 16, "deepest delay FIFO (steps)"))
     per_synapse_delay: bool = field(metadata={"doc": "one delay per synapse (Loihi 2 DelayDense)"})
     max_input_events: Optional[int] = field(default=None, metadata=_range(1, 1 << 16, "events per input channel per step (Xylo: 15)"))
+    sum_overflow: str = field(
+        default="raw_and_shifted",
+        metadata=_choices(
+            "raw_and_shifted",
+            "shifted",
+            doc="the accumulator overflow applies to the raw sum and again after shift and bias, or only after "
+                "(Lava: the exact sum is shifted, then held in int32)",
+        ),
+    )
+    delay_shift: str = field(
+        default="on_arrival",
+        metadata=_choices(
+            "on_arrival",
+            "per_slot",
+            doc="per-synapse delays: the weight shift applies to everything arriving in a step, or to each source "
+                "step's sum per delay slot before it accumulates (Lava's DelayDense)",
+        ),
+    )
+    sign_modes: bool = field(
+        default=False,
+        metadata={"doc": "weights carry Lava's sign mode, chosen from the matrix: all >= 0 excitatory [0, 255], "
+                         "all <= 0 inhibitory [-255, 0], else mixed (the weight width and step)"},
+    )
 
 
 @dataclass(frozen=True)

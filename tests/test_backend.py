@@ -15,7 +15,7 @@ import torch
 
 import hwsnn.backend as B
 from hwsnn import surrogate as SG
-from hwsnn.backend import fused
+from hwsnn.backend import fused, fused_neuron, hostpool
 from hwsnn.functional import neuron as F
 from hwsnn.functional.layer import synapse_filter_step
 from hwsnn.layer import SynapseFilter
@@ -69,7 +69,7 @@ RESETS = [0.0, -0.25, None]
 @pytest.mark.parametrize("schedule", ["tiled", "steps"])
 def test_fused_torch_equals_reference(neuron, v_reset, detach_reset, surrogate, spiking, schedule, monkeypatch):
     # both CPU backward schedules (tiled over [T, block], or step by step)
-    monkeypatch.setattr(fused, "TILED_MAX_BYTES", 1 << 40 if schedule == "tiled" else 0)
+    monkeypatch.setattr(fused_neuron, "TILED_MAX_BYTES", 1 << 40 if schedule == "tiled" else 0)
     tau, decay_input = neuron
     g = torch.Generator().manual_seed(hash((neuron, v_reset, detach_reset, surrogate, spiking)) % 2**31)
     for store_v_seq, tensor_vth in itertools.product([False, True], [False, True]):
@@ -473,7 +473,7 @@ def test_triton_interpreter_equals_reference():
 def test_host_pool_reuse_is_safe(monkeypatch):
     """Pooled CPU buffers are reused only once nothing references them."""
     pool = fused.HostPool(max_bytes=1 << 28, min_bytes=0)
-    monkeypatch.setattr(fused, "host_pool", pool)
+    monkeypatch.setattr(hostpool, "host_pool", pool)
     torch.manual_seed(11)
     x1, x2 = torch.randn(5, 300, requires_grad=True), torch.randn(5, 300, requires_grad=True)
     n1, n2 = LIFNode(step_mode="m", backend="torch"), LIFNode(step_mode="m", backend="torch")

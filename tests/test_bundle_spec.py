@@ -64,8 +64,10 @@ def test_target_checks_name_the_field_and_the_limit():
     assert "params.weight_shift: 20 is outside the target's" in msg
     assert "tables.weight: values [200, 200] do not fit 8 signed bits" in msg
     loihi = targets.load("loihi")
-    with pytest.raises(fmt.SpecError, match="not multiples of the target's weight step 2"):
-        dense(weight=np.ones((3, 4), np.int64)).check(loihi)
+    w = np.ones((3, 4), np.int64)
+    w[0, 0] = -2  # mixed sign mode: Lava floors odd weights onto its even grid
+    with pytest.raises(fmt.SpecError, match="mixed sign mode changes .*multiples of 2"):
+        dense(weight=w, sign_mode="mixed").check(loihi)
 
 
 def test_unknown_and_missing_fields_of_an_entry():

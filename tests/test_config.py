@@ -83,12 +83,12 @@ def _example_digits_comments() -> dict:
 def test_example_comments_state_the_data_defaults():
     import inspect
 
-    from hwsnn.config import _DATA_OPTIONS
+    from hwsnn.config.options import DATA_OPTIONS
 
     text = EXAMPLE.read_text()
     line = text[text.index("#   {kind: temporal_patterns"):text.index("}", text.index("#   {kind: temporal_patterns")) + 1]
     stated = yaml.safe_load(" ".join(part.strip().lstrip("#") for part in line.splitlines()))
-    assert stated == {"kind": "temporal_patterns", **{k: d for k, (_, d) in _DATA_OPTIONS["temporal_patterns"].items()}}
+    assert stated == {"kind": "temporal_patterns", **{k: d for k, (_, d) in DATA_OPTIONS["temporal_patterns"].items()}}
     sig = inspect.signature(hdata.temporal_patterns).parameters
     for k in ("template_rate", "jitter", "drop", "noise"):
         assert stated[k] == sig[k].default

@@ -31,8 +31,10 @@ def py_shift(v: int, s: int) -> int:
     return v * 2**s if s >= 0 else v // 2 ** (-s)  # Python // floors
 
 
-def ref_dense(W, X, s=0, bias=None, bits=32, mode="saturate", latency=0, delays=None):
-    """Y[t][n][o] for X[t][n][i] (lists); delays[o][i]: arrival at t + latency + d."""
+def ref_dense(W, X, s=0, bias=None, bits=32, mode="saturate", latency=0, delays=None, lava=False):
+    """Y[t][n][o] for X[t][n][i] (lists); delays[o][i]: arrival at t + latency + d. ``lava``: Loihi's rules
+    (the exact sum shifted, one overflow; with delays each source step's per-delay sum shifted before it
+    accumulates, the buffer wrapping at ``bits``, one count per wrapping add)."""
     T, N = len(X), len(X[0])
     O, I = len(W), len(W[0])
     sat = 0
@@ -42,16 +44,29 @@ def ref_dense(W, X, s=0, bias=None, bits=32, mode="saturate", latency=0, delays=
         for n in range(N):
             row = []
             for o in range(O):
+                if t < latency:  # FIFO zeros: nothing computed yet for this step
+                    row.append(0)
+                    continue
+                if lava and delays is not None:  # slot of step t: adds in source-step order
+                    y = 0
+                    for tau in range(T):
+                        d = t - latency - tau
+                        part = sum(W[o][i] * X[tau][n][i] for i in range(I) if delays[o][i] == d)
+                        if any(delays[o][i] == d for i in range(I)):
+                            y, c = py_overflow(y + py_shift(part, s), bits, mode)
+                            sat += c
+                    y += 0 if bias is None else bias[o]
+                    y, c2 = py_overflow(y, bits, mode)
+                    sat += c2
+                    row.append(y)
+                    continue
                 acc = 0
                 for tau in range(T):
                     for i in range(I):
                         d = 0 if delays is None else delays[o][i]
                         if tau + latency + d == t:
                             acc += W[o][i] * X[tau][n][i]
-                if t < latency:  # FIFO zeros: nothing computed yet for this step
-                    row.append(0)
-                    continue
-                a, c1 = py_overflow(acc, bits, mode)
+                a, c1 = (acc, 0) if lava else py_overflow(acc, bits, mode)
                 y = py_shift(a, s) + (0 if bias is None else bias[o])
                 y, c2 = py_overflow(y, bits, mode)
                 sat += c1 + c2
@@ -88,7 +103,7 @@ def test_linear_matches_python_reference(target, kind, shift):
     twin.step_mode = "m"
     y = twin(X)
     ref, sat = ref_dense(W.tolist(), X.tolist(), shift, b.tolist(), tg.widths.accumulator.bits,
-                         tg.overflow.accumulator, latency=tg.synapse.latency)
+                         tg.overflow.accumulator, latency=tg.synapse.latency, lava=target == "loihi")
     assert y.dtype == torch.int64
     assert y.tolist() == ref
     assert twin.saturations.get("accumulator", 0) == sat
@@ -105,8 +120,9 @@ def test_accumulator_overflow_counted(target, mode, shift):
     X = torch.randint(1 << 26, 1 << 28, (2, 8), generator=gen)  # sums ~ 2^31.7: overflow int32
     twin = FixedLinear(W, target, latency=0, weight_shift=shift)
     y = twin(X)
-    # the raw sum overflows first (then the shift): a shift of -4 does not bring it back
-    ref, sat = ref_dense(W.tolist(), [X.tolist()], s=shift, bits=32, mode=mode)
+    # generic_int8: the raw sum overflows first (then the shift), a shift of -4 does not bring it back;
+    # loihi (Lava): the exact sum is shifted, then wraps into int32
+    ref, sat = ref_dense(W.tolist(), [X.tolist()], s=shift, bits=32, mode=mode, lava=target == "loihi")
     assert sat >= 4  # rows 0 and 1 overflow in both samples
     assert y.tolist() == ref[0]
     assert twin.saturations["accumulator"] == sat
@@ -222,9 +238,9 @@ def test_per_synapse_delays_vs_naive_reference():
     D[0, 0], D[1, 1] = 62, 0
     T = 70
     X = (torch.rand(T, 2, 4, generator=gen) < 0.3).to(torch.int8)
-    ref, _ = ref_dense(W.tolist(), X.tolist(), bits=32, mode="wrap", latency=1, delays=D.tolist())
+    ref, _ = ref_dense(W.tolist(), X.tolist(), bits=32, mode="wrap", latency=1, delays=D.tolist(), lava=True)
     tw = FixedLinear(W, "loihi", delays=D, weight_shift=-1)
-    ref_s, _ = ref_dense(W.tolist(), X.tolist(), s=-1, bits=32, mode="wrap", latency=1, delays=D.tolist())
+    ref_s, _ = ref_dense(W.tolist(), X.tolist(), s=-1, bits=32, mode="wrap", latency=1, delays=D.tolist(), lava=True)
     tw.step_mode = "m"
     assert tw(X[:20]).tolist() + tw(X[20:]).tolist() == ref_s
     tw.reset()

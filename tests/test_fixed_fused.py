@@ -369,7 +369,8 @@ AOT_SCRIPT = textwrap.dedent(
                      **ft._decay_args("SYN", r.syn_decay), ADD_FIRST=r.add_then_decay, **ft._decay_args("MEM", r.mem_decay),
                      **ft._decay_args("IN", r.input_decay), SAT_DELTA=r.saturated_delta, GE=r.compare_ge,
                      ZERO=r.reset_zero, CAP=r.cap, V_BITS=r.v_storage_bits, I_BITS=r.i_storage_bits,
-                     EVENTS=tg.synapse.accumulation == "per_event_saturate", STORE=n % 2 == 0, BLOCK=ft.BLOCK)
+                     EVENTS=tg.synapse.accumulation == "per_event_saturate", STORE=n % 2 == 0, BLOCK=ft.BLOCK,
+                     WRAP=r.input_wrap_bits)
             build(ft._neuron_kernel, c, sig)
             n += 1
         f = M.FixedSynapseFilter(2, tg)

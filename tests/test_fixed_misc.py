@@ -8,7 +8,8 @@ import torch.nn as nn
 from hwsnn import layer
 from hwsnn.fixed import FitError, to_fixed
 from hwsnn.fixed.delay import FixedDelay
-from hwsnn.fixed.pool import FixedAvgPool2d, FixedFlatten, FixedMaxPool2d, window_max, window_sum
+from hwsnn.fixed.flatten import FixedFlatten
+from hwsnn.fixed.pool import FixedAvgPool2d, FixedMaxPool2d, window_max, window_sum
 from hwsnn.fixed.voting import FixedVotingLayer
 from targets import load
 

@@ -1,4 +1,4 @@
-"""sim.ops.misc (dropout, delay, voting, pooling, flatten) vs the torch integer twins, bit for bit."""
+"""sim.ops.{dropout,delay,voting,pool,flatten} vs the torch integer twins, bit for bit."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import targets
 from hwsnn.fixed import FitError
 from hwsnn.fixed.delay import FixedDelay
 from hwsnn.fixed.dropout import FixedDropout, FixedDropout2d
-from hwsnn.fixed.pool import FixedAvgPool2d, FixedFlatten, FixedMaxPool2d
+from hwsnn.fixed.flatten import FixedFlatten
+from hwsnn.fixed.pool import FixedAvgPool2d, FixedMaxPool2d
 from hwsnn.fixed.voting import FixedVotingLayer
 from quant.export import describe_layer
 from sim import rng as sim_rng
-from sim.ops import misc  # noqa: F401  (registers the ops)
+from sim.ops import delay, dropout, flatten, pool, voting  # noqa: F401  (registers the ops)
 from sim.ops.base import op_from_entry, OPS, Events
 
 TARGETS = ["generic_int8", "ideal", "loihi", "xylo"]

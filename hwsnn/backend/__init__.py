@@ -43,7 +43,7 @@ sequences in one kernel (numba :mod:`~hwsnn.backend.fixed_kernels`, Triton
 gives quantization-aware training the float layers' fused BPTT at the twins' states.
 
 CPU memory: the large ``[T, N]`` buffers of the CPU kernels (outputs, the saved charge, gradients)
-come from a small caching pool (:class:`~hwsnn.backend.fused.HostPool`, ``HWSNN_CPU_POOL_MB``,
+come from a small caching pool (:class:`~hwsnn.backend.hostpool.HostPool`, ``HWSNN_CPU_POOL_MB``,
 default 2048, 0 disables it) because fresh multi-megabyte allocations are page-faulted on first
 touch, which costs more than the neuron itself; :func:`empty_cache` releases the idle ones.
 """
@@ -57,17 +57,9 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import torch
 
 from ..surrogate import ATan, PiecewiseQuadratic, Sigmoid, SurrogateFunctionBase
-from .fused import (
-    FusedNeuronFunction,
-    FusedSynapseFunction,
-    HostPool,
-    NeuronConfig,
-    host_pool,
-    neuron_backward_torch,
-    neuron_forward_torch,
-    synapse_backward_torch,
-    synapse_forward_torch,
-)
+from .fused_neuron import FusedNeuronFunction, NeuronConfig, neuron_backward_torch, neuron_forward_torch
+from .fused_synapse import FusedSynapseFunction, synapse_backward_torch, synapse_forward_torch
+from .hostpool import HostPool, host_pool
 
 __all__ = [
     "BACKENDS",
@@ -116,7 +108,7 @@ def check_backend(backend: object, who: str = "") -> str:
 
 
 def empty_cache() -> None:
-    """Release the idle large CPU buffers kept by the fused kernels (:class:`~hwsnn.backend.fused.HostPool`)."""
+    """Release the idle large CPU buffers kept by the fused kernels (:class:`~hwsnn.backend.hostpool.HostPool`)."""
     host_pool.empty()
 
 
@@ -293,7 +285,7 @@ def neuron_config(
 def neuron_backward_impl(
     cfg: NeuronConfig, x_seq: torch.Tensor, v_threshold: Threshold, backend: str = "auto"
 ) -> Callable:
-    """The BPTT function (signature of :func:`hwsnn.backend.fused.neuron_backward_torch`) that the
+    """The BPTT function (signature of :func:`hwsnn.backend.fused_neuron.neuron_backward_torch`) that the
     fused neurons use for ``cfg`` on ``x_seq``'s device and dtype: numba / Triton where they cover
     the configuration, else torch."""
     _, _, _, kind = _sequence_plan(x_seq, backend)
@@ -307,7 +299,7 @@ def neuron_backward_impl(
 
 def synapse_backward_impl(x_seq: torch.Tensor, backend: str = "auto") -> Callable:
     """The backward of the fused synapse filter (signature of
-    :func:`hwsnn.backend.fused.synapse_backward_torch`) for ``x_seq``'s device and dtype."""
+    :func:`hwsnn.backend.fused_synapse.synapse_backward_torch`) for ``x_seq``'s device and dtype."""
     return _impl(_sequence_plan(x_seq, backend)[3], "synapse")[1]
 
 

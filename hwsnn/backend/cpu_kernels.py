@@ -47,7 +47,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from .fused import NeuronConfig, Threshold, empty_buffer
+from .fused_neuron import NeuronConfig, Threshold
+from .hostpool import empty_buffer
 
 __all__ = ["BLOCK", "supports", "neuron_forward_numba", "neuron_backward_numba"]
 
@@ -220,7 +221,7 @@ def _backward(H, gs, gv, gx, gv0, has_gs, has_gv, seq, hard, detach, surr, alpha
 
 
 # ------------------------------------------------------------------------------------------------
-# torch wrappers (the contract of hwsnn.backend.fused.neuron_forward_torch / neuron_backward_torch)
+# torch wrappers (the contract of hwsnn.backend.fused_neuron.neuron_forward_torch / neuron_backward_torch)
 # ------------------------------------------------------------------------------------------------
 def supports(cfg: NeuronConfig, dtype: torch.dtype, vth: Threshold) -> bool:
     """Whether these kernels run ``cfg`` exactly: spiking built-in surrogate, scalar threshold,
@@ -250,7 +251,7 @@ def _set_threads() -> None:
 def neuron_forward_numba(
     x: torch.Tensor, v0: torch.Tensor, vth: float, cfg: NeuronConfig, save_h: bool, block: Optional[int] = None
 ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-    """Same contract as :func:`hwsnn.backend.fused.neuron_forward_torch` (CPU, :func:`supports` true)."""
+    """Same contract as :func:`hwsnn.backend.fused_neuron.neuron_forward_torch` (CPU, :func:`supports` true)."""
     T, N = x.shape
     f32, cpu = torch.float32, x.device
     spikes = empty_buffer((T, N), f32, cpu)
@@ -276,7 +277,7 @@ def neuron_backward_numba(
     cfg: NeuronConfig,
     block: Optional[int] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same contract as :func:`hwsnn.backend.fused.neuron_backward_torch` (CPU, :func:`supports` true)."""
+    """Same contract as :func:`hwsnn.backend.fused_neuron.neuron_backward_torch` (CPU, :func:`supports` true)."""
     T, N = H.shape
     gx = empty_buffer((T, N), torch.float32, H.device)
     gv0 = torch.empty(N, dtype=torch.float32)

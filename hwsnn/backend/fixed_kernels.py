@@ -54,7 +54,8 @@ P_HAS_MEM, P_MEMD = 20, 21
 P_HAS_IN, P_IN = 24, 25
 P_SAT_DELTA, P_GE, P_ZERO, P_VRESET, P_TH, P_CAP = 28, 29, 30, 31, 32, 33
 P_V_STORE, P_I_STORE = 34, 35
-N_PARAMS = 36
+P_IN_WRAP = 36  # bits of the fixed-width input (Loihi's int32 a_in), 0: exact
+N_PARAMS = 37
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,10 +127,25 @@ def _input_scale(c, mechanism, param, rounding):
 
 
 @numba.njit(**_SMALL)
-def _input_add(i, x, shift, cw):
-    """``_FixedNeuron._add_input`` for a tensor input: ``ovf(i + (x << s))`` in the current width.
-    (Loihi's int32 wrap of ``a_in << 6`` and of the add, once the twin has it, belongs here.)"""
-    return _ovf(i + (x << shift), cw)
+def _wrap_bits(x, bits):
+    """Two's complement wrap of ``x`` to ``bits``: ``(value, 1 if it changed else 0)``."""
+    half = 1 << (bits - 1)
+    y = ((x + half) & ((1 << bits) - 1)) - half
+    return y, 1 if y != x else 0
+
+
+@numba.njit(**_SMALL)
+def _input_add(i, x, shift, cw, wb):
+    """``_FixedNeuron._add_input`` for a tensor input: ``ovf(i + (x << s))`` in the current width; with a
+    fixed-width input (``wb`` bits, Loihi's int32 ``a_in``): ``ovf(wrap(i + wrap(wrap(x) << s)))``,
+    every wrap counted with the overflow."""
+    if wb == 0:
+        return _ovf(i + (x << shift), cw)
+    x, n1 = _wrap_bits(x, wb)
+    x, n2 = _wrap_bits(x << shift, wb)
+    y, n3 = _wrap_bits(i + x, wb)
+    y, n4 = _ovf(y, cw)
+    return y, n1 + n2 + n3 + n4
 
 
 @numba.njit(**_SMALL)
@@ -188,7 +204,7 @@ def _fire_reset(v, th, ge, zero, vr, cap):
 # ------------------------------------------------------------------------------------------------
 @numba.njit(**_INLINE)
 def _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, events, cur, ibuf, risky, shift, cw, has_syn, syn_m,
-                  syn_k, syn_r, add_first):
+                  syn_k, syn_r, add_first, wb):
     """The input loop of :func:`_pass_current` (inlined with constant rules where it can be). Events:
     the plain sums in the loop, the (rare) neurons whose partial sums may saturate replayed after it."""
     n_i = 0
@@ -205,7 +221,7 @@ def _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, events, cur, ibuf, risk
             else:
                 i = i + p_row[jj] + q_row[jj]
         else:
-            i, c = _input_add(i, x_row[jj], shift, cw)
+            i, c = _input_add(i, x_row[jj], shift, cw, wb)
             n_i += c
         ibuf[jj] = i
     nout = w.shape[0]
@@ -228,20 +244,21 @@ def _pass_current(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, 
     lo, hi, full, signed = cw[1], cw[2], cw[3], cw[4]
     has_syn, syn_m, syn_k, syn_r = p[P_HAS_SYN], p[P_SYN], p[P_SYN + 1], p[P_SYN + 2]
     add_first = p[P_ADD_THEN_DECAY]
+    wb = p[P_IN_WRAP]
     sat = (0, lo, hi, full, signed)
     fold = (2, lo, hi, full, signed)
-    if cw[0] == 0 and has_events == 0 and has_syn == 0 and shift == 0:  # IF/LIF on generic_int8 / ideal
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, 0, sat, 0, 0, 0, 0, 0)
-    elif cw[0] == 0 and has_events == 0 and has_syn != 0 and add_first == 0 and syn_m == 0 and syn_r == 0 and shift == 0:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, 0, sat, 1, 0, syn_k, 0, 0)  # CUBA, shift decay, floor
+    if wb == 0 and cw[0] == 0 and has_events == 0 and has_syn == 0 and shift == 0:  # IF/LIF on generic_int8 / ideal
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, 0, sat, 0, 0, 0, 0, 0, 0)
+    elif wb == 0 and cw[0] == 0 and has_events == 0 and has_syn != 0 and add_first == 0 and syn_m == 0 and syn_r == 0 and shift == 0:
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, 0, sat, 1, 0, syn_k, 0, 0, 0)  # CUBA, shift decay, floor
     elif cw[0] == 2 and has_events == 0 and has_syn != 0 and add_first == 0 and syn_m == 1 and syn_r == 1:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, shift, fold, 1, 1, syn_k, 1, 0)  # Loihi CUBA
-    elif cw[0] == 0 and has_events != 0 and has_syn == 0:  # Xylo LIF
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, risky, 0, sat, 0, 0, 0, 0, 0)
-    elif cw[0] == 0 and has_events != 0 and has_syn != 0 and add_first != 0 and syn_m == 0 and syn_r == 2:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, risky, 0, sat, 1, 0, syn_k, 2, 1)  # Xylo CUBA
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 0, cur, ibuf, risky, shift, fold, 1, 1, syn_k, 1, 0, wb)  # Loihi CUBA
+    elif wb == 0 and cw[0] == 0 and has_events != 0 and has_syn == 0:  # Xylo LIF
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, risky, 0, sat, 0, 0, 0, 0, 0, 0)
+    elif wb == 0 and cw[0] == 0 and has_events != 0 and has_syn != 0 and add_first != 0 and syn_m == 0 and syn_r == 2:
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, 1, cur, ibuf, risky, 0, sat, 1, 0, syn_k, 2, 1, 0)  # Xylo CUBA
     else:
-        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, risky, shift, cw, has_syn, syn_m, syn_k, syn_r, add_first)
+        n_i = _current_loop(n, t, c0, x_row, p_row, q_row, cnt, w, has_events, cur, ibuf, risky, shift, cw, has_syn, syn_m, syn_k, syn_r, add_first, wb)
     if has_syn != 0:
         i_bits = p[P_I_STORE]
         for jj in range(n):

@@ -83,6 +83,9 @@ class NeuronRules:
         next step is the step's value cast to that dtype (a wrap; it matters only for values a
         ``fold_once`` leaves out of range), while the step itself goes on with the uncast value
     :param i_storage_bits: the same for a CUBA current
+    :param input_wrap_bits: the input is two's complement at this width (Loihi's int32 ``a_in``):
+        :math:`\mathrm{wrap}(I + \mathrm{wrap}(\mathrm{wrap}(x) \ll s))` before the current's overflow,
+        each wrap counted with it; 0: exact
     """
 
     input_shift: int
@@ -100,6 +103,7 @@ class NeuronRules:
     cap: int
     v_storage_bits: int = 64
     i_storage_bits: int = 64
+    input_wrap_bits: int = 0
 
     def supported(self) -> bool:
         """Whether the kernels compute these rules exactly (else the caller steps the twin)."""
@@ -113,6 +117,7 @@ class NeuronRules:
             and 1 <= self.cap <= _MAX_CAP
             and self.v_storage_bits in (8, 16, 32, 64)
             and self.i_storage_bits in (8, 16, 32, 64)
+            and (self.input_wrap_bits == 0 or 2 <= self.input_wrap_bits + self.input_shift <= _MAX_BITS)
         )
 
     def params(self) -> list[int]:
@@ -125,7 +130,7 @@ class NeuronRules:
             int(self.mem_decay is not None), *(self.mem_decay.params() if self.mem_decay else none),
             int(self.input_decay is not None), *(self.input_decay.params() if self.input_decay else none),
             int(self.saturated_delta), int(self.compare_ge), int(self.reset_zero), self.v_reset, self.threshold, self.cap,
-            self.v_storage_bits, self.i_storage_bits,
+            self.v_storage_bits, self.i_storage_bits, self.input_wrap_bits,
         ]
 
 

@@ -53,6 +53,13 @@ def _ovf(x, MODE: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr, MASK: tl.con
 
 
 @triton.jit
+def _wrap_bits(x, BITS: tl.constexpr):
+    """Two's complement wrap to ``BITS`` elementwise: ``(value, 1 where it changed)``."""
+    y = ((x + (1 << (BITS - 1))) & ((1 << BITS) - 1)) - (1 << (BITS - 1))
+    return y, (y != x).to(tl.int64)
+
+
+@triton.jit
 def _store(x, BITS: tl.constexpr):
     """The twin's ``state.to(storage dtype)``: two's complement wrap to ``BITS`` (8/16/32/64)."""
     if BITS >= 64:
@@ -107,6 +114,7 @@ def _neuron_kernel(
     HAS_IN: tl.constexpr, IN_M: tl.constexpr, IN_K: tl.constexpr, IN_R: tl.constexpr,
     SAT_DELTA: tl.constexpr, GE: tl.constexpr, ZERO: tl.constexpr, CAP: tl.constexpr,
     V_BITS: tl.constexpr, I_BITS: tl.constexpr, EVENTS: tl.constexpr, STORE: tl.constexpr, BLOCK: tl.constexpr,
+    WRAP: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = (pid * BLOCK + tl.arange(0, BLOCK)).to(tl.int64)
@@ -147,9 +155,16 @@ def _neuron_kernel(
                 i = tl.where(risky, acc, plain)
             else:
                 i = plain
-        else:  # ovf(i + (x << s)); Loihi's int32 wrap of the input term, once the twin has it, belongs here
+        else:  # ovf(i + (x << s)); WRAP bits (Loihi's int32 a_in): ovf(wrap(i + wrap(wrap(x) << s)))
             xv = tl.load(x_ptr + at, mask=mask, other=0)
-            i, c = _ovf(i + (xv << SHIFT), C_MODE, C_LO, C_HI, C_MASK, C_FULL, C_HALF, C_SIGNED)
+            if WRAP > 0:
+                xv, w1 = _wrap_bits(xv, WRAP)
+                xv, w2 = _wrap_bits(xv << SHIFT, WRAP)
+                i, w3 = _wrap_bits(i + xv, WRAP)
+                n_i += tl.where(mask, w1 + w2 + w3, 0)
+                i, c = _ovf(i, C_MODE, C_LO, C_HI, C_MASK, C_FULL, C_HALF, C_SIGNED)
+            else:
+                i, c = _ovf(i + (xv << SHIFT), C_MODE, C_LO, C_HI, C_MASK, C_FULL, C_HALF, C_SIGNED)
             n_i += tl.where(mask, c, 0)
         if HAS_SYN:
             if ADD_FIRST:
@@ -284,7 +299,7 @@ def neuron_sequence_triton(
         **_decay_args("MEM", rules.mem_decay), **_decay_args("IN", rules.input_decay),
         SAT_DELTA=rules.saturated_delta, GE=rules.compare_ge, ZERO=rules.reset_zero, CAP=rules.cap,
         V_BITS=rules.v_storage_bits, I_BITS=rules.i_storage_bits,
-        EVENTS=events is not None, STORE=store, BLOCK=BLOCK,
+        EVENTS=events is not None, STORE=store, BLOCK=BLOCK, WRAP=rules.input_wrap_bits,
     )
     return spikes, vout, iout, [int(c) for c in counts.sum(0).tolist()]
 

@@ -33,7 +33,8 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from .fused import FusedNeuronFunction, FusedSynapseFunction, NeuronConfig
+from .fused_neuron import FusedNeuronFunction, NeuronConfig
+from .fused_synapse import FusedSynapseFunction
 
 __all__ = ["ste_neuron_sequence", "ste_cuba_sequence", "ste_synapse_sequence"]
 

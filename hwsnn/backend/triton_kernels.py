@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without triton
         "hwsnn.backend.triton_kernels needs Triton: install it with `pip install hwsnn[triton]`"
     ) from exc
 
-from .fused import NeuronConfig
+from .fused_neuron import NeuronConfig
 
 __all__ = [
     "neuron_forward_triton",
@@ -290,7 +290,7 @@ def _check_state(t: torch.Tensor) -> None:
 def neuron_forward_triton(
     x: torch.Tensor, v0: torch.Tensor, vth, cfg: NeuronConfig, save_h: bool, block: Optional[int] = None
 ):
-    """Same contract as :func:`hwsnn.backend.fused.neuron_forward_torch`."""
+    """Same contract as :func:`hwsnn.backend.fused_neuron.neuron_forward_torch`."""
     _check_state(v0)
     T, N = x.shape
     dev = x.device
@@ -316,7 +316,7 @@ def neuron_forward_triton(
 
 
 def neuron_backward_triton(H: torch.Tensor, grad_spikes, grad_v, vth, cfg: NeuronConfig, block: Optional[int] = None):
-    """Same contract as :func:`hwsnn.backend.fused.neuron_backward_torch`."""
+    """Same contract as :func:`hwsnn.backend.fused_neuron.neuron_backward_torch`."""
     T, N = H.shape
     dev = H.device
     gx = torch.empty((T, N), dtype=torch.float32, device=dev)
@@ -338,7 +338,7 @@ def neuron_backward_triton(H: torch.Tensor, grad_spikes, grad_v, vth, cfg: Neuro
 
 
 def synapse_forward_triton(x: torch.Tensor, i0: torch.Tensor, k: float, block: Optional[int] = None) -> torch.Tensor:
-    """Same contract as :func:`hwsnn.backend.fused.synapse_forward_torch`."""
+    """Same contract as :func:`hwsnn.backend.fused_synapse.synapse_forward_torch`."""
     _check_state(i0)
     T, N = x.shape
     out = torch.empty((T, N), dtype=torch.float32, device=x.device)
@@ -348,7 +348,7 @@ def synapse_forward_triton(x: torch.Tensor, i0: torch.Tensor, k: float, block: O
 
 
 def synapse_backward_triton(x, out, i0, k: float, grad_out, need_k: bool, block: Optional[int] = None):
-    """Same contract as :func:`hwsnn.backend.fused.synapse_backward_torch`."""
+    """Same contract as :func:`hwsnn.backend.fused_synapse.synapse_backward_torch`."""
     T, N = x.shape
     dev = x.device
     blk = block or BLOCK

@@ -15,7 +15,9 @@ from .dense import FixedLinear
 from .dropout import FixedDropConnectLinear, FixedDropout, FixedDropout2d, fold_rescale
 from .events import SynapticEvents, accumulate_events
 from .neuron import FixedCubaLIFNode, FixedIFNode, FixedLIFNode
-from .pool import FixedAvgPool2d, FixedFlatten, FixedMaxPool2d
+from . import neuron_convert  # noqa: F401  (registers the neuron converters)
+from .flatten import FixedFlatten
+from .pool import FixedAvgPool2d, FixedMaxPool2d
 from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
 from .voting import FixedVotingLayer

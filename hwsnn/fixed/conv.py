@@ -27,7 +27,7 @@ from targets import bundle as fmt
 
 from .base import resolve_target, spec_tensor, spec_twin
 from .convert import register
-from .dense import _F64_EXACT, _I64_LIMIT, _FixedSynapticLayer, _check_fan, _max_abs, _quantize_synaptic
+from .synaptic import F64_EXACT, I64_LIMIT, FixedSynapticLayer, check_fan, max_abs, quantize_synaptic
 
 __all__ = ["FixedConv2d", "conv2d_to_fixed", "int_conv2d"]
 
@@ -78,12 +78,12 @@ def int_conv2d(
     o, cg, kh, kw = weight.shape
     st, dl = _pair(stride, "stride"), _pair(dilation, "dilation")
     pad = _pad4(padding, (kh, kw), dl, st)
-    bound = _max_abs(x) * _max_abs(weight) * max(cg * kh * kw, 1)
+    bound = max_abs(x) * max_abs(weight) * max(cg * kh * kw, 1)
     xp = F.pad(x, pad) if any(pad) else x
-    if bound < _F64_EXACT and not force_int64:
+    if bound < F64_EXACT and not force_int64:
         y = F.conv2d(xp.to(torch.float64), weight.to(torch.float64), None, st, 0, dl, groups)
         return y.to(torch.int64)
-    if bound >= _I64_LIMIT:
+    if bound >= I64_LIMIT:
         raise OverflowError(f"int_conv2d: max|X| * max|W| * fan-in = {bound} >= 2^63; the sum could overflow int64")
     dev = x.device
     xp = xp.to("cpu", torch.int64)
@@ -101,7 +101,7 @@ def int_conv2d(
 
 
 @spec_twin("conv2d")
-class FixedConv2d(_FixedSynapticLayer):
+class FixedConv2d(FixedSynapticLayer):
     r"""Integer twin of :class:`torch.nn.Conv2d` / :class:`hwsnn.layer.Conv2d` (``sum`` targets only).
 
     ==============================  ==========================================================
@@ -175,7 +175,7 @@ class FixedConv2d(_FixedSynapticLayer):
         fan_in = nz.flatten(1).sum(1)
         og = self.out_channels // self.groups
         fan_out = nz.reshape(self.groups, og, cg, kh * kw).sum((1, 3)).reshape(-1)  # per input channel
-        _check_fan(lname, tg, fan_in, fan_out, note=" (conv channel)")
+        check_fan(lname, tg, fan_in, fan_out, note=" (conv channel)")
 
     def _bias_view(self, y: torch.Tensor) -> torch.Tensor:
         return self.bias.to(torch.int64).view(-1, 1, 1)
@@ -246,7 +246,7 @@ def conv2d_to_fixed(
         raise ValueError(
             f"{lname}: target {tg.name!r} accumulates synaptic events one by one and has no convolution"
         )
-    q = _quantize_synaptic(layer, tg, lname, clip, input_exponent, weight_exponent, output_exponent)
+    q = quantize_synaptic(layer, tg, lname, clip, input_exponent, weight_exponent, output_exponent)
     twin = FixedConv2d(
         q["weight"], tg, q["bias"], q["shift"], layer.stride, layer.padding, layer.dilation, layer.groups,
         latency=latency, first_layer=first_layer, name=lname, input_exponent=q["e_x"], weight_exponent=q["e_w"],

@@ -11,7 +11,7 @@ from targets import bundle as fmt
 
 from ..base import require_time_axis
 from ..functional.misc import check_delay_steps
-from ..layer.misc import Delay
+from ..layer.delay import Delay
 from . import arith
 from .base import FixedModule, spec_twin
 from .convert import register

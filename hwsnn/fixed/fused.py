@@ -71,7 +71,7 @@ def _broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
 
 
 class FusedNeuronSequence:
-    """Mixin of the neuron twins (:class:`hwsnn.fixed.neuron._FixedNeuron`): the fused multi-step forward."""
+    """Mixin of the neuron twins (:class:`hwsnn.fixed.neuron.FixedNeuron`): the fused multi-step forward."""
 
     fused_backend: str = "auto"
 
@@ -118,6 +118,7 @@ class FusedNeuronSequence:
             v_reset=int(self.v_reset),  # type: ignore[attr-defined]
             threshold=int(self.threshold_int),  # type: ignore[attr-defined]
             cap=int(self.max_spikes),  # type: ignore[attr-defined]
+            input_wrap_bits=int(t.neuron.input_wrap_bits or 0),
         )
         return rules if rules.supported() else None
 

@@ -29,7 +29,11 @@ A tensor input is added in one go (one overflow); only :class:`SynapticEvents` r
 per-event saturation. Overflow counts: ``saturations['i']``, ``['v']``, ``['dv']`` (Xylo delta,
 wraps included).
 Loihi: zero reset, ``u`` (the current) is never reset; bias :math:`B = \mathit{mant} \ll \mathit{exp}`
-(floor :math:`\gg` for a negative exponent).
+(floor :math:`\gg` for a negative exponent), the exponent shared or one per neuron (``bias_exp`` a tensor).
+Where the target computes the input in fixed-width integers (``neuron.input_wrap_bits`` :math:`w`,
+Lava's int32) the input is :math:`\mathrm{wrap}_w(X)`, then :math:`\mathrm{wrap}_w(X \ll s)`, then
+:math:`\mathrm{wrap}_w(I + (X \ll s))`, each before the current's overflow and each wrap counted in
+``saturations['i']``.
 """
 
 from __future__ import annotations
@@ -44,15 +48,14 @@ from targets import Target, Width
 from targets import bundle as fmt
 
 from ..base import require_time_axis
-from ..neuron import CubaLIFNode, IFNode, LIFNode
 from . import arith
 from .arith import FitError
 from .base import FixedModule, spec_tensor, spec_twin
-from .convert import register
 from .events import SynapticEvents, accumulate_events
 from .fused import FusedNeuronSequence, register_fused_neuron
 
-__all__ = ["FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay", "fire_and_reset"]
+__all__ = ["FixedNeuron", "FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay",
+           "fire_and_reset"]
 
 Input = Union[torch.Tensor, SynapticEvents]
 IntOrTensor = Union[int, torch.Tensor]
@@ -139,7 +142,7 @@ def _spike_dtype(cap: int) -> torch.dtype:
 
 
 # -- the twins -------------------------------------------------------------------------------------
-class _FixedNeuron(FusedNeuronSequence, FixedModule):
+class FixedNeuron(FusedNeuronSequence, FixedModule):
     """Parameters, fire/reset and stepping shared by the neuron twins (see the module docstring).
 
     :param threshold: threshold mantissa (``widths.threshold``); effective ``mant << threshold_shift``
@@ -147,7 +150,8 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
     :param reset: ``'subtract'`` or ``'zero'`` (must be one of ``target.neuron.reset``; default the first)
     :param v_reset: integer reset value of the zero reset (state units); 0 on ``mul12`` targets
     :param bias: bias (mantissa on ``bias_exponent`` targets), int or per-neuron tensor, ``widths.bias``
-    :param bias_exp: bias exponent (``bias_exponent_min..max``; must be 0 elsewhere)
+    :param bias_exp: bias exponent (``bias_exponent_min..max``; must be 0 elsewhere): an int, or one per
+        neuron (an integer tensor of the neuron shape)
     :param readout: a readout neuron (``readout_max_spikes_per_step``)
     :param clip: clip parameters that do not fit (counted in ``clipped``) instead of raising
     """
@@ -163,7 +167,7 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
         reset: Optional[str] = None,
         v_reset: int = 0,
         bias: IntOrTensor = 0,
-        bias_exp: int = 0,
+        bias_exp: IntOrTensor = 0,
         readout: bool = False,
         clip: bool = False,
         name: Optional[str] = None,
@@ -187,8 +191,8 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
         self.threshold = self._fit_threshold(_as_int(self.layer_name, "threshold", threshold))
         self.threshold_int = self.threshold << nn_.threshold_shift
         self.v_reset = self._fit_v_reset(_as_int(self.layer_name, "v_reset", v_reset))
-        self.bias, self.bias_exp = self._fit_bias(bias, _as_int(self.layer_name, "bias_exp", bias_exp))
-        self.bias_int = arith.shift(self.bias, self.bias_exp, "floor")
+        self.bias, self.bias_exp = self._fit_bias(bias, bias_exp)
+        self.bias_int = self._bias_value()
         self.tau_requested: dict[str, float] = {}
         for s in self._states:
             self.exponents[s] = self.state_exponent
@@ -222,13 +226,31 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
             raise ValueError(f"{self.layer_name}: target {self.target.name!r} resets the membrane to 0; got v_reset = {v_reset}")
         return int(self._fit(v_reset, self.target.widths.membrane, "v_reset"))
 
-    def _fit_bias(self, bias: IntOrTensor, bias_exp: int) -> tuple[torch.Tensor, int]:
-        """Bias (mantissa) in ``widths.bias`` and its exponent in the target's range (0 without one)."""
+    def _fit_bias(self, bias: IntOrTensor, bias_exp: IntOrTensor) -> tuple[torch.Tensor, IntOrTensor]:
+        """Bias (mantissa) in ``widths.bias`` and its exponent(s) in the target's range (0 without one); a
+        per-neuron exponent tensor stays a tensor (int64), a single value becomes an int."""
         nn_ = self.target.neuron
         lo, hi = (nn_.bias_exponent_min, nn_.bias_exponent_max) if nn_.bias_exponent else (0, 0)
-        if not lo <= bias_exp <= hi:
-            raise FitError(self.layer_name, "bias_exp", bias_exp, f"allowed [{lo}, {hi}]", self.target.name)
-        return self._fit(bias, self.target.widths.bias, "bias"), bias_exp
+        if isinstance(bias_exp, torch.Tensor) and bias_exp.numel() != 1:
+            e = arith.require_integer(bias_exp, f"{self.layer_name} bias_exp").to(torch.int64)
+            if e.numel() and (int(e.min()) < lo or int(e.max()) > hi):
+                worst = int(e[(e < lo) | (e > hi)].flatten()[0])
+                raise FitError(self.layer_name, "bias_exp", worst, f"allowed [{lo}, {hi}]", self.target.name)
+        else:
+            e = _as_int(self.layer_name, "bias_exp", bias_exp.reshape(()).item() if isinstance(bias_exp, torch.Tensor)
+                        else bias_exp)
+            if not lo <= e <= hi:
+                raise FitError(self.layer_name, "bias_exp", e, f"allowed [{lo}, {hi}]", self.target.name)
+        return self._fit(bias, self.target.widths.bias, "bias"), e
+
+    def _bias_value(self) -> torch.Tensor:
+        r"""The bias added each step, :math:`B = \mathit{mant} \ll e` (floor :math:`\gg` for :math:`e < 0`),
+        per neuron where the exponents are."""
+        e = self.bias_exp
+        if not isinstance(e, torch.Tensor):
+            return arith.shift(self.bias, e, "floor")
+        b = torch.broadcast_to(self.bias.to(torch.int64), e.shape)
+        return torch.where(e >= 0, b << e.clamp(min=0), b >> (-e).clamp(min=0))
 
     def _fit_decay(self, value: int, which: str) -> int:
         """Decay parameter (``k`` or ``du``/``dv``) in :func:`decay_limits`."""
@@ -263,7 +285,13 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
             i, n = accumulate_events(i, x, width)
             self.count_saturations("i", n)
             return i
-        return self._ovf(i + (x << self.input_shift), "i", width, self.target.overflow.current)
+        bits = self.target.neuron.input_wrap_bits
+        if bits is None:
+            return self._ovf(i + (x << self.input_shift), "i", width, self.target.overflow.current)
+        w = Width(bits)  # Lava: a_in arrives in int32, a_in << 6 and u + (a_in << 6) are int32
+        x = self._ovf(x, "i", w, "wrap")
+        x = self._ovf(x << self.input_shift, "i", w, "wrap")
+        return self._ovf(self._ovf(i + x, "i", w, "wrap"), "i", width, self.target.overflow.current)
 
     def _ensure_state(self, shape: torch.Size, device: torch.device) -> None:
         """Make every state a tensor of ``shape`` (reset values) on first use or a shape/device change."""
@@ -332,7 +360,8 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
         rep.update(tau_requested=dict(self.tau_requested), tau_used=self.tau_used, threshold=self.threshold,
                    threshold_int=self.threshold_int, state_exponent=self.state_exponent,
                    input_exponent=self.input_exponent, input_shift=self.input_shift, reset=self.reset_kind,
-                   v_reset=self.v_reset, max_spikes=self.max_spikes, bias_exp=self.bias_exp,
+                   v_reset=self.v_reset, max_spikes=self.max_spikes,
+                   bias_exp=self.bias_exp.tolist() if isinstance(self.bias_exp, torch.Tensor) else self.bias_exp,
                    bias=self.bias.tolist(), readout=self.readout)
         return rep
 
@@ -343,10 +372,12 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
     # -- the export format -------------------------------------------------------------------------
     def spec_fields(self) -> dict:
         """The neuron's fields of its op description (:mod:`targets.bundle.neuron`); one shared bias is a scalar table."""
+        per_neuron = isinstance(self.bias_exp, torch.Tensor)
         d = dict(threshold=self.threshold, threshold_int=self.threshold_int, reset=self.reset_kind, v_reset=self.v_reset,
-                 max_spikes=self.max_spikes, readout=self.readout, bias_exp=self.bias_exp,
+                 max_spikes=self.max_spikes, readout=self.readout, bias_exp=0 if per_neuron else self.bias_exp,
                  state_exponent=self.state_exponent, input_shift=self.input_shift,
-                 bias=self.bias.reshape(()) if self.bias.numel() == 1 else self.bias)
+                 bias=self.bias.reshape(()) if self.bias.numel() == 1 and not per_neuron else self.bias,
+                 bias_exp_per_neuron=self.bias_exp if per_neuron else None)
         for key in ("decay_mem", "decay_input", "decay_syn"):
             if hasattr(self, key):
                 d[key] = getattr(self, key)
@@ -359,17 +390,18 @@ class _FixedNeuron(FusedNeuronSequence, FixedModule):
 
     @staticmethod
     def _spec_kwargs(spec: "fmt.Neuron") -> dict:
+        per = spec_tensor(spec.bias_exp_per_neuron)
         return dict(state_exponent=spec.state_exponent, reset=spec.reset, v_reset=spec.v_reset, bias=spec_tensor(spec.bias),
-                    bias_exp=spec.bias_exp, readout=spec.readout, name=spec.name)
+                    bias_exp=spec.bias_exp if per is None else per, readout=spec.readout, name=spec.name)
 
 
 @spec_twin("if")
-class FixedIFNode(_FixedNeuron):
+class FixedIFNode(FixedNeuron):
     r"""Integer IF neuron: float :math:`H = V + X` :math:`\leftrightarrow` twin ``direct``
     :math:`V = \mathrm{ovf}(V + (X \ll s) + B)` (``saturated_delta``: :math:`\delta = \mathrm{sat}(X + B)`).
 
     Rejected on ``xylo_min1`` targets: their membrane always leaks (minimum decrement 1), use
-    :class:`FixedLIFNode`. Other parameters: see :class:`_FixedNeuron`.
+    :class:`FixedLIFNode`. Other parameters: see :class:`FixedNeuron`.
     """
 
     def __init__(self, target: Union[str, Target], threshold: int, **kw: object) -> None:
@@ -386,7 +418,7 @@ class FixedIFNode(_FixedNeuron):
 
 
 @spec_twin("lif")
-class FixedLIFNode(_FixedNeuron):
+class FixedLIFNode(FixedNeuron):
     r"""Integer LIF neuron, membrane decay ``decay_mem`` (:math:`k`, or ``dv`` on ``mul12`` targets).
 
     float ``decay_input=False``: :math:`H = V - (V - V_r)/\tau + X`  :math:`\leftrightarrow`
@@ -503,85 +535,3 @@ def choose_state_exponent(v_threshold: float, target: Target) -> int:
     while round(m * 2.0 ** -(e + target.neuron.threshold_shift)) > target.widths.threshold.hi:
         e += 1
     return e
-
-
-def _common(layer: object, target: Target, name: str, clip: bool, options: dict) -> tuple[dict, dict[str, int]]:
-    """Twin keyword arguments from a float neuron: exponent, threshold mantissa, reset, v_reset."""
-    allowed = {"state_exponent", "input_exponent", "readout"}
-    if set(options) - allowed:
-        raise TypeError(f"{name}: unknown conversion option(s) {sorted(set(options) - allowed)}; "
-                        f"known: clip, name, {', '.join(sorted(allowed))}")
-    vth = layer.v_threshold
-    if isinstance(vth, torch.Tensor):
-        if vth.numel() != 1:
-            raise ValueError(f"{name}: tensor thresholds (shape {tuple(vth.shape)}) are not supported by the integer "
-                             "twins yet; set a scalar v_threshold before converting")
-        vth = float(vth)
-    e, e_in = options.get("state_exponent"), options.get("input_exponent")
-    if e_in is not None:
-        if e is not None and e != e_in - target.neuron.input_shift:
-            raise ValueError(f"{name}: state_exponent {e} and input_exponent {e_in} disagree (input_shift "
-                             f"{target.neuron.input_shift})")
-        e = e_in - target.neuron.input_shift
-    e = choose_state_exponent(vth, target) if e is None else int(e)
-    if target.neuron.threshold_positive and vth <= 0 and not clip:
-        raise FitError(name, "v_threshold", vth, "must be > 0 (threshold_positive)", target.name)
-    th, n_th = arith.quantize(torch.tensor(vth), e + target.neuron.threshold_shift, target.widths.threshold,
-                              layer=name, parameter="v_threshold", target=target.name, clip=clip)
-    reset = "subtract" if layer.v_reset is None else "zero"
-    if reset not in target.neuron.reset:
-        what = "soft reset (v_reset=None)" if reset == "subtract" else f"hard reset (v_reset={layer.v_reset})"
-        raise ValueError(f"{name}: {what} needs reset {reset!r}, not available on target {target.name!r}; "
-                         f"allowed reset kinds: {', '.join(target.neuron.reset)}")
-    vr, n_vr = 0, 0
-    if reset == "zero":
-        q, n_vr = arith.quantize(torch.tensor(layer.v_reset), e, target.widths.membrane,
-                                 layer=name, parameter="v_reset", target=target.name, clip=clip)
-        vr = int(q)
-    kw = dict(threshold=int(th), state_exponent=e, reset=reset, v_reset=vr, readout=bool(options.get("readout", False)),
-              clip=clip, name=name)
-    return kw, {"v_threshold": n_th, "v_reset": n_vr}
-
-
-def _finish(twin: _FixedNeuron, clipped: dict[str, int], taus: dict[str, float]) -> _FixedNeuron:
-    """Record the converter's clip counts and the requested time constants on the twin."""
-    for k, n in clipped.items():
-        twin.count_clipped(k, n)
-    twin.tau_requested = dict(taus)
-    return twin
-
-
-@register(IFNode)
-def if_to_fixed(layer: IFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
-                **options: object) -> FixedIFNode:
-    """Float :class:`~hwsnn.neuron.IFNode` to :class:`FixedIFNode` (options: ``state_exponent`` or
-    ``input_exponent``, ``readout``; ``state_exponent=None`` uses :func:`choose_state_exponent`)."""
-    name = name or "IFNode"
-    kw, n = _common(layer, target, name, clip, options)
-    return _finish(FixedIFNode(target, **kw), n, {})
-
-
-@register(LIFNode)
-def lif_to_fixed(layer: LIFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
-                 **options: object) -> FixedLIFNode:
-    r"""Float :class:`~hwsnn.neuron.LIFNode` to :class:`FixedLIFNode`; :math:`\tau \to k` (nearest power
-    of two in log2) or ``dv = round(4096/tau)`` via :func:`tau_to_decay`. Options as :func:`if_to_fixed`."""
-    name = name or type(layer).__name__
-    kw, n = _common(layer, target, name, clip, options)
-    k, n_tau = tau_to_decay(layer.tau, target, "mem", layer=name, parameter="tau", clip=clip)
-    twin = FixedLIFNode(target, decay_mem=k, decay_input=layer.decay_input, **kw)
-    return _finish(twin, {**n, "tau": n_tau}, {"tau": layer.tau})
-
-
-@register(CubaLIFNode)
-def cuba_to_fixed(layer: CubaLIFNode, target: Target, *, clip: bool = False, name: Optional[str] = None,
-                  **options: object) -> FixedCubaLIFNode:
-    """Float :class:`~hwsnn.neuron.CubaLIFNode` to :class:`FixedCubaLIFNode` (``du = round(4096/tau_syn) - 1``,
-    ``dv = round(4096/tau_mem)`` on ``mul12`` targets, else nearest :math:`k`). Options as :func:`if_to_fixed`."""
-    name = name or "CubaLIFNode"
-    kw, n = _common(layer, target, name, clip, options)
-    ks, n_s = tau_to_decay(layer.tau_syn, target, "syn", layer=name, parameter="tau_syn", clip=clip)
-    km, n_m = tau_to_decay(layer.tau_mem, target, "mem", layer=name, parameter="tau_mem", clip=clip)
-    twin = FixedCubaLIFNode(target, decay_syn=ks, decay_mem=km, **kw)
-    return _finish(twin, {**n, "tau_syn": n_s, "tau_mem": n_m},
-                   {"tau_syn": layer.tau_syn, "tau_mem": layer.tau_mem})

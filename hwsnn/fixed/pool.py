@@ -1,9 +1,11 @@
-r"""Integer twins of the pooling and flatten layers (:mod:`hwsnn.layer.stateless` and ``torch.nn``).
+r"""Integer twins of the pooling layers (:mod:`hwsnn.layer.pool` and ``torch.nn``).
 
 * :class:`FixedAvgPool2d`: integer window sum, divided as in :mod:`hwsnn.fixed.voting` (window area
   :math:`2^k`: exact exponent shift, or a floor shift with ``shift=True``; else the sum is kept);
-* :class:`FixedMaxPool2d`: integer window maximum (exact, no overflow possible);
-* :class:`FixedFlatten`: a reshape.
+* :class:`FixedMaxPool2d`: integer window maximum (exact, no overflow possible).
+
+:class:`FixedFlatten` (a reshape) lives in :mod:`hwsnn.fixed.flatten`; it is re-exported here
+because ``hwsnn.fixed`` imports it from this module.
 
 **Exactness of the computation.** Window sums and maxima are computed with float64 pooling
 kernels only when every value is an exact float64 integer and so is every partial sum
@@ -22,14 +24,14 @@ import torch.nn.functional as F
 from targets import Target
 from targets import bundle as fmt
 
-from ..base import require_time_axis
-from ..layer.stateless import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
+from ..layer.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from . import arith
 from .base import FixedModule, spec_twin
 from .convert import register
-from .voting import _SumDivide
+from .fold import per_step
+from .voting import SumDivide
 
-__all__ = ["FixedAvgPool2d", "FixedMaxPool2d", "FixedFlatten", "window_sum", "window_max"]
+__all__ = ["FixedAvgPool2d", "FixedMaxPool2d", "window_sum", "window_max"]
 
 _EXACT = 1 << 53
 
@@ -122,13 +124,6 @@ def window_max(
     return win.amax(dim=(-1, -2)).to(x.dtype)
 
 
-def _per_step(module: FixedModule, x_seq: torch.Tensor, fn) -> torch.Tensor:
-    """Apply the stateless ``fn`` to ``[T, N, ...]`` folded to ``[T*N, ...]``, then unfold."""
-    require_time_axis(x_seq, module.layer_name, min_dim=2)
-    T, N = x_seq.shape[0], x_seq.shape[1]
-    return fn(x_seq.flatten(0, 1)).unflatten(0, (T, N))
-
-
 def _check_pool_input(x: object, who: str, ranks: tuple[int, ...], shape: str) -> torch.Tensor:
     x = arith.require_integer(x, who)
     if x.dim() not in ranks:
@@ -150,11 +145,11 @@ class _WindowStep:
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         x_seq = _check_pool_input(x_seq, self.layer_name, (5,), "[T, N, C, H, W] in step_mode 'm'")
-        return _per_step(self, x_seq, self._step)
+        return per_step(self, x_seq, self._step)
 
 
 @spec_twin("avgpool2d")
-class FixedAvgPool2d(_WindowStep, _SumDivide):
+class FixedAvgPool2d(_WindowStep, SumDivide):
     r"""Integer twin of ``AvgPool2d`` (zero padding counted, ``ceil_mode=False``).
 
     * float layer: :math:`y = \frac1{A}\sum_{(i,j)\in\text{window}} x_{ij}`;
@@ -288,47 +283,6 @@ class FixedMaxPool2d(_WindowStep, FixedModule):
         return rep
 
 
-@spec_twin("flatten")
-class FixedFlatten(FixedModule):
-    """Integer twin of ``Flatten``: the same reshape of integers (``'m'``: the dims count in the
-    folded ``[T*N, ...]`` tensor, as the float layer's). No arithmetic, every target alike.
-
-    :param start_dim: first dim to flatten
-    :param end_dim: last dim to flatten
-    :param target: target or its name
-    :param name: layer name
-    :param step_mode: ``'s'`` or ``'m'``
-    """
-
-    def __init__(
-        self,
-        start_dim: int = 1,
-        end_dim: int = -1,
-        target: Union[str, Target] = "generic_int8",
-        *,
-        name: Optional[str] = None,
-        step_mode: str = "s",
-    ) -> None:
-        super().__init__(target, name)
-        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
-        self.step_mode = step_mode
-
-    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return arith.require_integer(x, self.layer_name).flatten(self.start_dim, self.end_dim)
-
-    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        x_seq = arith.require_integer(x_seq, self.layer_name)
-        return _per_step(self, x_seq, lambda z: z.flatten(self.start_dim, self.end_dim))
-
-    def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Flatten":
-        return fmt.Flatten(**self._ports(name, input_shape, input_kind, self.step_output_shape(input_shape), input_kind,
-                                         input_exponent), start_dim=self.start_dim, end_dim=self.end_dim)
-
-    @classmethod
-    def from_spec(cls, spec: "fmt.Flatten", target: Target) -> "FixedFlatten":
-        return cls(spec.start_dim, spec.end_dim, target, name=spec.name)
-
-
 # -- converters ---------------------------------------------------------------------------------
 @register(AvgPool2d, nn.AvgPool2d)
 def _avgpool_to_fixed(
@@ -399,16 +353,3 @@ def _maxpool_to_fixed(
     return FixedMaxPool2d(
         layer.kernel_size, target, layer.stride, layer.padding, layer.dilation, layer.ceil_mode, name=name
     )
-
-
-@register(Flatten, nn.Flatten)
-def _flatten_to_fixed(
-    layer: nn.Flatten,
-    target: Target,
-    *,
-    clip: bool = False,
-    name: Optional[str] = None,
-    input_exponent: Optional[int] = None,
-) -> FixedFlatten:
-    """:class:`FixedFlatten` with the layer's ``start_dim``/``end_dim``."""
-    return FixedFlatten(layer.start_dim, layer.end_dim, target, name=name)

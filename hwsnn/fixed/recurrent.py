@@ -43,7 +43,7 @@ from .base import FixedModule, spec_tensor, spec_twin, twin_from_spec
 from .convert import register, to_fixed
 from .dense import FixedLinear
 from .events import SynapticEvents
-from .neuron import _FixedNeuron
+from .neuron import FixedNeuron
 
 __all__ = ["FixedRecurrent", "recurrent_to_fixed", "recurrent_weight_exponent", "finest_state_exponent"]
 
@@ -64,7 +64,7 @@ class FixedRecurrent(FixedModule):
 
     def __init__(
         self,
-        neuron: _FixedNeuron,
+        neuron: FixedNeuron,
         weight_int: torch.Tensor,
         weight_shift: int = 0,
         latency: Optional[int] = None,
@@ -72,7 +72,7 @@ class FixedRecurrent(FixedModule):
         name: Optional[str] = None,
         clip: bool = False,
     ) -> None:
-        if not isinstance(neuron, _FixedNeuron):
+        if not isinstance(neuron, FixedNeuron):
             raise TypeError(f"FixedRecurrent: neuron must be an integer neuron twin (FixedIFNode, FixedLIFNode, "
                             f"FixedCubaLIFNode); got {type(neuron).__name__}")
         super().__init__(neuron.target, name or neuron.layer_name)
@@ -205,7 +205,7 @@ class FixedRecurrent(FixedModule):
                              accumulation=self.target.synapse.accumulation,
                              event_cap=self.target.neuron.max_spikes_per_step if self.per_event else None,
                              clip_events=self.projection.clip, weight_shift=self.weight_shift,
-                             weight_exponent=self.weight_exponent, weight=self.weight)
+                             weight_exponent=self.weight_exponent, sign_mode=self.projection.sign_mode, weight=self.weight)
 
     @classmethod
     def from_spec(cls, spec: "fmt.Recurrent", target: Target) -> "FixedRecurrent":
@@ -231,7 +231,7 @@ def finest_state_exponent(layer: RecurrentContainer, target: Target, weight_expo
     return e_w - target.synapse.weight_shift_max - target.neuron.input_shift
 
 
-def _fold_bias(neuron: _FixedNeuron, layer: RecurrentContainer, clip: bool) -> None:
+def _fold_bias(neuron: FixedNeuron, layer: RecurrentContainer, clip: bool) -> None:
     r"""Fold ``rc``'s bias :math:`b` into the neuron twin's bias (state units, :math:`B = \mathit{mant} \ll \mathit{exp}`):
     IF/LIF add :math:`b` (``decay_input=True``: :math:`b/\tau`) to the membrane every step; a CUBA current
     would filter it, which no neuron bias reproduces."""
@@ -254,7 +254,7 @@ def _fold_bias(neuron: _FixedNeuron, layer: RecurrentContainer, clip: bool) -> N
     mant, n = arith.quantize(real, neuron.state_exponent + exp, tg.widths.bias, layer=neuron.layer_name,
                              parameter="bias (recurrent bias folded into the neuron)", target=tg.name, clip=clip)
     neuron.bias, neuron.bias_exp = neuron._fit_bias(mant, exp)
-    neuron.bias_int = arith.shift(neuron.bias, neuron.bias_exp, "floor")
+    neuron.bias_int = neuron._bias_value()
     neuron.count_clipped("bias", n)
 
 

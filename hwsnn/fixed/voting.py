@@ -9,7 +9,7 @@ r"""Integer twin of :class:`~hwsnn.layer.VotingLayer`, and the sum-then-divide r
 * :math:`v = 2^k`, ``shift=True``: the hardware right shift :math:`s \gg k` (floor, toward
   :math:`-\infty`), output exponent :math:`e_{in}`;
 * otherwise the sum is kept (``divides = False``): the output is :math:`v` times the mean; the
-  report says so and :meth:`~_SumDivide.dequantize_output` divides in float for comparison.
+  report says so and :meth:`~SumDivide.dequantize_output` divides in float for comparison.
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ from targets import Target
 from targets import bundle as fmt
 
 from ..base import require_time_axis
-from ..layer.misc import VotingLayer
+from ..layer.voting import VotingLayer
 from . import arith
 from .base import FixedModule, spec_twin
 from .convert import register
 
-__all__ = ["FixedVotingLayer"]
+__all__ = ["FixedVotingLayer", "SumDivide"]
 
 
 def _log2_exact(v: int) -> Optional[int]:
     return v.bit_length() - 1 if v > 0 and v & (v - 1) == 0 else None
 
 
-class _SumDivide(FixedModule):
+class SumDivide(FixedModule):
     """Mixin for twins whose float layer divides an integer sum by ``divisor`` (module docstring)."""
 
     divisor: int
@@ -99,7 +99,7 @@ class _SumDivide(FixedModule):
 
 
 @spec_twin("voting")
-class FixedVotingLayer(_SumDivide):
+class FixedVotingLayer(SumDivide):
     r"""Integer twin of :class:`~hwsnn.layer.VotingLayer` (``[..., C*v] -> [..., C]``).
 
     * float layer: :math:`y_c = \frac1v \sum_{k<v} x_{cv+k}`;

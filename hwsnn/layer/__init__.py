@@ -2,22 +2,17 @@
 
 from .container import MultiStepContainer, SeqToANNContainer, StepModeContainer
 from .dropout import DropConnectLinear, Dropout, Dropout2d
-from .misc import Delay, PrintShapeModule, VotingLayer
+from .conv import Conv1d, Conv2d, Conv3d
+from .delay import Delay
+from .dense import Linear
+from .flatten import Flatten
+from .norm import BatchNorm1d, BatchNorm2d
 from .online_learning import GradwithTrace, OTTTSequential, ReplaceforGrad, SpikeTraceOp
+from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .print_shape import PrintShapeModule
 from .recurrent import RecurrentContainer
-from .stateless import (
-    AdaptiveAvgPool2d,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv1d,
-    Conv2d,
-    Conv3d,
-    Flatten,
-    Linear,
-    MaxPool2d,
-)
 from .synapse import SynapseFilter
+from .voting import VotingLayer
 
 __all__ = [
     "MultiStepContainer",

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import torch
 
 from ..base import require_time_axis
-from .nodes import BaseNode, Threshold, _check_real
+from .nodes import BaseNode, Threshold, TimeConstant, tau_repr, check_tau, tau_for
 
 __all__ = ["CubaLIFNode"]
 
@@ -34,6 +34,9 @@ class CubaLIFNode(BaseNode):
 
     :param tau_syn: synaptic current time constant, :math:`\ge 1` (1: the current is this step's input)
     :param tau_mem: membrane time constant, :math:`\ge 1` (1: no memory beyond the current)
+
+    Either time constant may be a floating tensor of per-neuron values broadcastable to one step
+    of the input (hwsnn extension, e.g. imported from NIR; no integer twin).
     :param v_threshold: firing threshold :math:`V_{th}` (number, or tensor broadcastable to the input)
     :param v_reset: reset potential; ``None`` selects the soft reset :math:`V = H - S V_{th}`
     :param surrogate_function: spike function with surrogate gradient (default ``Sigmoid()``)
@@ -46,8 +49,8 @@ class CubaLIFNode(BaseNode):
 
     def __init__(
         self,
-        tau_syn: float = 2.0,
-        tau_mem: float = 2.0,
+        tau_syn: TimeConstant = 2.0,
+        tau_mem: TimeConstant = 2.0,
         v_threshold: Threshold = 1.0,
         v_reset: Optional[float] = 0.0,
         surrogate_function: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
@@ -56,12 +59,8 @@ class CubaLIFNode(BaseNode):
         store_v_seq: bool = False,
     ) -> None:
         owner = type(self).__name__
-        taus = {}
-        for pname, tau in (("tau_syn", tau_syn), ("tau_mem", tau_mem)):
-            tau = _check_real(pname, tau, owner)
-            if tau < 1.0:
-                raise ValueError(f"{owner}: {pname} must be >= 1 (the decay 1/tau must lie in (0, 1]); got {tau}")
-            taus[pname] = tau
+        taus = {pname: check_tau(pname, tau, owner, low=1.0, inclusive=True)
+                for pname, tau in (("tau_syn", tau_syn), ("tau_mem", tau_mem))}
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq, backend="torch")
         self.tau_syn = taus["tau_syn"]
         self.tau_mem = taus["tau_mem"]
@@ -70,12 +69,12 @@ class CubaLIFNode(BaseNode):
     # -- equations ----------------------------------------------------------------------------
     def current_charge(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         r""":math:`I[t] = I[t-1] - I[t-1]/\tau_{syn} + X[t]`."""
-        return i - i / self.tau_syn + x
+        return i - i / tau_for(self.tau_syn, x) + x
 
     def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         r""":math:`H = V - (V - V_r)/\tau_{mem} + I` where ``x`` is this step's current :math:`I[t]`."""
         vr = 0.0 if self.v_reset is None else self.v_reset
-        return v - (v - vr) / self.tau_mem + x
+        return v - (v - vr) / tau_for(self.tau_mem, x) + x
 
     def i_float_to_tensor(self, x: torch.Tensor) -> None:
         """Make ``self.i`` a zero tensor shaped like one step of ``x`` (re-initialised on a shape change)."""
@@ -107,4 +106,4 @@ class CubaLIFNode(BaseNode):
         return torch.stack(spikes)
 
     def extra_repr(self) -> str:
-        return f"tau_syn={self.tau_syn}, tau_mem={self.tau_mem}, " + super().extra_repr()
+        return f"tau_syn={tau_repr(self.tau_syn)}, tau_mem={tau_repr(self.tau_mem)}, " + super().extra_repr()

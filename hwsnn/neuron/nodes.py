@@ -29,12 +29,55 @@ from ..surrogate import Sigmoid, SurrogateFunctionBase
 __all__ = ["BaseNode", "IFNode", "LIFNode"]
 
 Threshold = Union[float, torch.Tensor]
+TimeConstant = Union[float, torch.Tensor]
 
 
-def _check_real(name: str, value: object, owner: str) -> float:
+def check_real(name: str, value: object, owner: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TypeError(f"{owner}: {name} must be a finite real number; got {value!r}")
     return float(value)
+
+
+def check_tau(name: str, value: object, owner: str, *, low: float, inclusive: bool) -> TimeConstant:
+    """A time constant: a finite number, or a floating tensor of per-neuron values (hwsnn extension,
+    broadcastable to one step of the input), every value above ``low`` (or equal with ``inclusive``).
+    A tensor is detached and copied (time constants are not trained)."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point() or value.numel() == 0:
+            raise TypeError(f"{owner}: {name} must be a number or a non-empty floating tensor; got {value.dtype} "
+                            f"of shape {tuple(value.shape)}")
+        tau = value.detach().clone()
+        vals = tau.to(torch.float64)
+        bad = ~torch.isfinite(vals) | ((vals < low) if inclusive else (vals <= low))
+        if bool(bad.any()):
+            idx = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise ValueError(f"{owner}: {name} must be {'>=' if inclusive else '>'} {low:g} for every neuron; "
+                             f"got {float(vals[idx])} at index {list(idx)}")
+        return tau
+    tau = check_real(name, value, owner)
+    if (tau < low) if inclusive else (tau <= low):
+        why = "the decay 1/tau must lie in (0, 1]" if inclusive else "the decay 1/tau must lie in (0, 1)"
+        raise ValueError(f"{owner}: {name} must be {'>=' if inclusive else '>'} {low:g} ({why}); got {tau}")
+    return tau
+
+
+def tau_for(tau: TimeConstant, x: torch.Tensor) -> TimeConstant:
+    """``tau`` ready to combine with one step ``x``: a number as is, a tensor cast to ``x``'s dtype
+    and device (it must broadcast to ``x`` without enlarging it)."""
+    if not isinstance(tau, torch.Tensor):
+        return tau
+    try:
+        shape = torch.broadcast_shapes(tau.shape, x.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(f"per-neuron tau of shape {tuple(tau.shape)} must broadcast to the input step shape "
+                         f"{tuple(x.shape)} without enlarging it")
+    return tau.to(dtype=x.dtype, device=x.device)
+
+
+def tau_repr(tau: TimeConstant) -> str:
+    return f"tensor{tuple(tau.shape)}" if isinstance(tau, torch.Tensor) else str(tau)
 
 
 class BaseNode(MemoryModule):
@@ -72,9 +115,9 @@ class BaseNode(MemoryModule):
         owner = type(self).__name__
         self.backend = check_backend(backend, owner)
         if not isinstance(v_threshold, torch.Tensor):
-            v_threshold = _check_real("v_threshold", v_threshold, owner)
+            v_threshold = check_real("v_threshold", v_threshold, owner)
         if v_reset is not None:
-            v_reset = _check_real("v_reset", v_reset, owner)
+            v_reset = check_real("v_reset", v_reset, owner)
         if surrogate_function is None:
             surrogate_function = Sigmoid()
         elif not callable(surrogate_function):
@@ -149,6 +192,8 @@ class BaseNode(MemoryModule):
         if charge is IFNode.neuronal_charge:
             return {"tau": None, "decay_input": True}
         if charge is LIFNode.neuronal_charge:
+            if isinstance(self.tau, torch.Tensor):
+                return None  # per-neuron tau: the reference loop
             return {"tau": self.tau, "decay_input": self.decay_input}
         return None
 
@@ -221,7 +266,9 @@ class LIFNode(BaseNode):
     ``decay_input=False``: :math:`H = V - (V - V_r)/\tau + X` (:math:`V_r = 0` for the soft reset);
     fire :math:`S = \Theta(H - V_{th})`; reset as :class:`IFNode`.
 
-    :param tau: membrane time constant, a number > 1
+    :param tau: membrane time constant, a number > 1, or a floating tensor of per-neuron values > 1
+        broadcastable to one step of the input (hwsnn extension, e.g. imported from NIR; it runs on
+        the step-by-step reference and has no integer twin)
     :param decay_input: whether the input is divided by :math:`\tau` too
 
     The remaining parameters (``v_threshold`` ... ``store_v_seq``, ``backend``) are those of
@@ -230,7 +277,7 @@ class LIFNode(BaseNode):
 
     def __init__(
         self,
-        tau: float = 2.0,
+        tau: TimeConstant = 2.0,
         decay_input: bool = True,
         v_threshold: Threshold = 1.0,
         v_reset: Optional[float] = 0.0,
@@ -240,15 +287,13 @@ class LIFNode(BaseNode):
         store_v_seq: bool = False,
         backend: str = "auto",
     ) -> None:
-        tau = _check_real("tau", tau, type(self).__name__)
-        if tau <= 1.0:
-            raise ValueError(f"{type(self).__name__}: tau must be > 1 (the decay 1/tau must lie in (0, 1)); got {tau}")
+        tau = check_tau("tau", tau, type(self).__name__, low=1.0, inclusive=False)
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq, backend)
         self.tau = tau
         self.decay_input = bool(decay_input)
 
     def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return F.lif_charge(x, v, self.tau, self.decay_input, self.v_reset)
+        return F.lif_charge(x, v, tau_for(self.tau, x), self.decay_input, self.v_reset)
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
+        return f"tau={tau_repr(self.tau)}, decay_input={self.decay_input}, " + super().extra_repr()

@@ -30,7 +30,7 @@ import torch
 
 from ..base import MemoryModule, require_time_axis
 from ..surrogate import Sigmoid
-from .nodes import Threshold, _check_real
+from .nodes import Threshold, check_real
 
 __all__ = ["SimpleBaseNode", "SimpleIFNode", "SimpleLIFNode"]
 
@@ -58,9 +58,9 @@ class SimpleBaseNode(MemoryModule):
         super().__init__()
         owner = type(self).__name__
         if not isinstance(v_threshold, torch.Tensor):
-            v_threshold = _check_real("v_threshold", v_threshold, owner)
+            v_threshold = check_real("v_threshold", v_threshold, owner)
         if v_reset is not None:
-            v_reset = _check_real("v_reset", v_reset, owner)
+            v_reset = check_real("v_reset", v_reset, owner)
         if surrogate_function is None:
             surrogate_function = Sigmoid()
         elif not callable(surrogate_function):
@@ -144,7 +144,7 @@ class SimpleLIFNode(SimpleBaseNode):
         detach_reset: bool = False,
         step_mode: str = "s",
     ) -> None:
-        tau = _check_real("tau", tau, type(self).__name__)
+        tau = check_real("tau", tau, type(self).__name__)
         if tau <= 1.0:
             raise ValueError(f"{type(self).__name__}: tau must be > 1 (the decay 1/tau must lie in (0, 1)); got {tau}")
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode)

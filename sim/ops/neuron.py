@@ -29,6 +29,11 @@ input current (``if``/``lif``)                     :math:`I = \mathrm{ovf}(X \ll
                                                    then :math:`V = \mathrm{ovf}(V)` once more
 =================================================  =============================================================
 
+Fixed-width input (``target.neuron.input_wrap_bits`` :math:`w`, Loihi: Lava's int32 ``a_in``): the
+input is :math:`X = \mathrm{wrap}_w(X)`, the shifted input :math:`\mathrm{wrap}_w(X \ll s)` and the
+sum :math:`\mathrm{wrap}_w(I + (X \ll s))`, then the current's overflow; every wrap is counted
+under ``i``. A per-neuron bias exponent (table ``bias_exp_per_neuron``) replaces ``bias_exp``.
+
 Decay amounts: ``shift`` targets :math:`D(x, k)` of :func:`sim.arith.decay_amount` with the target's
 rounding; ``mul12`` (Loihi) :math:`D(x) = x - \mathrm{tz}(x\,(4096 - d) / 4096)` with
 :math:`d = du + 1` for the current and :math:`d = dv` for the membrane. Loihi in these terms: ``u``
@@ -124,7 +129,12 @@ class NeuronOp(Op):
         self.spike_dtype = np.int8 if self.max_spikes <= 127 else np.int16 if self.max_spikes <= 32767 else np.int32
         self.state_exponent, self.input_shift, self.bias_exp = spec.state_exponent, spec.input_shift, spec.bias_exp
         self.bias = spec.bias
-        self.bias_int = A.shift(self.bias, self.bias_exp, "floor")
+        per = getattr(spec, "bias_exp_per_neuron", None)
+        if per is None:
+            self.bias_int = A.shift(self.bias, self.bias_exp, "floor")
+        else:  # B = mant << e per neuron (floor >> for e < 0)
+            b = np.broadcast_to(A.as_i64(self.bias), per.shape)
+            self.bias_int = np.where(per >= 0, b << np.maximum(per, 0), b >> np.maximum(-per, 0))
         self.decay_mem: Optional[int] = getattr(spec, "decay_mem", None)
         self.decay_syn: Optional[int] = getattr(spec, "decay_syn", None)
         self.decay_input = bool(getattr(spec, "decay_input", False))
@@ -171,8 +181,28 @@ class NeuronOp(Op):
                 self.count_saturations("i", n)
                 self._step_sat += n
             return y
+        bits = tg.neuron.input_wrap_bits
+        if bits is not None:  # Lava: a_in is int32, and so are a_in << 6 and u + (a_in << 6)
+            return self._ovf(self._wrapped_input(i, x, bits), "i", w, tg.overflow.current)
         x = A.shift(x, self.input_shift) if self.input_shift else A.as_i64(x)
         return self._ovf(x if i is None else i + x, "i", w, tg.overflow.current)
+
+    def _wrapped_input(self, i: Optional[np.ndarray], x: np.ndarray, bits: int) -> np.ndarray:
+        """:math:`\\mathrm{wrap}(I + \\mathrm{wrap}(\\mathrm{wrap}(X) \\ll s))` at ``bits`` (two's complement),
+        each wrap counted under ``i``."""
+        half = 1 << (bits - 1)
+
+        def wrap(v: np.ndarray) -> np.ndarray:
+            out = ((v + half) & ((1 << bits) - 1)) - half
+            n = int(np.count_nonzero(out != v))
+            if n:
+                self.count_saturations("i", n)
+                self._step_sat += n
+            return out
+
+        v = wrap(A.as_i64(x))
+        v = wrap(v << self.input_shift)
+        return v if i is None else wrap(i + v)
 
     def _current(self, x) -> np.ndarray:
         """This step's current entering the membrane (``if``/``lif``: the input alone)."""

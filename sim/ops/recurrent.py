@@ -8,8 +8,9 @@ neurons (``params.neuron_op``: ``if``, ``lif`` or ``cuba``, with the neuron op's
 reset) through the recurrent matrix :math:`W` (table ``weight`` ``[M, M]``, row = target):
 
 * ``sum`` targets: :math:`R_t = \mathrm{ovf}(\mathrm{shift}(\mathrm{ovf}(W Y_{t-L}), s))` with the
-  accumulator width and mode (overflows counted under ``accumulator``); the neuron's input of the
-  step is the exact sum :math:`X_t + R_t`.
+  accumulator width and mode (overflows counted under ``accumulator``; ``sum_overflow: shifted``,
+  Loihi: only the outer one); the neuron's input of the step is the sum :math:`X_t + R_t` (its
+  input rule wraps it where the target's input is fixed-width, Lava's int32 ``a_in``).
 * ``per_event_saturate`` (Xylo): :math:`X_t` are :class:`~sim.ops.base.Events`; the neuron adds the
   input events, then :math:`\min(Y_{t-L,j}, \mathit{cap})` events of each source
   :math:`j = 0..M-1` in order with weights :math:`\mathrm{wrap}(W \ll s)`, saturating after every
@@ -27,8 +28,9 @@ import numpy as np
 from .. import arith as A
 from .. import fast
 from .base import Events, Op, build_op, register_op
-from .dense import effective_weight
+from .synaptic import effective_weight
 from .neuron import NeuronOp
+from .signmode import lava_weights
 
 __all__ = ["RecurrentOp"]
 
@@ -46,6 +48,11 @@ class RecurrentOp(Op):
         self.features, self.latency = spec.features, spec.latency
         self.per_event = spec.accumulation == "per_event_saturate"
         self.weight_shift, self.weight = spec.weight_shift, spec.weight
+        if target.synapse.sign_modes:  # the table must be what Lava uses (sim.ops.signmode)
+            used, mode = lava_weights(self.weight, target.widths.weight.bits, target.synapse.weight_step)
+            if mode != spec.sign_mode or not np.array_equal(used, self.weight):
+                raise self.error(f"params.sign_mode is {spec.sign_mode!r}; Lava picks {mode!r} for the recurrent weights "
+                                 f"and changes {int(np.count_nonzero(used != self.weight))} of them")
         if self.per_event:
             self.event_cap, self.clip_events = spec.event_cap, spec.clip_events
         self._joined: tuple = (None, None)
@@ -102,7 +109,10 @@ class RecurrentOp(Op):
             return counts[:, used], w_joined[:, used]
         width, mode = self.target.widths.accumulator, self.target.overflow.accumulator
         w_t = self.derived("weight_t", lambda: A.MatmulWeight(self.weight.T))
-        acc, n1 = A.overflow(A.exact_matmul(y_back, w_t, self.name), width, mode)
+        acc = A.exact_matmul(y_back, w_t, self.name)
+        n1 = 0
+        if self.target.synapse.sum_overflow == "raw_and_shifted":  # Loihi ('shifted'): the exact sum is shifted
+            acc, n1 = A.overflow(acc, width, mode)
         r, n2 = A.overflow(A.shift(acc, self.weight_shift), width, mode)
         if n1 + n2:
             self.count_saturations("accumulator", n1 + n2)

@@ -30,6 +30,7 @@ from .neuron import IF, LIF, NEURON_OPS, Cuba, Neuron, decay_range, spike_cap
 from .pool import AvgPool2d, MaxPool2d
 from .recurrent import Recurrent
 from .seal import canonical_json, digest_of
+from .signmode import SIGN_MODES, auto_sign_mode, sign_mode_grid
 from .store import (FORMAT, FORMAT_VERSION, Bundle, check_destination, extend_bundle, load_bundle, npz_bytes,
                     read_npz, recover, replace_directory, sha256_of, sign, write_bundle, write_file)
 from .synapse import SynapseFilter
@@ -45,4 +46,5 @@ __all__ = [
     "write_file",
     "npz_bytes", "read_npz", "sha256_of", "canonical_json", "digest_of", "hex_text", "hex_words", "parse_hex",
     "delay_width", "event_cap_of", "keep_threshold_of", "decay_range", "spike_cap",
+    "SIGN_MODES", "auto_sign_mode", "sign_mode_grid",
 ]

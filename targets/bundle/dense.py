@@ -17,6 +17,7 @@ import numpy as np
 
 from ..target import Target, Width
 from .base import OpSpec, TableFormat, param, register, table
+from .signmode import SIGN_MODES, sign_mode_problems
 
 __all__ = ["SynapticSpec", "Dense", "event_cap_of", "delay_width"]
 
@@ -53,12 +54,18 @@ class SynapticSpec(OpSpec):
         if bias is not None and bias.shape != (n_out,):
             problems.append(f"tables.bias: shape {list(bias.shape)}; expected [{n_out}]")
 
-    def _synaptic_target(self, target: Target, problems: list[str]) -> None:
+    def _synaptic_target(self, target: Target, problems: list[str], sign_mode: bool = False) -> None:
+        """Weight shift range and weight grid; ``sign_mode``: the op records a sign mode (the grid is its mode's
+        on targets with sign modes, :mod:`targets.bundle.signmode`)."""
         syn = target.synapse
         if not syn.weight_shift_min <= self.weight_shift <= syn.weight_shift_max:
             problems.append(f"params.weight_shift: {self.weight_shift} is outside the target's "
                             f"[{syn.weight_shift_min}, {syn.weight_shift_max}]")
         weight = getattr(self, "weight", None)
+        if sign_mode:
+            problems.extend(sign_mode_problems(weight, getattr(self, "sign_mode", None), target, "params.sign_mode"))
+            if syn.sign_modes:
+                return
         if weight is not None and syn.weight_step > 1 and weight.size and bool((weight % syn.weight_step).any()):
             problems.append(f"tables.weight: holds values that are not multiples of the target's weight step {syn.weight_step}")
 
@@ -75,7 +82,9 @@ class SynapticSpec(OpSpec):
 class Dense(SynapticSpec):
     kind = "dense"
     summary = ("fully connected: `sum` targets add `ovf(shift(ovf(W X), s) + B)` after `latency` steps (plus "
-               "`delays`); `per_event_saturate` targets pass capped event counts to the next neuron")
+               "`delays`; target `sum_overflow: shifted` (Loihi): `ovf(shift(W X, s) + B)`; `delay_shift: per_slot` "
+               "(Loihi's DelayDense): each source step's sum per delay is shifted, then added into the int32 slot); "
+               "`per_event_saturate` targets pass capped event counts to the next neuron")
 
     in_features: int = param("number of inputs", ge=1)
     out_features: int = param("number of outputs", ge=1)
@@ -86,6 +95,10 @@ class Dense(SynapticSpec):
     event_cap: Optional[int] = param("per-event only: largest event count per source and step (input: the chip's "
                                      "input cap, else the hidden spike cap); null for `sum`", ge=1)
     clip_events: bool = param("per-event only: clip larger counts (counted) instead of failing")
+    sign_mode: Optional[str] = param("targets with sign modes (Loihi): the mode Lava picks from the weights, `excitatory` "
+                                     "(all >= 0: 0..255), `inhibitory` (all <= 0: -255..0) or `mixed` (the weight grid); "
+                                     "the table holds the weights as Lava uses them. null elsewhere",
+                                     choices=SIGN_MODES, default=None)
     weight: np.ndarray = table("[out, in] integer weights (widths.weight, exponent weight_exponent)")
     bias: Optional[np.ndarray] = table("[out] integer bias in output units (widths.bias)", required=False)
     delays: Optional[np.ndarray] = table("[out, in] per-synapse delays in steps (targets with per-synapse delays; "
@@ -139,7 +152,7 @@ class Dense(SynapticSpec):
                 problems.append("tables.delays: the target has no per-synapse delays")
             elif self.delays.size and int(self.delays.max()) > syn.max_delay:
                 problems.append(f"tables.delays: {int(self.delays.max())} exceeds the target's max_delay {syn.max_delay}")
-        self._synaptic_target(target, problems)
+        self._synaptic_target(target, problems, sign_mode=True)
 
     def table_format(self, role: str, target: Target) -> TableFormat:
         if role == "delays":

@@ -51,6 +51,8 @@ def op_table(cls: type) -> str:
         lines.append(f"| tables.`{f.name}` | integer table, {req} | {f.metadata['doc']} |")
     if cls.kind == "recurrent":
         lines.append("| tables.`bias` | integer table, required | the neuron's bias (as `if`/`lif`/`cuba`) |")
+        lines.append("| tables.`bias_exp_per_neuron` | integer table, optional | the neuron's per-neuron bias exponents "
+                     "(as `if`/`lif`/`cuba`) |")
     return "\n".join(lines) + "\n"
 
 

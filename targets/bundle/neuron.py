@@ -16,6 +16,7 @@ Loihi's ``du``/``dv`` (:math:`\tau = 4096/d`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -58,6 +59,9 @@ class Neuron(OpSpec):
     state_exponent: int = param("exponent of v (and i)")
     input_shift: int = param("the target's input shift s: the input enters as x << s")
     bias: np.ndarray = table("[] (shared) or the neuron shape: bias mantissa (widths.bias, exponent state_exponent + bias_exp)")
+    bias_exp_per_neuron: Optional[np.ndarray] = table(
+        "the neuron shape: one bias exponent per neuron (targets with a bias exponent; params.bias_exp is then 0): "
+        "B = bias << e, floor >> for e < 0", required=False)
 
 
     def _consistency(self, problems: list[str]) -> None:
@@ -75,6 +79,13 @@ class Neuron(OpSpec):
         if self.bias is not None and self.bias.shape not in ((), self.output_shape):
             problems.append(f"tables.bias: shape {list(self.bias.shape)}; expected [] or the neuron shape "
                             f"{list(self.output_shape)}")
+        if self.bias_exp_per_neuron is not None:
+            if self.bias_exp_per_neuron.shape != self.output_shape:
+                problems.append(f"tables.bias_exp_per_neuron: shape {list(self.bias_exp_per_neuron.shape)}; expected the "
+                                f"neuron shape {list(self.output_shape)}")
+            if self.bias_exp != 0:
+                problems.append(f"params.bias_exp: {self.bias_exp}; it must be 0 with per-neuron exponents "
+                                "(tables.bias_exp_per_neuron)")
 
     def _check_target(self, target: Target, problems: list[str]) -> None:
         n, w = target.neuron, target.widths
@@ -95,6 +106,13 @@ class Neuron(OpSpec):
         lo, hi = (n.bias_exponent_min, n.bias_exponent_max) if n.bias_exponent else (0, 0)
         if not lo <= self.bias_exp <= hi:
             problems.append(f"params.bias_exp: {self.bias_exp} is outside the target's [{lo}, {hi}]")
+        per = self.bias_exp_per_neuron
+        if per is not None and per.size:
+            if not n.bias_exponent:
+                problems.append("tables.bias_exp_per_neuron: the target has no bias exponent")
+            elif int(per.min()) < lo or int(per.max()) > hi:
+                problems.append(f"tables.bias_exp_per_neuron: values [{int(per.min())}, {int(per.max())}] outside the "
+                                f"target's [{lo}, {hi}]")
         if self.reset == "zero" and self.v_reset != 0:
             if target.decay.mechanism == "mul12" or n.membrane_update != "direct":
                 problems.append(f"params.v_reset: {self.v_reset}; the target resets the membrane to 0")
@@ -108,8 +126,12 @@ class Neuron(OpSpec):
                     problems.append(f"params.{key}: {v} is outside the target's [{lo}, {hi}]")
 
     def table_format(self, role: str, target: Target) -> TableFormat:
-        if role == "bias":
-            return TableFormat.of(target.widths.bias, self.state_exponent + self.bias_exp)
+        if role == "bias":  # per-neuron exponents: no one exponent for the table
+            exp = None if self.bias_exp_per_neuron is not None else self.state_exponent + self.bias_exp
+            return TableFormat.of(target.widths.bias, exp)
+        if role == "bias_exp_per_neuron":
+            n = target.neuron
+            return TableFormat(max(abs(n.bias_exponent_min), abs(n.bias_exponent_max), 1).bit_length() + 1, True, None)
         return super().table_format(role, target)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..target import Target
 from .base import OpSpec, TableFormat, param, register, table
 from .neuron import NEURON_OPS, Neuron
+from .signmode import SIGN_MODES, sign_mode_problems
 
 __all__ = ["Recurrent"]
 
@@ -40,6 +41,8 @@ class Recurrent(OpSpec):
     clip_events: bool = param("per-event: clip larger counts instead of failing")
     weight_shift: int = param("s (the target's weight shift range)")
     weight_exponent: int = param("exponent of the weights = the neuron's input exponent + s")
+    sign_mode: Optional[str] = param("targets with sign modes (Loihi): the mode Lava picks from the recurrent weights "
+                                     "(as dense); null elsewhere", choices=SIGN_MODES, default=None)
     weight: np.ndarray = table("[M, M] recurrent weights (row: target, column: source; widths.weight)")
 
     # -- the flat params of the manifest: the neuron's, ``neuron_op`` and the projection's -------------
@@ -56,7 +59,7 @@ class Recurrent(OpSpec):
 
     @classmethod
     def table_roles(cls) -> set[str]:
-        return {"weight", "bias"}
+        return {"weight", "bias", "bias_exp_per_neuron"}
 
     def params(self) -> dict[str, Any]:
         own = {f.name: getattr(self, f.name) for f in self.param_fields()}
@@ -82,7 +85,7 @@ class Recurrent(OpSpec):
                 problems.append(f"params.{key}: missing ({doc})")
         if problems:
             return None  # type: ignore[return-value]
-        neuron = ncls(**common, **params, bias=tables.get("bias"))
+        neuron = ncls(**common, **params, bias=tables.get("bias"), bias_exp_per_neuron=tables.get("bias_exp_per_neuron"))
         return cls(**common, neuron=neuron, **own, weight=tables.get("weight"))
 
 
@@ -121,7 +124,8 @@ class Recurrent(OpSpec):
         if not syn.weight_shift_min <= self.weight_shift <= syn.weight_shift_max:
             problems.append(f"params.weight_shift: {self.weight_shift} is outside the target's "
                             f"[{syn.weight_shift_min}, {syn.weight_shift_max}]")
-        if syn.weight_step > 1 and self.weight.size and bool((self.weight % syn.weight_step).any()):
+        problems.extend(sign_mode_problems(self.weight, self.sign_mode, target, "params.sign_mode"))
+        if not syn.sign_modes and syn.weight_step > 1 and self.weight.size and bool((self.weight % syn.weight_step).any()):
             problems.append(f"tables.weight: holds values that are not multiples of the target's weight step {syn.weight_step}")
 
     def table_format(self, role: str, target: Target) -> TableFormat:
@@ -130,6 +134,6 @@ class Recurrent(OpSpec):
         return self.neuron.table_format(role, target)
 
     def replace(self, **changes: Any) -> "Recurrent":
-        neuron_keys = {k for k in changes if k in self.neuron.param_names() or k == "bias"}
+        neuron_keys = {k for k in changes if k in self.neuron.param_names() or k in ("bias", "bias_exp_per_neuron")}
         neuron = self.neuron.replace(**{k: changes.pop(k) for k in neuron_keys}) if neuron_keys else self.neuron
         return dataclasses.replace(self, neuron=neuron, **changes)
