@@ -167,7 +167,7 @@ def _targets(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 2
         print(yaml.safe_dump(targets.to_dict(t), sort_keys=False, default_flow_style=None).rstrip())
-        unverified = [k for k, f in vars(t.costs).items() if not f.verified]
+        unverified = [k for k, f in vars(t.costs).items() if isinstance(f, targets.Figure) and not f.verified]
         if unverified:
             print(f"# unverified figures: {', '.join(unverified)}")
         return 0

@@ -16,5 +16,7 @@ from .convert import conversion_table, convert, format_conversion_table
 from .prepare import QATNetwork, prepare
 from .twin import load_twin
 from .netx import NetxFormatError, from_netx, to_netx
+from .xylo import from_rockpool_xylo, to_rockpool_xylo
 
-__all__ = ["prepare", "calibrate", "convert", "conversion_table", "format_conversion_table", "QATNetwork", "Calibration", "export", "load_export", "load_twin", "describe_layer", "twin_layers", "layer_names", "network_spec", "Export", "ExportError", "to_netx", "from_netx", "NetxFormatError"]
+__all__ = ["prepare", "calibrate", "convert", "conversion_table", "format_conversion_table", "QATNetwork", "Calibration", "export", "load_export", "load_twin", "describe_layer", "twin_layers", "layer_names", "network_spec", "Export", "ExportError", "to_netx", "from_netx", "NetxFormatError",
+           "to_rockpool_xylo", "from_rockpool_xylo"]

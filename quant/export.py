@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from hwsnn import __version__
-from hwsnn.fixed import FixedConv2d, FixedDelay, FixedDropConnectLinear, FixedDropout, FixedLinear, FixedModule
+from hwsnn.fixed import FixedConv2d, FixedDelay, FixedDropConnectLinear, FixedDropout, FixedLinear, FixedModule, FixedXyloCore
 from targets import bundle as fmt
 from targets.bundle import Bundle as Export
 from targets.bundle import BundleError as ExportError
@@ -64,6 +64,8 @@ def _infer_input_shape(layers: Sequence[FixedModule]) -> Shape:
     for tw in layers:
         if isinstance(tw, (FixedLinear, FixedDropConnectLinear)):
             return (int(tw.in_features),)
+        if isinstance(tw, FixedXyloCore):
+            return (int(tw.inputs),)
         if isinstance(tw, FixedConv2d) or not isinstance(tw, (FixedDropout, FixedDelay)):
             break
     raise ValueError("export: cannot infer the input shape of this network (it does not start with a dense layer); "

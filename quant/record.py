@@ -79,7 +79,7 @@ def _state_names(layer: nn.Module) -> tuple[str, ...]:
         return ("v",)
     if isinstance(layer, FixedSynapseFilter):
         return ("out_i",)
-    return ()
+    return tuple(getattr(layer, "record_states", ()))  # e.g. the whole Xylo core (FixedXyloCore)
 
 
 def record_twin(twin_seq: nn.Module, inputs: Union[torch.Tensor, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:

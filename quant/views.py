@@ -34,7 +34,7 @@ _VIEWS: dict[str, View] = {}
 #: modules of :data:`VIEW_MODULES` that could not be imported, with the reason (their missing extra)
 _MISSING: dict[str, str] = {}
 #: modules whose import registers views (each may need an optional extra)
-VIEW_MODULES: tuple[str, ...] = ("quant.nir_view", "quant.netx.write")
+VIEW_MODULES: tuple[str, ...] = ("quant.nir_view", "quant.netx.write", "quant.xylo.view")
 
 
 def register_view(name: str, description: str):

@@ -28,7 +28,7 @@ _LAZY = {
     "estimate_costs": "mapping",
     "build_ops": "engine",
 }
-_SUBMODULES = ("fast", "mapping", "engine", "ops", "report", "rng", "arith")
+_SUBMODULES = ("fast", "mapping", "engine", "ops", "report", "rng", "arith", "xylo_cycles")
 
 
 def __getattr__(name: str) -> Any:

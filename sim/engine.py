@@ -135,6 +135,8 @@ def run(
             synaptic_events=c.get("synaptic_events", zeros2), neuron_updates=c.get("neuron_updates", zeros2),
             words_read=c.get("words_read", zeros2), saturations=c.get("saturations", np.zeros(T, np.int64)),
             saturations_by_state=dict(op.saturations),
+            activity={k: v for k, v in c.items() if k not in ("synaptic_events", "neuron_updates", "words_read",
+                                                               "saturations")},
         )
     return SimResult(
         export_path=str(ex.path),

@@ -13,8 +13,16 @@ r"""Mapping of layers to cores, the fit check, and the cost model (cycles, laten
   layer's cores (a per-neuron state); elsewhere it gets cores of its own, as a neuron layer.
 * ``dropout``, ``voting``, pooling and ``flatten`` are routing: no core, no cycles.
 * Cores are numbered in layer order from 0.
+* On a Xylo target (``limits.layout: xylo_core``) the whole network runs on core 0: one op
+  ``xylo_core`` (its :math:`N + M` neurons), or layered ops that
+  :func:`targets.bundle.xylo_fuse.fuse_ops` lays out as one core (CUBA layers, the chip's latencies,
+  one hidden weight shift); the fit is :func:`targets.bundle.xylo_core.fit_checks` on that core. A
+  layered network that cannot be laid out so (LIF/IF neurons, mixed shifts...) does not fit, and the
+  reason names the layer.
 
-**Cost model** (per time step; all cores run in parallel and synchronise at the end of the step):
+**Cost model** (``costs.cycle_model: per_core``; a Xylo core uses SynSense's model instead,
+:mod:`sim.xylo_cycles`: ``cycles_per_step_mean`` is that model on the run's rasters, ``step_cycles``
+the model on each step's, and ``clock_for_real_time_hz`` its worst case with a 20 % margin) (per time step; all cores run in parallel and synchronise at the end of the step):
 
 .. math::
     \text{cycles}_c[t] = c_{syn}\,E_c[t] + c_{upd}\,U_c[t], \qquad
@@ -37,6 +45,8 @@ from typing import Optional
 import numpy as np
 
 from targets.bundle import Bundle as Export
+from targets.bundle.xylo_core import fit_checks as xylo_fit_checks
+from targets.bundle.xylo_fuse import FuseError, fuse_ops
 
 from .ops.signmode import lava_weights
 
@@ -72,7 +82,12 @@ def core_map(export: Export) -> list[dict]:
     for i, e in enumerate(layers):
         op = e["op"]
         n = _size(e["output_shape"])
-        if op in NEURON_OPS or (op in STATE_OPS and not _follows_neurons(layers, plan, i)):
+        if op == "xylo_core":  # the whole chip: one core, N hidden + M readout neurons
+            par = e.get("params", {})
+            plan[i] = dict(cores=[next_core], blocks=[(0, n)], neurons=int(par["hidden"]) + int(par["readout"]),
+                           synapses=[_nnz_core(export, e)])
+            next_core += 1
+        elif op in NEURON_OPS or (op in STATE_OPS and not _follows_neurons(layers, plan, i)):
             syn_idx = _feeding_synaptic(layers, i) if op in NEURON_OPS else None
             syn = (_nnz(export, layers[syn_idx]) if syn_idx is not None else 0) + (_nnz(export, e) if op == "recurrent" else 0)
             c = max(1, math.ceil(n / lim.neurons_per_core) if lim.neurons_per_core else 1,
@@ -88,7 +103,15 @@ def core_map(export: Export) -> list[dict]:
         elif op in STATE_OPS:  # on the cores of the neuron layer before it
             prev = plan[i - 1]
             plan[i] = dict(cores=list(prev["cores"]), blocks=list(prev["blocks"]), neurons=0, synapses=[0] * len(prev["blocks"]))
+    if lim.layout == "xylo_core":  # one chip, one core: every layer of a layered Xylo export runs on core 0
+        for p in plan:
+            p["cores"] = [None if c is None else 0 for c in p["cores"]]
     return plan
+
+
+def _nnz_core(export: Export, entry: dict) -> int:
+    tabs = entry.get("tables", {})
+    return sum(int(np.count_nonzero(export.tables[tabs[r]])) for r in ("w_in", "w_rec", "w_out") if r in tabs)
 
 
 def _follows_neurons(layers: list[dict], plan: list[dict], i: int) -> bool:
@@ -131,15 +154,17 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
     plan = core_map(export) if plan is None else plan
     checks: list[dict] = []
 
-    def add(check: str, layer: str, value, limit, ok: Optional[bool] = None) -> None:
+    def add(check: str, layer: str, value, limit, ok: Optional[bool] = None, why: str = "") -> None:
         ok = (limit is None or value <= limit) if ok is None else ok
-        checks.append(dict(check=check, layer=layer, value=value, limit=limit, ok=bool(ok)))
+        checks.append(dict(check=check, layer=layer, value=value, limit=limit, ok=bool(ok), why=why))
 
     cores_used = sorted({c for p in plan for c in p["cores"] if c is not None})
-    add("cores", "(network)", len(cores_used), lim.cores)
+    xylo = lim.layout == "xylo_core"  # one core: its own checks (_xylo_fit) replace the per-core ones
+    if not xylo:
+        add("cores", "(network)", len(cores_used), lim.cores)
     per_core_neurons: dict[int, int] = {}
     per_core_syn: dict[int, int] = {}
-    for e, p in zip(export.layers, plan):
+    for e, p in zip(export.layers, plan) if not xylo else ():
         for c, (a, b), s in zip(p["cores"], p["blocks"], p["synapses"]):
             if c is None:
                 continue
@@ -183,12 +208,62 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
                 ok=bool(syn.per_synapse_delay and (d.size == 0 or d.max() <= syn.max_delay)))
         if op == "conv2d" and tg.synapse.accumulation != "sum":
             add("convolution supported", name, 1, 0, ok=False)
+    if xylo:
+        return _xylo_fit(export, checks, add, len(cores_used))
     add("input channels", "(input)", _size(export.manifest["input"]["shape"]), lim.input_channels)
     add("hidden neurons", "(network)", hidden, lim.hidden_neurons)
     add("readout neurons", "(network)", readout, lim.readout_neurons)
-    problems = [f"{c['layer']}: {c['check']} = {c['value']} exceeds the limit {c['limit']}" if c["limit"] is not None
-                else f"{c['layer']}: {c['check']} not available on target {tg.name!r}" for c in checks if not c["ok"]]
-    return dict(fits=not problems, checks=checks, problems=problems, cores_used=len(cores_used))
+    return _result(tg.name, checks, len(cores_used))
+
+
+def _result(target: str, checks: list[dict], cores: int) -> dict:
+    problems = [f"{c['layer']}: {c['why']}" if c.get("why") else
+                f"{c['layer']}: {c['check']} = {c['value']} exceeds the limit {c['limit']}" if c["limit"] is not None
+                else f"{c['layer']}: {c['check']} not available on target {target!r}" for c in checks if not c["ok"]]
+    warnings = [f"{c['layer']}: {c['warn']}" for c in checks if c.get("warn")]
+    return dict(fits=not problems, checks=checks, problems=problems, warnings=warnings, cores_used=cores)
+
+
+def _xylo_fit(export: Export, checks: list[dict], add, cores: int) -> dict:
+    """The fit on a Xylo target: one ``xylo_core`` op (routing ops after it run off the chip), checked by
+    :func:`~targets.bundle.xylo_core.fit_checks`; layered ops are checked as the core
+    :func:`~targets.bundle.xylo_fuse.fuse_ops` lays them out, or refused with the reason."""
+    tg = export.target
+    ops = list(export.ops)
+    core = [op for op in ops if op.kind == "xylo_core"]
+    if len(core) == 1 and ops[0] is core[0] and all(op.kind in ROUTING_OPS for op in ops[1:]):
+        checks.extend(xylo_fit_checks(core[0], tg))
+        return _result(tg.name, checks, cores)
+    if core:
+        add("one xylo_core op first", "(network)", len(core), None, False,
+            f"a Xylo chip holds one xylo_core op (then routing only); the export has {[op.kind for op in ops]}")
+        return _result(tg.name, checks, cores)
+    try:
+        fused, _ = fuse_ops(ops, tg)
+    except FuseError as err:
+        add("mapped onto the Xylo core", "(network)", 0, None, False,
+            f"{tg.name} runs the whole network as one Xylo core (one hidden population, one weight shift per "
+            f"matrix); this network cannot be laid out as one: {err}")
+    else:  # the layered ops are the core's blocks, step for step (targets.bundle.xylo_fuse)
+        checks.extend(xylo_fit_checks(fused, tg))
+        return _result(tg.name, checks, cores)
+    hidden = readout = 0
+    for op in ops:
+        nrn = op.neuron if op.kind == "recurrent" else op
+        if nrn.kind in ("lif", "if"):
+            add("CUBA neuron", op.name, 0, None, False,
+                f"{nrn.kind} neurons do not exist on Xylo (every Xylo neuron has a decaying synaptic current): "
+                "use CubaLIFNode")
+        if op.kind in NEURON_OPS:
+            n = _size(op.output_shape)
+            if getattr(nrn, "readout", False):
+                readout += n
+            else:
+                hidden += n
+    add("input channels", "(input)", _size(export.manifest["input"]["shape"]), tg.limits.input_channels)
+    add("hidden neurons", "(network)", hidden, tg.limits.hidden_neurons)
+    add("readout neurons", "(network)", readout, tg.limits.readout_neurons)
+    return _result(tg.name, checks, cores)
 
 
 def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> dict:
@@ -208,6 +283,12 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
             cyc = cps * lc.synaptic_events[:, b] + cpu * lc.neuron_updates[:, b]
             per_core[core] = per_core.get(core, 0) + cyc
     n = max(batch, 1)
+    if c.cycle_model != "per_core":
+        model = _xylo_model_cycles(export, counters, steps, n)
+        if model is not None:
+            per_core = {0: model.pop("step_cycles") * n}
+    else:
+        model = None
     if per_core:
         stack = np.stack([np.asarray(v, dtype=np.float64) for v in per_core.values()], axis=1) / n
         step_cycles = stack.max(axis=1)
@@ -217,6 +298,8 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
         core_busy = np.zeros(0)
     clock = c.clock_hz.value
     mean_cycles = float(step_cycles.mean()) if steps else 0.0
+    if model is not None:  # SynSense's model on the run's rasters (with aliases it is not the mean of the steps')
+        mean_cycles = model["cycles_per_step_model"]
     latency = mean_cycles / clock if clock else float("nan")
     dt = float(export.manifest["dt"])
     energy = (c.energy_per_synaptic_event.value * events_total + c.energy_per_neuron_update.value * updates_total) / n
@@ -239,4 +322,26 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
         clock_hz=clock,
         dt_s=dt,
         unverified_figures=unverified,
+        **(model or {}),
     )
+
+
+def _xylo_model_cycles(export: Export, counters: dict, steps: int, batch: int) -> Optional[dict]:
+    """SynSense's cycle model (:mod:`sim.xylo_cycles`) for an export whose first op is a Xylo core:
+    ``step_cycles`` (the model on each step's activity), ``cycles_per_step_model`` (on the whole run's
+    rasters: what Rockpool's ``cycles_model`` gives for them, batch 1) and ``clock_for_real_time_hz``
+    (its ``est_clock_freq``). ``None`` for other exports."""
+    from . import xylo_cycles
+
+    ops = list(export.ops)
+    if not ops or ops[0].kind != "xylo_core":
+        return None
+    core, model = ops[0], export.target.costs.cycle_model
+    act = counters[core.name].activity
+    sizes = {"input_active": core.inputs, "hidden_active": core.hidden, "output_active": core.readout}
+    per_step = {k: act[k][:, 0].astype(np.float64) / (batch * sizes[k]) for k in sizes}
+    step = np.array([xylo_cycles.cycles_per_step(core, model, *(per_step[k][t] for k in sizes)) for t in range(steps)])
+    whole = [float(per_step[k].mean()) if steps else 0.0 for k in sizes]
+    return dict(step_cycles=step, cycles_model=model,
+                cycles_per_step_model=xylo_cycles.cycles_per_step(core, model, *whole),
+                clock_for_real_time_hz=xylo_cycles.clock_for_real_time(core, model, float(export.manifest["dt"])))

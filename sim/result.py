@@ -26,6 +26,9 @@ class LayerCounters:
     words_read: np.ndarray
     saturations: np.ndarray
     saturations_by_state: dict[str, int] = field(default_factory=dict)
+    #: further per-step counters of the op (``[T, 1]``), e.g. the Xylo core's ``input_active``,
+    #: ``hidden_active``, ``output_active`` read by its cycle model (:mod:`sim.xylo_cycles`)
+    activity: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

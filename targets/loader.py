@@ -141,6 +141,14 @@ def _cross_checks(t: Target, problems: list[str]) -> None:
         problems.append(f"spikes.bits: binary spikes carry 1 bit; got {t.spikes.bits}")
     if t.decay.rounding == "xylo_min1" and t.decay.mechanism != "shift":
         problems.append("decay.rounding: xylo_min1 is a rule of shift decay (decay.mechanism: shift)")
+    lim = t.limits
+    if lim.layout == "xylo_core":
+        if lim.hidden_neurons is None or lim.readout_neurons is None or lim.input_channels is None:
+            problems.append("limits.layout: xylo_core needs limits.input_channels, hidden_neurons and readout_neurons")
+    elif t.costs.cycle_model != "per_core":
+        problems.append(f"costs.cycle_model: {t.costs.cycle_model} is a model of the Xylo core (limits.layout: xylo_core)")
+    if lim.hidden_synapses > 1 and lim.layout != "xylo_core":
+        problems.append("limits.hidden_synapses: a second synapse exists only with limits.layout: xylo_core")
     if t.decay.mechanism == "mul12" and t.decay.rounding == "xylo_min1":
         problems.append("decay.rounding: mul12 rounds by floor or toward_zero")
 

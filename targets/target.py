@@ -25,6 +25,8 @@ __all__ = [
     "OVERFLOW",
     "COMPARE",
     "RESET",
+    "LAYOUTS",
+    "CYCLE_MODELS",
     "Width",
     "Widths",
     "Decay",
@@ -50,6 +52,11 @@ OVERFLOW = ("saturate", "wrap", "fold_once")
 COMPARE = (">", ">=")
 #: Reset after a spike: ``zero`` (to the reset value), ``subtract`` (the threshold).
 RESET = ("zero", "subtract")
+#: How a network maps onto the chip (:attr:`Limits.layout`).
+LAYOUTS = ("layers", "xylo_core")
+#: Cycle models (:attr:`Costs.cycle_model`): the per-core counters, or SynSense's models of Xylo
+#: (``syns61201``: XyloAudio 2; ``syns63300``: XyloIMU, also XyloAudio 3's in Rockpool).
+CYCLE_MODELS = ("per_core", "syns61201", "syns63300")
 
 
 def _choices(*values: str, doc: str = "") -> dict:
@@ -228,6 +235,17 @@ class Limits:
     input_channels: Optional[int] = field(default=None, metadata=_range(1, None, "input channels of the chip"))
     hidden_neurons: Optional[int] = field(default=None, metadata=_range(1, None, "hidden neurons of the chip"))
     readout_neurons: Optional[int] = field(default=None, metadata=_range(1, None, "readout neurons of the chip"))
+    layout: str = field(default="layers", metadata=_choices(
+        *LAYOUTS, doc="layers: each neuron layer on cores of its own (sim/mapping.py); xylo_core: the whole network is "
+                      "one Xylo core (one hidden population, w_in / w_rec / w_out, one weight shift per matrix)"))
+    hidden_synapses: int = field(default=1, metadata=_range(1, 2, "synaptic currents per hidden neuron (xylo_core: 2 with synapse 2)"))
+    input_expansion: Optional[int] = field(default=None, metadata=_range(
+        1, None, "xylo_core: the input projection reaches the first this many hidden neurons (null: all)"))
+    output_expansion: Optional[int] = field(default=None, metadata=_range(
+        1, None, "xylo_core: the readout reads the last this many hidden neurons (null: all)"))
+    readout_neurons_warn: Optional[int] = field(default=None, metadata=_range(
+        1, None, "more readout neurons than this are allowed but warned about (XyloAudio 3: 16)"))
+    aliases: bool = field(default=False, metadata={"doc": "xylo_core: a hidden neuron may copy its spikes to one alias target"})
 
 
 @dataclass(frozen=True)
@@ -251,6 +269,9 @@ class Costs:
     cycles_per_neuron_update: Figure = field(metadata={"doc": "clock cycles per neuron update"})
     energy_per_synaptic_event: Figure = field(metadata={"doc": "joules per synaptic event"})
     energy_per_neuron_update: Figure = field(metadata={"doc": "joules per neuron update"})
+    cycle_model: str = field(default="per_core", metadata=_choices(
+        *CYCLE_MODELS, doc="per_core: c_syn * events + c_upd * updates per core; syns61201 / syns63300: SynSense's "
+                           "cycle model of the Xylo core (Rockpool's power_cycles_model), sim/xylo_cycles.py"))
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,13 @@ def spikes(shape, seed: int = 0, p: float = 0.3) -> torch.Tensor:
     return (torch.rand(*shape, generator=g) < p).to(torch.int8)
 
 
+def xylo_core_net() -> torch.nn.Sequential:
+    """One whole Xylo core (op xylo_core): synapse 2, aliases, per-neuron parameters."""
+    from tests.xylo_nets import random_core
+
+    return torch.nn.Sequential(random_core(4, "syns61201", n=24, m=5, low_threshold=True))
+
+
 #: name -> (builder, export keyword arguments, one sample's input shape, input kind)
 NETS = {
     "mlp_loihi": (lambda: mlp("loihi", 0, "cuba"), {}, (12,), "spikes"),
@@ -76,6 +83,7 @@ NETS = {
     "recurrent": (lambda: recurrent_net("generic_int8", 0), {}, (8,), "spikes"),
     "xylo_recurrent": (lambda: recurrent_net("xylo", 1), {"input_kind": "counts"}, (8,), "counts"),
     "xylo": (lambda: xylo_net(0), {"input_kind": "counts"}, (16,), "counts"),
+    "xylo_core": (xylo_core_net, {"input_kind": "counts"}, (16,), "counts"),
 }
 
 

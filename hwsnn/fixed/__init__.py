@@ -21,6 +21,7 @@ from .pool import FixedAvgPool2d, FixedMaxPool2d
 from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
 from .voting import FixedVotingLayer
+from .xylo_core import FixedXyloCore
 from ..base import set_twin_converter
 
 set_twin_converter(to_fixed)  # layer.to_fixed(target, ...) on every float layer
@@ -51,4 +52,5 @@ __all__ = [
     "FixedAvgPool2d",
     "FixedMaxPool2d",
     "FixedFlatten",
+    "FixedXyloCore",
 ]

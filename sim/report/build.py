@@ -118,7 +118,7 @@ def costs_table(costs: dict) -> list[dict]:
     """The costs as named, unit-ful figures ``{figure, value, unit, display}``."""
     dt = costs.get("dt_s")
     peak = costs.get("cycles_per_step_max")
-    rt_clock = (peak / dt) if dt and peak is not None else None
+    rt_clock = costs.get("clock_for_real_time_hz") or ((peak / dt) if dt and peak is not None else None)
     rows = [
         ("cycles per step (mean)", costs.get("cycles_per_step_mean"), "cycles", None),
         ("cycles per step (max)", peak, "cycles", None),

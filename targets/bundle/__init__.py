@@ -5,7 +5,8 @@ the twins of :mod:`hwsnn.fixed` turn themselves into op descriptions (``twin.to_
 back (``from_spec``), and vendor views (Rockpool, netx, NIR) are written beside the network.
 
 * one frozen dataclass per op kind (:mod:`.dense`, :mod:`.conv`, :mod:`.neuron`, :mod:`.recurrent`,
-  :mod:`.synapse`, :mod:`.dropout`, :mod:`.delay`, :mod:`.voting`, :mod:`.pool`, :mod:`.flatten`), with
+  :mod:`.synapse`, :mod:`.dropout`, :mod:`.delay`, :mod:`.voting`, :mod:`.pool`, :mod:`.flatten`,
+  :mod:`.xylo_core`), with
   typed fields, its tables and its validation;
 * :class:`Network`: the ordered ops, the input and the target, checked as a chain;
 * :func:`write_bundle` / :func:`load_bundle`: the directory, atomic and verified (every file's
@@ -15,7 +16,7 @@ back (``from_spec``), and vendor views (Rockpool, netx, NIR) are written beside 
 (``python -m targets.bundle.docgen --write docs/EXPORT_FORMAT.md``) and tested against them.
 """
 
-from . import conv, delay, dense, dropout, flatten, neuron, pool, recurrent, synapse, voting  # noqa: F401 (register)
+from . import conv, delay, dense, dropout, flatten, neuron, pool, recurrent, synapse, voting, xylo_core  # noqa: F401 (register)
 from .base import FREE, KINDS, OPS, OpSpec, TableFormat, from_dict, op_class
 from .conv import Conv2d
 from .delay import Delay
@@ -34,11 +35,12 @@ from .store import (FORMAT, FORMAT_VERSION, Bundle, check_destination, extend_bu
                     read_npz, recover, replace_directory, sha256_of, sign, write_bundle, write_file)
 from .synapse import SynapseFilter
 from .voting import Voting
+from .xylo_core import XyloCore
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "KINDS", "OPS", "FREE", "OpSpec", "TableFormat", "from_dict", "op_class",
     "Dense", "Conv2d", "IF", "LIF", "Cuba", "Neuron", "NEURON_OPS", "Recurrent", "SynapseFilter", "Dropout",
-    "Dropout2d", "DropConnect", "Delay", "Voting", "AvgPool2d", "MaxPool2d", "Flatten",
+    "Dropout2d", "DropConnect", "Delay", "Voting", "XyloCore", "AvgPool2d", "MaxPool2d", "Flatten",
     "Network", "TableEntry", "Bundle", "BundleError", "NotABundleError", "ExportError", "SpecError",
     "write_bundle", "load_bundle", "extend_bundle", "recover", "check_destination", "sign", "replace_directory",
     "write_file",

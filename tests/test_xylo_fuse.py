@@ -1,0 +1,71 @@
+"""A layered Xylo twin network fused into the one core the chip runs (quant.xylo.fuse) computes
+the same integers: every hidden layer's current and membrane, the readout's, and the output, at
+every step, on random networks of every variant (feed-forward stacks, recurrent populations,
+saturating weights, multi-spikes, biases, input counts above 15); the simulator agrees on the
+fused export; networks the core cannot hold are refused naming the layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import quant
+import sim
+import targets
+from hwsnn.fixed import FixedCubaLIFNode, FixedLIFNode, FixedLinear
+from quant.record import record_twin
+from quant.xylo import FuseError, fuse
+from xylo_nets import layered
+
+
+def _inputs(seed: int, t: int = 40, b: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed + 7)
+    return (torch.rand(t, b, 16, generator=g) < 0.5) * torch.randint(0, 20, (t, b, 16), generator=g)
+
+
+@pytest.mark.parametrize("target", ["xylo", "xylo_audio3", "xylo_imu"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_core_equals_the_layered_twins_on_every_state(tmp_path, target, seed):
+    shapes = [((12, 10), (False, True)), ((20,), (True,)), ((8, 9, 7), (False, False, True))][seed]
+    net = layered(target, seed, sizes=shapes[0], recurrent=shapes[1], shift_rec=(2, 2))
+    fused = fuse(net)
+    x = _inputs(seed)
+    want = record_twin(net, x)
+    got = record_twin(fused, x)
+    core = got["xylo_core"]
+    assert np.array_equal(got["vote"]["output"], want["vote"]["output"])
+    assert want["out"]["output"].sum() > 0
+    for k, (name, a, b) in enumerate(zip(fused[0].block_names, fused[0].blocks, fused[0].blocks[1:])):
+        for ours, theirs in (("i", "i"), ("v", "v"), ("spikes", "output")):
+            np.testing.assert_array_equal(core[ours][..., a:b], want[name][theirs], err_msg=f"{target} {name}.{theirs}")
+    np.testing.assert_array_equal(core["i_out"], want["out"]["i"])
+    np.testing.assert_array_equal(core["v_out"], want["out"]["v"])
+    assert core["spikes"].max() > 1  # multi-spikes exercised
+    path = quant.export(fused, tmp_path / "fused", input_kind="counts")
+    res = sim.run(path, x.numpy(), record="states")
+    np.testing.assert_array_equal(res.output, want["vote"]["output"])
+    np.testing.assert_array_equal(res.traces["xylo_core"]["v"], core["v"])
+    fit = sim.fit_check(sim.load_export(path))
+    assert fit["fits"], fit["problems"]
+
+
+def test_lif_hidden_layer_is_refused_naming_it():
+    with pytest.raises(FuseError, match=r"h0: lif neurons do not exist on Xylo.*use CubaLIFNode"):
+        fuse(layered("xylo", 0, hidden_neuron=FixedLIFNode))
+
+
+def test_two_hidden_shifts_are_refused_naming_the_layers():
+    with pytest.raises(FuseError, match=r"one weight_shift_rec.*'fc1': 1.*'h1 \(recurrent\)': 2"):
+        fuse(layered("xylo", 0, shift_rec=(1, 2)))
+
+
+def test_fuse_needs_a_xylo_target_and_the_layer_pattern():
+    tg = targets.load("generic_int8")
+    net = torch.nn.Sequential(FixedLinear(torch.ones(3, 2, dtype=torch.int64), tg, None, 0, first_layer=True, name="fc"),
+                              FixedCubaLIFNode(tg, 10, 1, 1, name="h"))
+    with pytest.raises(FuseError, match="has no Xylo core"):
+        fuse(net)
+    xy = layered("xylo", 0)
+    with pytest.raises(FuseError, match="at least one hidden layer and a readout"):
+        fuse(torch.nn.Sequential(xy[0], xy[1]))
