@@ -23,11 +23,11 @@ import numpy as np
 from .base import Op, register_op
 from .chunk import check_chunk
 
-__all__ = ["Delay"]
+__all__ = ["DelayOp"]
 
 
 @register_op("delay")
-class Delay(Op):
+class DelayOp(Op):
     """``delay``: ring buffer of depth ``d`` per element, ``y[t] = x[t - d]`` (module docstring)."""
 
     kind = "delay"

@@ -55,11 +55,11 @@ from .base import Op, register_op, table
 from .chunk import check_chunk
 from .synaptic import SynapticOp, exact_matmul, overflow_steps
 
-__all__ = ["Dropout", "DropConnectOp"]
+__all__ = ["DropoutOp", "DropConnectOp"]
 
 
 @register_op("dropout", "dropout2d")
-class Dropout(Op):
+class DropoutOp(Op):
     """``dropout``/``dropout2d``: ``y = x * B`` with one mask ``B`` per run (module docstring)."""
 
     def __init__(self, spec, target, batch: int) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from .base import Op, register_op
 from .chunk import check_chunk
 
-__all__ = ["Flatten"]
+__all__ = ["FlattenOp"]
 
 
 @register_op("flatten")
-class Flatten(Op):
+class FlattenOp(Op):
     """``flatten``: ``torch.flatten(step, start_dim, end_dim)`` of one step ``[N, ...]``."""
 
     kind = "flatten"

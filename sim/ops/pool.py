@@ -38,9 +38,9 @@ import numpy as np
 from .. import arith
 from .base import Op, register_op
 from .chunk import check_chunk
-from .sumdivide import SumDivide
+from .sumdivide import SumDivideOp
 
-__all__ = ["AvgPool2d", "MaxPool2d"]
+__all__ = ["AvgPool2dOp", "MaxPool2dOp"]
 
 
 def _out_len(L: int, k: int, s: int, p: int, dil: int, ceil_mode: bool) -> int:
@@ -56,7 +56,7 @@ def _out_len(L: int, k: int, s: int, p: int, dil: int, ceil_mode: bool) -> int:
     return n
 
 
-class _Pool2d(Op):
+class Pool2dOp(Op):
     """Window geometry shared by avgpool2d and maxpool2d (steps ``[N, C, H, W]``)."""
 
     def _init_window(self, dilation: tuple[int, int], ceil_mode: bool) -> None:
@@ -84,7 +84,7 @@ class _Pool2d(Op):
 
 
 @register_op("avgpool2d")
-class AvgPool2d(_Pool2d, SumDivide):
+class AvgPool2dOp(Pool2dOp, SumDivideOp):
     """``avgpool2d``: zero-padded window sums, ``ovf_acc``, optional ``>> log2(divisor)`` (module docstring)."""
 
     kind = "avgpool2d"
@@ -109,7 +109,7 @@ class AvgPool2d(_Pool2d, SumDivide):
 
 
 @register_op("maxpool2d")
-class MaxPool2d(_Pool2d):
+class MaxPool2dOp(Pool2dOp):
     """``maxpool2d``: window maximum with dilation and ``ceil_mode`` (padding never wins)."""
 
     kind = "maxpool2d"

@@ -14,10 +14,10 @@ import numpy as np
 from .base import Op
 from .chunk import accumulator_overflow
 
-__all__ = ["SumDivide"]
+__all__ = ["SumDivideOp"]
 
 
-class SumDivide(Op):
+class SumDivideOp(Op):
     """Shared ``shift``/``divisor_log2`` handling of voting and avgpool2d."""
 
     def _init_divide(self) -> None:

@@ -26,13 +26,13 @@ from __future__ import annotations
 from .. import arith
 from .base import register_op
 from .chunk import check_chunk
-from .sumdivide import SumDivide
+from .sumdivide import SumDivideOp
 
-__all__ = ["Voting"]
+__all__ = ["VotingOp"]
 
 
 @register_op("voting")
-class Voting(SumDivide):
+class VotingOp(SumDivideOp):
     """``voting``: sums over groups of ``voting_size`` in the last dim (module docstring)."""
 
     kind = "voting"
