@@ -37,6 +37,21 @@ def check_real(name: str, value: object, owner: str) -> float:
         raise TypeError(f"{owner}: {name} must be a finite real number; got {value!r}")
     return float(value)
 
+def check_node_args(v_threshold, v_reset, surrogate_function, owner: str):
+    """The checked ``(v_threshold, v_reset, surrogate_function)`` of a spiking neuron's constructor:
+    real numbers (a tensor threshold as given; ``v_reset=None``: soft reset), the surrogate a
+    callable (default :class:`~hwsnn.surrogate.Sigmoid`); errors name ``owner`` and the argument."""
+    if not isinstance(v_threshold, torch.Tensor):
+        v_threshold = check_real("v_threshold", v_threshold, owner)
+    if v_reset is not None:
+        v_reset = check_real("v_reset", v_reset, owner)
+    if surrogate_function is None:
+        surrogate_function = Sigmoid()
+    elif not callable(surrogate_function):
+        raise TypeError(f"{owner}: surrogate_function must be callable (e.g. hwsnn.surrogate.ATan()); got {surrogate_function!r}")
+    return v_threshold, v_reset, surrogate_function
+
+
 
 def check_tau(name: str, value: object, owner: str, *, low: float, inclusive: bool) -> TimeConstant:
     """A time constant: a finite number, or a floating tensor of per-neuron values (hwsnn extension,
@@ -114,14 +129,7 @@ class BaseNode(MemoryModule):
         super().__init__()
         owner = type(self).__name__
         self.backend = check_backend(backend, owner)
-        if not isinstance(v_threshold, torch.Tensor):
-            v_threshold = check_real("v_threshold", v_threshold, owner)
-        if v_reset is not None:
-            v_reset = check_real("v_reset", v_reset, owner)
-        if surrogate_function is None:
-            surrogate_function = Sigmoid()
-        elif not callable(surrogate_function):
-            raise TypeError(f"{owner}: surrogate_function must be callable (e.g. hwsnn.surrogate.ATan()); got {surrogate_function!r}")
+        v_threshold, v_reset, surrogate_function = check_node_args(v_threshold, v_reset, surrogate_function, owner)
         self.v_threshold = v_threshold
         self.v_reset = v_reset
         self.surrogate_function = surrogate_function

@@ -29,8 +29,7 @@ from typing import Callable, Optional
 import torch
 
 from ..base import MemoryModule, require_time_axis
-from ..surrogate import Sigmoid
-from .nodes import Threshold, check_real
+from .nodes import Threshold, check_node_args, check_real
 
 __all__ = ["SimpleBaseNode", "SimpleIFNode", "SimpleLIFNode"]
 
@@ -57,14 +56,7 @@ class SimpleBaseNode(MemoryModule):
     ) -> None:
         super().__init__()
         owner = type(self).__name__
-        if not isinstance(v_threshold, torch.Tensor):
-            v_threshold = check_real("v_threshold", v_threshold, owner)
-        if v_reset is not None:
-            v_reset = check_real("v_reset", v_reset, owner)
-        if surrogate_function is None:
-            surrogate_function = Sigmoid()
-        elif not callable(surrogate_function):
-            raise TypeError(f"{owner}: surrogate_function must be callable (e.g. hwsnn.surrogate.ATan()); got {surrogate_function!r}")
+        v_threshold, v_reset, surrogate_function = check_node_args(v_threshold, v_reset, surrogate_function, owner)
         self.v_threshold = v_threshold
         self.v_reset = v_reset
         self.surrogate_function = surrogate_function
