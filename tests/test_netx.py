@@ -18,6 +18,7 @@ import quant
 import sim
 import targets
 from hwsnn import cli
+from tests.lava_cuba import cuba_step, wrap
 from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedLinear
 from hwsnn.functional import set_step_mode
 from quant.netx import NetxFormatError, netx_layers, read_netx
@@ -56,12 +57,7 @@ def _lava_weights(w: np.ndarray, nwb: int) -> np.ndarray:
 
 
 def _wrap32(a: np.ndarray) -> np.ndarray:
-    return ((a + 2**31) % 2**32) - 2**31
-
-
-def _tz_mul(x: np.ndarray, f: int) -> np.ndarray:
-    p = x * f
-    return np.sign(p) * (np.abs(p) >> 12)
+    return wrap(a, 32)
 
 
 class _LavaLayer:
@@ -96,14 +92,8 @@ class _LavaLayer:
             a = s.astype(np.int64) @ np.where(self.d == k, self.w, 0).T
             a = a << self.exp if self.exp >= 0 else a >> -self.exp
             self.buf[..., k] = _wrap32(self.buf[..., k] + a)
-        u = _tz_mul(self.u, 4096 - (self.du + 1))
-        u = _wrap32(u + _wrap32(_wrap32(a_in) << 6))
-        u = np.where(u > 2**23, u - 2**24, np.where(u <= -(2**23), u + 2**24, u))
-        v = _tz_mul(self.v, 4096 - self.dv)
-        v = np.clip(v + u + self.bias, -(2**23 - 1), 2**23 - 1)
-        spikes = v > (self.vth << 6)
-        self.u, self.v = u, np.where(spikes, 0, v)
-        return spikes.astype(np.int8)
+        self.u, self.v, spikes = cuba_step(self.u, self.v, a_in, self.du, self.dv, self.bias, self.vth)
+        return spikes
 
 
 def lava_model(path, x: np.ndarray) -> list[np.ndarray]:

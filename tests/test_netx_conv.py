@@ -23,19 +23,14 @@ from hwsnn.fixed.flatten import FixedFlatten
 from hwsnn.functional import set_step_mode
 from quant.netx import NetxFormatError, netx_layers, read_netx
 from targets.bundle import load_bundle
+from tests.lava_cuba import cuba_step, wrap
 
 h5py = pytest.importorskip("h5py")  # the netx extra
 signal = pytest.importorskip("scipy.signal")  # Lava's own convolution routine
 
 
 # -- an independent model of netx + Lava (not hwsnn code) ----------------------------------------------
-def _wrap(a: np.ndarray, bits: int) -> np.ndarray:
-    return ((a + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))
-
-
-def _tz_mul(x: np.ndarray, f: int) -> np.ndarray:
-    p = x * f
-    return np.sign(p) * (np.abs(p) >> 12)
+_wrap = wrap
 
 
 def _xy(value) -> tuple[int, int]:
@@ -89,14 +84,8 @@ class _LavaConvLayer:
             self.v = np.zeros_like(self.a_buf)
         a_in = self.a_buf  # sent first (the previous step's sum)
         self.a_buf = np.stack([self.conv(s[i]) for i in range(n)])
-        u = _tz_mul(self.u, 4096 - (self.du + 1))
-        u = _wrap(u + _wrap(_wrap(a_in, 32) << 6, 32), 32)
-        u = np.where(u > 2**23, u - 2**24, np.where(u <= -(2**23), u + 2**24, u))
-        v = _tz_mul(self.v, 4096 - self.dv)
-        v = np.clip(v + u + self.bias, -(2**23 - 1), 2**23 - 1)
-        spikes = v > (self.vth << 6)
-        self.u, self.v = u, np.where(spikes, 0, v)
-        return spikes.astype(np.int8)
+        self.u, self.v, spikes = cuba_step(self.u, self.v, a_in, self.du, self.dv, self.bias, self.vth)
+        return spikes
 
 
 def lava_conv_model(path, x: np.ndarray) -> list[np.ndarray]:
