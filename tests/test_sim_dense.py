@@ -17,7 +17,9 @@ from hwsnn.fixed.dense import FixedLinear
 from hwsnn.fixed.dropout import FixedDropConnectLinear
 from sim import rng as srng
 from sim.ops.base import op_from_entry, OPS, Events
-from sim.ops.dense import Conv2dOp, DenseOp, DropConnectOp, exact_matmul, int_conv2d
+from sim.ops.conv import Conv2dOp, int_conv2d
+from sim.ops.dense import DenseOp, exact_matmul
+from sim.ops.dropout import DropConnectOp
 
 from quant.export import describe_layer
 

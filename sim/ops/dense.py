@@ -48,10 +48,8 @@ from .base import Events, register_op
 from .delaydense import arriving_sums
 from .signmode import lava_weights
 from .synaptic import SynapticOp, effective_weight, exact_matmul
-from .conv import Conv2dOp, int_conv2d  # noqa: F401  (re-exported: the synaptic ops' former home)
-from .dropout import DropConnectOp  # noqa: F401
 
-__all__ = ["DenseOp", "Conv2dOp", "DropConnectOp", "exact_matmul", "int_conv2d", "effective_weight"]
+__all__ = ["DenseOp", "exact_matmul", "effective_weight"]
 
 _max_abs, _matmul_bound = arith.max_abs, arith.matmul_bound
 

@@ -43,19 +43,6 @@ from .sumdivide import SumDivideOp
 __all__ = ["AvgPool2dOp", "MaxPool2dOp"]
 
 
-def _out_len(L: int, k: int, s: int, p: int, dil: int, ceil_mode: bool) -> int:
-    """Output length of a pooling axis (torch's rule: with ``ceil_mode`` the last window must start
-    inside the input or the left padding)."""
-    eff = dil * (k - 1) + 1
-    room = L + 2 * p - eff
-    if room < 0:
-        return 0
-    n = (room + s - 1) // s + 1 if ceil_mode else room // s + 1
-    if ceil_mode and (n - 1) * s >= L + p:
-        n -= 1
-    return n
-
-
 class Pool2dOp(Op):
     """Window geometry shared by avgpool2d and maxpool2d (steps ``[N, C, H, W]``)."""
 
