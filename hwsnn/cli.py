@@ -252,7 +252,7 @@ def _job(args: argparse.Namespace, *, export_only: bool):
                      export_only=export_only, overwrite=getattr(args, "overwrite", True),
                      export_dir=Path(args.out) if export_only else None, hex_files=not getattr(args, "no_hex", False),
                      session=session, resume=args.resume, checkpoint_dir=args.checkpoints and Path(args.checkpoints),
-                     **extra)
+                     formats=tuple(getattr(args, "format", ())), **extra)
     return result, None
 
 

@@ -17,7 +17,7 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -26,7 +26,7 @@ from .convert import conversion_table, format_conversion_table
 from .export import export, load_export, network_spec
 from .prepare import prepare
 
-__all__ = ["JobResult", "run_job", "summary_rows", "float_copy", "preflight", "PreflightError", "input_kind"]
+__all__ = ["JobResult", "run_job", "summary_rows", "float_copy", "preflight", "PreflightError", "input_kind", "dry_views"]
 
 
 @dataclass
@@ -92,13 +92,16 @@ def input_kind(*xs: torch.Tensor) -> str:
 
 
 def preflight(net: nn.Module, target: Any, x_train: torch.Tensor, x_test: torch.Tensor, *, seed: int,
-              export_dir: Path, overwrite: bool, report_dir: Optional[Path]) -> str:
+              export_dir: Path, overwrite: bool, report_dir: Optional[Path], formats: Sequence[str] = ()) -> str:
     """Everything that can be checked before training, so that a mistake costs seconds, not a
     training run: the output paths (``export_dir`` replaceable, ``report_dir`` holding no foreign
-    files), the inputs on the chip's grid, and a dry conversion and export description of the
-    untrained network for ``target`` (layers the chip cannot run, sizes, ranges). Returns the
-    export's input kind (``spikes`` or ``counts``); raises :class:`PreflightError` or the
-    converter's :class:`~hwsnn.fixed.FitError`."""
+    files), the inputs on the chip's grid, a dry conversion and export description of the
+    untrained network for ``target`` (layers the chip cannot run, sizes, ranges) and, for each
+    vendor view in ``formats`` (``hwsnn export --format``), the view written from a dry export of
+    the untrained network (:func:`dry_views`: a network a view cannot describe, e.g. one that does
+    not fuse into one Xylo core, is refused now; checks on the trained values still run at the
+    end). Returns the export's input kind (``spikes`` or ``counts``); raises
+    :class:`PreflightError` or the converter's :class:`~hwsnn.fixed.FitError`."""
     from sim.report import check_report_destination
     from targets.bundle import SpecError, check_destination
 
@@ -127,7 +130,33 @@ def preflight(net: nn.Module, target: Any, x_train: torch.Tensor, x_test: torch.
     except SpecError as exc:
         raise PreflightError(f"the network cannot be exported for target {target.name!r} (checked before training): "
                              f"{exc}") from None
+    if formats:
+        dry_views(twin, formats, target.name, input_shape=tuple(x_test.shape[2:]), input_kind=kind)
     return kind
+
+
+def dry_views(twin: nn.Module, formats: Sequence[str], target_name: str, *, input_shape: Sequence[int],
+              input_kind: str) -> None:
+    """Write every view of ``formats`` from a throw-away export of ``twin`` (a temporary directory,
+    removed after); raises :class:`PreflightError` naming the view and its reason on the first one
+    that cannot be written."""
+    import tempfile
+
+    from .views import add_view, available_views, unknown_view_message
+
+    views = available_views()
+    for name in formats:
+        if name not in views:
+            raise PreflightError(f"--format {name}: {unknown_view_message(name, views)}")
+    with tempfile.TemporaryDirectory(prefix="hwsnn-dry-") as tmp:
+        path = export(twin, Path(tmp) / "export", input_shape=input_shape, input_kind=input_kind, hex_files=False,
+                      reference_samples=1)
+        for name in formats:
+            try:
+                add_view(path, name)
+            except (ValueError, TypeError, NotImplementedError) as exc:
+                raise PreflightError(f"--format {name}: the view cannot be written for this network on target "
+                                     f"{target_name!r} (checked before training): {exc}") from None
 
 
 def _line(text: str) -> None:
@@ -154,7 +183,8 @@ def _check_outputs(net: nn.Module, x: torch.Tensor, *ys: torch.Tensor) -> None:
 def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite: bool = True,
             export_only: bool = False, export_dir: Optional[Path] = None, hex_files: bool = True,
             model: Optional[nn.Module] = None, train_float: bool = True, dt: float = 1e-3,
-            session: Any = None, resume: bool = False, checkpoint_dir: Optional[Path] = None) -> JobResult:
+            session: Any = None, resume: bool = False, checkpoint_dir: Optional[Path] = None,
+            formats: Sequence[str] = ()) -> JobResult:
     """Run the main job for ``config`` (a :class:`hwsnn.config.RunConfig`).
 
     Writes ``<out>/export`` (or ``export_dir``) and, unless ``export_only``, ``<out>/report``, and
@@ -165,7 +195,8 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     exports and reports, the other ranks return before that with the training numbers.
     ``model`` (a float ``nn.Sequential``, e.g. imported from NIR) replaces the run file's network;
     ``train_float=False`` skips float training (the model arrives trained); ``dt`` is the bundle's
-    time step in seconds.
+    time step in seconds. ``formats``: the vendor views the caller will add to the export
+    (``hwsnn export --format``), tried on the untrained network before training (:func:`preflight`).
     Raises ``ValueError``/``TypeError`` (e.g. :class:`~hwsnn.fixed.FitError`) with the converter's
     message when the network cannot run on the target.
     """
@@ -195,7 +226,7 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     if model is not None:
         _check_outputs(net, x_test, y_train, y_test)
     in_kind = preflight(net, tg, x_train, x_test, seed=config.seed, export_dir=target_dir,
-                        overwrite=overwrite, report_dir=report_dir)
+                        overwrite=overwrite, report_dir=report_dir, formats=formats)
     _line(f"data: {x_train.shape[1]} train / {x_test.shape[1]} held-out samples, input {tuple(x_train.shape[2:])} "
           f"({in_kind}), T={x_train.shape[0]}; network: {' -> '.join(type(m).__name__ for m in net)}; "
           f"checked before training: paths, data, conversion to {tg.name}")

@@ -215,3 +215,36 @@ def test_report_does_not_overwrite_the_report_of_hwsnn_run(bundle, tmp_path, cap
     assert "is stale" in capsys.readouterr().err
     assert cli.main(["report", str(path), "--no-plots", "--no-progress"]) == 0
     assert json.loads((run_report / "report.json").read_text())["bundle_digest"] == quant.load_export(path).digest
+
+
+# -- vendor views asked for with --format: tried on the untrained network before training -------------
+_CUBA = ("  - {type: Linear, in_features: 4, out_features: 6, bias: false}\n"
+         "  - {type: CubaLIFNode, tau_syn: 2.0, tau_mem: 2.0, v_reset: null}\n"
+         "  - {type: Linear, in_features: 6, out_features: 6, bias: false}\n"
+         "  - {type: CubaLIFNode, tau_syn: 2.0, tau_mem: 2.0, v_reset: null}\n")
+
+
+@pytest.mark.parametrize("target,network,match", [
+    ("generic_int8", None, "for a Xylo target"),
+    ("xylo", None, "use CubaLIFNode"),
+])
+def test_a_view_the_network_cannot_have_is_refused_before_training(tmp_path, capsys, target, network, match):
+    gen = np.random.default_rng(1)
+    _npz(tmp_path / "d.npz", *_good_arrays(gen))
+    cfg = _config(tmp_path, f"{{kind: npz, path: {tmp_path / 'd.npz'}}}", network, target)
+    status, out, err = _run(capsys, "export", str(tmp_path / "exp"), "--config", cfg, "--format", "rockpool-xylo",
+                            "--no-progress")
+    assert status == cli.EXIT_BAD_INPUT, err
+    assert "--format rockpool-xylo" in err and "checked before training" in err and match in err
+    assert "float training" not in out and not (tmp_path / "exp").exists()
+
+
+def test_a_view_the_network_can_have_passes_the_dry_run_and_is_written(tmp_path, capsys):
+    gen = np.random.default_rng(2)
+    _npz(tmp_path / "d.npz", *_good_arrays(gen))
+    cfg = _config(tmp_path, f"{{kind: npz, path: {tmp_path / 'd.npz'}}}", _CUBA, "xylo")
+    status, out, err = _run(capsys, "export", str(tmp_path / "exp"), "--config", cfg, "--format", "rockpool-xylo",
+                            "--no-progress")
+    assert status == cli.EXIT_OK, err
+    assert "view rockpool-xylo: rockpool_xylo/spec.json, rockpool_xylo/spec.npz" in out
+    assert not list(tmp_path.glob("**/hwsnn-dry-*"))
