@@ -63,6 +63,12 @@ def _check_inputs(export: Export, inputs: object) -> np.ndarray:
     return x
 
 
+def _active(y: Union[np.ndarray, Events]) -> np.ndarray:
+    """``[t, 1]``: per step, the (sample, channel or neuron) pairs with at least one event."""
+    a = np.asarray(y.counts if isinstance(y, Events) else y)
+    return np.count_nonzero(a.reshape(a.shape[0], -1), axis=1).astype(np.int64)[:, None]
+
+
 def run(
     export: Union[str, os.PathLike, Export],
     inputs: np.ndarray,
@@ -104,12 +110,18 @@ def run(
     counters: dict[str, dict[str, list[np.ndarray]]] = {n: {} for n in names}
     bar = _progress(T, progress, ex.manifest["target"]["name"])
     t0 = time.perf_counter()
+    # a layered Xylo network is costed as the core it fuses into: the cycle model reads each step's activity
+    layered_xylo = ex.target.limits.layout == "xylo_core" and bool(ex.ops) and ex.ops[0].kind != "xylo_core"
     for start in range(0, T, chunk):
         y: Union[np.ndarray, Events] = x[start:start + chunk]
+        if layered_xylo:
+            counters[layers[0].name].setdefault("input_active", []).append(_active(y))
         for op in layers:
             y, rec = op.run(y, start, record_states=record == "states")
             for key, val in op.counters.items():
                 counters[op.name].setdefault(key, []).append(val)
+            if layered_xylo:
+                counters[op.name].setdefault("output_active", []).append(_active(y))
             if keep_all:
                 tr = traces[op.name]
                 tr.setdefault("output", []).append(np.array(y.counts if isinstance(y, Events) else y))

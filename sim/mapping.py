@@ -20,8 +20,9 @@ r"""Mapping of layers to cores, the fit check, and the cost model (cycles, laten
   layered network that cannot be laid out so (LIF/IF neurons, mixed shifts...) does not fit, and the
   reason names the layer.
 
-**Cost model** (``costs.cycle_model: per_core``; a Xylo core uses SynSense's model instead,
-:mod:`sim.xylo_cycles`: ``cycles_per_step_mean`` is that model on the run's rasters, ``step_cycles``
+**Cost model** (``costs.cycle_model: per_core``; a Xylo core, or layered ops that fuse into one,
+uses SynSense's model instead, :mod:`sim.xylo_cycles`, on the core's layout and the layers'
+activity: ``cycles_per_step_mean`` is that model on the run's rasters, ``step_cycles``
 the model on each step's, and ``clock_for_real_time_hz`` its worst case with a 20 % margin) (per time step; all cores run in parallel and synchronise at the end of the step):
 
 .. math::
@@ -326,18 +327,47 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
     )
 
 
+def _layered_activity(export: Export, counters: dict) -> Optional[dict]:
+    """For a layered export on a Xylo target: the core it fuses into (``core``) and the cycle model's
+    activity counters gathered from its layers (``input_active``: the first op's input,
+    ``hidden_active``: the hidden neuron layers' outputs summed, ``output_active``: the readout's),
+    ``[T, 1]`` each, as the core's own op counts them; ``None`` when it does not fuse or the run did
+    not count them."""
+    try:
+        core, _ = fuse_ops(export.ops, export.target)
+    except FuseError:
+        return None
+    ops = list(export.ops)
+    layers = len(core.blocks)  # hidden layers + the readout: (dense, neuron) pairs
+    neurons = [ops[2 * k + 1].name for k in range(layers)]
+    try:
+        hidden = sum(counters[n].activity["output_active"] for n in neurons[:-1])
+        return {"core": core, "input_active": counters[ops[0].name].activity["input_active"],
+                "hidden_active": hidden, "output_active": counters[neurons[-1]].activity["output_active"]}
+    except KeyError:
+        return None
+
+
 def _xylo_model_cycles(export: Export, counters: dict, steps: int, batch: int) -> Optional[dict]:
-    """SynSense's cycle model (:mod:`sim.xylo_cycles`) for an export whose first op is a Xylo core:
+    """SynSense's cycle model (:mod:`sim.xylo_cycles`) for an export that is a Xylo core, or layered
+    ops that fuse into one (:func:`targets.bundle.xylo_fuse.fuse_ops`, activity from the layers):
     ``step_cycles`` (the model on each step's activity), ``cycles_per_step_model`` (on the whole run's
     rasters: what Rockpool's ``cycles_model`` gives for them, batch 1) and ``clock_for_real_time_hz``
     (its ``est_clock_freq``). ``None`` for other exports."""
     from . import xylo_cycles
 
     ops = list(export.ops)
-    if not ops or ops[0].kind != "xylo_core":
+    if not ops:
         return None
-    core, model = ops[0], export.target.costs.cycle_model
-    act = counters[core.name].activity
+    if ops[0].kind == "xylo_core":
+        core = ops[0]
+        act = counters[core.name].activity
+    else:
+        act = _layered_activity(export, counters)
+        if act is None:
+            return None
+        core = act.pop("core")
+    model = export.target.costs.cycle_model
     sizes = {"input_active": core.inputs, "hidden_active": core.hidden, "output_active": core.readout}
     per_step = {k: act[k][:, 0].astype(np.float64) / (batch * sizes[k]) for k in sizes}
     step = np.array([xylo_cycles.cycles_per_step(core, model, *(per_step[k][t] for k in sizes)) for t in range(steps)])

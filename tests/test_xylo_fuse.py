@@ -69,3 +69,19 @@ def test_fuse_needs_a_xylo_target_and_the_layer_pattern():
     xy = layered("xylo", 0)
     with pytest.raises(FuseError, match="at least one hidden layer and a readout"):
         fuse(torch.nn.Sequential(xy[0], xy[1]))
+
+
+@pytest.mark.parametrize("target", ["xylo", "xylo_audio3", "xylo_imu"])
+def test_a_layered_export_is_costed_as_the_core_it_fuses_into(tmp_path, target):
+    """SynSense's cycle model applies to a layered Xylo export too: the layered simulator gathers the
+    activity from its layers and the model runs on the fused layout; the figures equal those of the
+    fused core's own export on the same inputs (independent ops: layered CUBA layers vs the core)."""
+    net = layered(target, 3, sizes=(10, 9), recurrent=(True, False), shift_rec=(2, 2))
+    x = _inputs(3, t=30)
+    lay = sim.run(quant.export(net, tmp_path / "layered", input_kind="counts"), x.numpy())
+    fus = sim.run(quant.export(fuse(net), tmp_path / "fused", input_kind="counts"), x.numpy())
+    for key in ("cycles_per_step_mean", "cycles_per_step_max", "clock_for_real_time_hz", "cycles_per_step_model"):
+        assert lay.costs[key] == pytest.approx(fus.costs[key], rel=1e-12), key
+    np.testing.assert_allclose(lay.costs["step_cycles"], fus.costs["step_cycles"], rtol=1e-12)
+    assert lay.costs["cycles_model"] == targets.load(target).costs.cycle_model
+    assert len(set(np.round(lay.costs["step_cycles"], 6))) > 1  # the activity changes from step to step
