@@ -185,7 +185,7 @@ def fit_check(export: Export, plan: Optional[list[dict]] = None) -> dict:
                 readout += _size(e["output_shape"])
             else:
                 hidden += _size(e["output_shape"])
-        if "weight" in tabs and op in ("dense", "dropconnect", "recurrent"):
+        if "weight" in tabs and op in ("dense", "dropconnect", "recurrent") and not xylo:  # Xylo: the core's checks
             w = export.tables[tabs["weight"]]
             nz = w != 0
             add("fan-in (largest)", name, int(nz.sum(1).max()) if nz.size else 0, lim.max_fan_in)

@@ -228,7 +228,8 @@ class Limits:
     """Sizes and connectivity limits (``None``: not limited / not stated)."""
 
     max_fan_in: Optional[int] = field(default=None, metadata=_range(1, None, "nonzero synapses into one neuron"))
-    max_fan_out: Optional[int] = field(default=None, metadata=_range(1, None, "nonzero synapses out of one neuron"))
+    max_fan_out: Optional[int] = field(default=None, metadata=_range(
+        1, None, "nonzero synapses out of one neuron (xylo_core: hidden -> hidden targets of one hidden neuron)"))
     cores: Optional[int] = field(default=None, metadata=_range(1, None, "neuro cores"))
     neurons_per_core: Optional[int] = field(default=None, metadata=_range(1, None, "neurons (compartments) per core"))
     synapses_per_core: Optional[int] = field(default=None, metadata=_range(1, None, "synapse words per core"))
@@ -246,6 +247,8 @@ class Limits:
     readout_neurons_warn: Optional[int] = field(default=None, metadata=_range(
         1, None, "more readout neurons than this are allowed but warned about (XyloAudio 3: 16)"))
     aliases: bool = field(default=False, metadata={"doc": "xylo_core: a hidden neuron may copy its spikes to one alias target"})
+    recurrent_synapses: Optional[int] = field(default=None, metadata=_range(
+        1, None, "xylo_core: hidden -> hidden synapses the chip stores in all (its fan-out memory; null: not stated)"))
 
 
 @dataclass(frozen=True)

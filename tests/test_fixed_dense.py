@@ -190,11 +190,15 @@ def test_bias_width_and_fan_limits():
         FixedLinear(W, "loihi", bias_int=torch.tensor([5000, 0]))  # 13-bit bias
     tw = FixedLinear(W, "loihi", bias_int=torch.tensor([5000, -5000]), clip=True)
     assert tw.bias.tolist() == [4095, -4096] and tw.clipped["bias"] == 2
-    # xylo: max fan-out 64 (nonzero synapses leaving one input)
-    FixedLinear(torch.ones(64, 2, dtype=torch.int64), "xylo", first_layer=True)
+    # xylo: max fan-out 64 for hidden -> hidden projections (the fan-out memory); the input
+    # projection is a dense table on the chip and may reach all hidden neurons
+    FixedLinear(torch.ones(64, 2, dtype=torch.int64), "xylo")
     with pytest.raises(FitError, match="fan-out") as err:
-        FixedLinear(torch.ones(65, 2, dtype=torch.int64), "xylo", first_layer=True, name="hid")
+        FixedLinear(torch.ones(65, 2, dtype=torch.int64), "xylo", name="hid")
     assert err.value.value == 65 and err.value.layer == "hid"
+    FixedLinear(torch.ones(200, 2, dtype=torch.int64), "xylo", first_layer=True)
+    with pytest.raises(FitError, match="fan-out"):
+        FixedLinear(torch.ones(65, 2, dtype=torch.int64), "xylo", first_layer=False)
 
 
 def test_converter_exponents_and_shift_range():

@@ -100,7 +100,7 @@ def test_core_fits_and_each_limit_is_named(tmp_path):
     p = _problems(random_spec(2, "syns61201", n=1001, m=2, density=0.01, aliases=0), "syns61201", tmp_path / "b")
     assert "hidden neurons = 1001 exceeds the limit 1000 of xylo" in p
     p = _problems(random_spec(2, "syns61201", n=100, density=0.9), "syns61201", tmp_path / "c")
-    assert "outgoing synapses (w_rec and w_out); xylo allows 64" in p
+    assert "projects to" in p and "hidden neurons (w_rec); xylo allows 64" in p
     # XyloIMU: 496 hidden, projections to the first / from the last 128
     spec = random_spec(3, "syns63300", n=300, m=2, density=0.005, aliases=0)
     spec["weights_in"] = np.zeros((16, 200, 1), np.int64)
@@ -188,3 +188,41 @@ def test_an_imported_core_is_simulated_reported_and_costed(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["formats"]) == 0
     assert "rockpool-xylo" in capsys.readouterr().out
+
+
+def _fan_spec(targets_of_0: int, *, both_synapses: bool, n: int = 100) -> dict:
+    spec = random_spec(5, "syns61201", n=n, m=8, density=0.0, aliases=0)
+    spec["weights_rec"] = np.zeros((n, n, 2), np.int64)
+    spec["weights_rec"][0, 1:1 + targets_of_0, 0] = 3
+    if both_synapses:  # the same targets on synapse 2: one fan-out entry each on the chip
+        spec["weights_rec"][0, 1:1 + targets_of_0, 1] = -2
+    spec["weights_out"] = np.ones((n, 8), np.int64)  # a dense table: not fan-out
+    spec["weights_in"] = np.ones((16, n, 2), np.int64)  # likewise
+    return spec
+
+
+@pytest.mark.parametrize("targets_of_0,both,fits", [(64, True, True), (64, False, True), (65, False, False)])
+def test_fan_out_counts_distinct_hidden_targets_only(tmp_path, targets_of_0, both, fits):
+    """XyloAudio 2 keeps per hidden neuron a list of its hidden targets (64 at most; both synapses'
+    weights at one entry); the input and readout weights are dense tables and count nothing."""
+    imp = from_rockpool_xylo(_fan_spec(targets_of_0, both_synapses=both), "syns61201", out_dir=tmp_path / "f")
+    fit = sim.fit_check(sim.load_export(imp.export))
+    fan = next(c for c in fit["checks"] if c["check"] == "fan-out of a hidden neuron (largest)")
+    assert fan["value"] == targets_of_0 and fit["fits"] is fits, fit["problems"]
+    if not fits:
+        assert "hidden neuron 0 projects to 65 hidden neurons (w_rec); xylo allows 64" in fit["problems"][0]
+
+
+def test_all_hidden_synapses_are_limited_by_the_fan_out_memory(tmp_path):
+    """32000 hidden -> hidden synapses in all on XyloAudio 2 (1000 neurons x average fan-out 32)."""
+    n = 600
+    spec = random_spec(6, "syns61201", n=n, m=2, density=0.0, aliases=0)
+    w = np.zeros((n, n, 1), np.int64)
+    for src in range(n):  # 60 targets each: every neuron within 64, 36000 in all
+        w[src, (src + 1 + np.arange(60)) % n, 0] = 1
+    spec["weights_rec"] = w
+    spec.pop("dash_syn_2", None)
+    imp = from_rockpool_xylo(spec, "syns61201", out_dir=tmp_path / "g")
+    fit = sim.fit_check(sim.load_export(imp.export))
+    assert not fit["fits"]
+    assert fit["problems"] == ["xylo_core: w_rec holds 36000 hidden -> hidden synapses; xylo stores 32000"], fit["problems"]

@@ -123,7 +123,10 @@ class FixedLinear(FixedSynapticLayer):
         if self.bias is not None and tuple(self.bias.shape) != (self.out_features,):
             raise ValueError(f"{lname}: bias must have shape ({self.out_features},); got {tuple(self.bias.shape)}")
         nz = self.weight != 0
-        check_fan(lname, tg, nz.sum(1), nz.sum(0))
+        # on a Xylo core the input and readout weights are dense tables: only hidden -> hidden
+        # projections use the fan-out memory (the core's fit check counts them per hidden neuron)
+        dense_table = tg.limits.layout == "xylo_core" and self.first_layer
+        check_fan(lname, tg, nz.sum(1), nz.sum(0)[:0] if dense_table else nz.sum(0))
         self.register_buffer("delays", None)
         if delays is not None:
             self._set_delays(delays)

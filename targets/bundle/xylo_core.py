@@ -212,8 +212,10 @@ def fit_checks(core: XyloCore, target: Target) -> list[dict]:
     why}]`` (``why``: the sentence a failed check reports; ``limit`` ``None``: a yes/no check). The
     sizes of ``../shared/targets/xylo.md``: input channels, hidden and readout neurons, synaptic
     currents, the input projection (first ``input_expansion``) and the readout projection (last
-    ``output_expansion`` hidden neurons), fan-out of a hidden neuron (its nonzero ``w_rec`` and
-    ``w_out`` weights over both synapses), weight and shift ranges, aliases. A readout count above
+    ``output_expansion`` hidden neurons), fan-out of a hidden neuron (the hidden neurons it reaches
+    with a nonzero ``w_rec`` weight on either synapse; ``w_in`` and ``w_out`` are dense tables on the
+    chip and are not limited by it), all hidden -> hidden synapses (``limits.recurrent_synapses``),
+    weight and shift ranges, aliases. A readout count above
     ``limits.readout_neurons_warn`` passes with ``warn`` set."""
     lim, syn, w = target.limits, target.synapse, target.widths.weight
     nm = core.name
@@ -243,13 +245,20 @@ def fit_checks(core: XyloCore, target: Target) -> list[dict]:
         add("readout projection (hidden neurons read)", core.output_expansion, lim.output_expansion,
             why=f"the readout reads {core.output_expansion} hidden neurons; {target.name} reads the last "
                 f"{lim.output_expansion} only")
+    # the chip stores, per hidden neuron, a list of its hidden targets (fan-out memory; the weights of
+    # synapse 1 and 2 sit at the same index), while w_in and w_out are dense tables (Rockpool's
+    # syns61201 memory map): fan-out counts the distinct hidden targets with a nonzero weight
+    links = np.any(np.asarray(core.w_rec) != 0, axis=2)
     if lim.max_fan_out is not None:
-        nz = np.count_nonzero(np.asarray(core.w_rec), axis=(1, 2))
-        nz[core.hidden - core.output_expansion:] += np.count_nonzero(np.asarray(core.w_out), axis=1)
+        nz = np.count_nonzero(links, axis=1)
         j = int(np.argmax(nz)) if nz.size else 0
         add("fan-out of a hidden neuron (largest)", int(nz.max()) if nz.size else 0, lim.max_fan_out,
-            why=f"hidden neuron {j} has {int(nz.max()) if nz.size else 0} outgoing synapses (w_rec and w_out); "
+            why=f"hidden neuron {j} projects to {int(nz.max()) if nz.size else 0} hidden neurons (w_rec); "
                 f"{target.name} allows {lim.max_fan_out}")
+    if lim.recurrent_synapses is not None:
+        total = int(np.count_nonzero(links))
+        add("hidden -> hidden synapses (all)", total, lim.recurrent_synapses,
+            why=f"w_rec holds {total} hidden -> hidden synapses; {target.name} stores {lim.recurrent_synapses}")
     for role in ("w_in", "w_rec", "w_out"):
         a = np.asarray(getattr(core, role), np.int64)
         big = int(np.abs(a).max()) if a.size else 0
