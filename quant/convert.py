@@ -163,8 +163,12 @@ def convert(
 
     Exponents are coarsened (never refined) where a dense/conv layer's weight shift
     :math:`s = e_w + e_x - e_{out}` would leave the target's range: the synapse filter feeding it
-    when :math:`s` is below the minimum (Loihi: -8, Xylo: 0), the neuron it feeds when :math:`s`
-    is above the maximum; the twins report the exponents used.
+    when :math:`s` is below the minimum (Loihi: -8, Xylo: 0; without a filter on Xylo: the layer's
+    weights), the neuron it feeds when :math:`s` is above the maximum; the twins report the
+    exponents used. On a Xylo core (``limits.layout: xylo_core``) every hidden -> hidden matrix
+    gets one shift, ``weight_shift_rec`` (:mod:`quant.joint_shift`: neuron states coarsened first,
+    weights only where forced); the result carries ``weight_shift_rec`` and ``conversion_notes``
+    (``weight_shift_rec = s, limited by <layer>``), and the conversion table notes each layer.
     """
     from targets import load as load_target
 
