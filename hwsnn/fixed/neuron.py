@@ -53,7 +53,7 @@ from .arith import FitError
 from .base import FixedModule, spec_tensor, spec_twin
 from .events import SynapticEvents, accumulate_events
 from .fused import FusedNeuronSequence, register_fused_neuron
-from .per_neuron import first_value, per_neuron_value, report_value as _plain, value_range
+from .per_neuron import first_value, per_neuron_value, report_value as _plain
 
 __all__ = ["FixedNeuron", "FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay",
            "fire_and_reset"]
@@ -84,7 +84,10 @@ def decay_limits(target: Target, which: str) -> tuple[int, int, str]:
 
 
 def decay_amount(x: torch.Tensor, param: int, target: Target, which: str) -> torch.Tensor:
-    """What one step of decay removes from ``x`` (int64): :math:`D(x, k)`, or ``x - mul12(x)``."""
+    """What one step of decay removes from ``x`` (int64): :math:`D(x, k)`, or ``x - mul12(x)`` (``param``: one
+    value, or a tensor with one per neuron)."""
+    if isinstance(param, torch.Tensor):
+        param = param.to(x.device)
     if target.decay.mechanism == "shift":
         return arith.decay_amount(x, param, target.decay.rounding)
     d = param + 1 if which == "syn" else param
@@ -559,8 +562,10 @@ class FixedCubaLIFNode(FixedLIFNode):
 
     def fixed_report(self) -> dict:
         rep = super().fixed_report()
-        if self.target.decay.current_order == "add_then_decay":  # (per neuron: that of the slowest current)
-            rep["current_gain"] = 1.0 - 1.0 / tau_of(value_range(self.decay_syn)[1], self.target, "syn")
+        if self.target.decay.current_order == "add_then_decay":  # (per neuron: a list)
+            gain = lambda k: 1.0 - 1.0 / tau_of(int(k), self.target, "syn")  # noqa: E731
+            ks = self.decay_syn
+            rep["current_gain"] = [gain(k) for k in ks.reshape(-1)] if isinstance(ks, torch.Tensor) else gain(ks)
         return rep
 
 
