@@ -187,6 +187,9 @@ def test_targets_with_one_value_per_layer_refuse_naming_layer_and_parameter(targ
     tg = targets.load(target)
     with pytest.raises(ValueError, match=rf"h: per-neuron threshold .* cannot be held by target '{target}'"):
         FixedCubaLIFNode(tg, torch.tensor([3, 4]), 1, 1, name="h")
+    xylo = FixedCubaLIFNode(targets.load("xylo"), torch.tensor([3, 4]), torch.tensor([1, 2]), 1, name="h")
+    with pytest.raises(ValueError, match=r"h: per-neuron threshold of shape \(2,\) does not fit the input step of shape \(1, 3\)"):
+        xylo(torch.zeros(1, 3, dtype=torch.int64))
 
 
 def test_per_neuron_op_tables_are_checked(tmp_path):

@@ -28,6 +28,7 @@ current and :math:`d = dv` for the membrane (:math:`\tau = 4096/d`). For IF/LIF 
 A tensor input is added in one go (one overflow); only :class:`SynapticEvents` replay Xylo's
 per-event saturation. Overflow counts: ``saturations['i']``, ``['v']``, ``['dv']`` (Xylo delta,
 wraps included).
+Threshold and decays are one value per layer, or (Xylo cores only, :mod:`hwsnn.fixed.per_neuron`) one per neuron.
 Loihi: zero reset, ``u`` (the current) is never reset; bias :math:`B = \mathit{mant} \ll \mathit{exp}`
 (floor :math:`\gg` for a negative exponent), the exponent shared or one per neuron (``bias_exp`` a tensor).
 Where the target computes the input in fixed-width integers (``neuron.input_wrap_bits`` :math:`w`,
@@ -53,7 +54,7 @@ from .arith import FitError
 from .base import FixedModule, spec_tensor, spec_twin
 from .events import SynapticEvents, accumulate_events
 from .fused import FusedNeuronSequence, register_fused_neuron
-from .per_neuron import first_value, per_neuron_value, report_value as _plain
+from .per_neuron import first_value, fits_step, per_neuron_value, report_value as _plain
 
 __all__ = ["FixedNeuron", "FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay",
            "fire_and_reset"]
@@ -327,6 +328,11 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
         for s in self._states:
             cur = getattr(self, s)
             if not isinstance(cur, torch.Tensor) or cur.shape != shape or cur.device != device:
+                for k in ("threshold", "decay_syn", "decay_mem"):  # per-neuron values must fit one step's neurons
+                    p = getattr(self, k, None)
+                    if isinstance(p, torch.Tensor) and not fits_step(p.shape, shape):
+                        raise ValueError(f"{self.layer_name}: per-neuron {k} of shape {tuple(p.shape)} does not fit "
+                                         f"the input step of shape {tuple(shape)}")
                 init = self.v_reset if (s == "v" and self.reset_kind == "zero") else 0
                 width = self.target.widths.membrane if s == "v" else self.target.widths.current
                 setattr(self, s, torch.full(shape, init, dtype=arith.storage_dtype(width), device=device))

@@ -16,7 +16,7 @@ import torch
 
 from targets import Target
 
-__all__ = ["holds_per_neuron", "per_neuron_value", "first_value", "value_range", "report_value"]
+__all__ = ["holds_per_neuron", "per_neuron_value", "first_value", "report_value", "fits_step"]
 
 IntOrTensor = Union[int, torch.Tensor]
 
@@ -54,13 +54,11 @@ def first_value(value: IntOrTensor) -> int:
     return int(value.reshape(-1)[0]) if isinstance(value, torch.Tensor) else int(value)
 
 
-def value_range(value: IntOrTensor) -> tuple[int, int]:
-    """``(min, max)`` over the neurons."""
-    if isinstance(value, torch.Tensor):
-        return int(value.min()), int(value.max())
-    return int(value), int(value)
-
-
 def report_value(value: IntOrTensor) -> object:
     """A report value: the int, or the per-neuron list."""
     return value.tolist() if isinstance(value, torch.Tensor) else value
+
+
+def fits_step(shape: tuple, step: tuple) -> bool:
+    """Whether per-neuron values of ``shape`` broadcast to one input step of shape ``step`` without enlarging it."""
+    return len(shape) <= len(step) and all(a in (1, b) for a, b in zip(reversed(shape), reversed(step)))
