@@ -44,7 +44,7 @@ from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode
 from targets import Target
 
-from .joint_shift import hidden_blocks, plan_shared_shift
+from .joint_shift import share_rec_shift
 
 __all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight",
            "layer_fingerprint"]
@@ -185,43 +185,7 @@ def convert(
 
     net = run({})
     if tg.limits.layout == "xylo_core":  # one weight_shift_rec for all hidden -> hidden weights
-        net = _share_rec_shift(net, tg, exps, run)
-    return net
-
-
-def _is_synaptic_twin(m: nn.Module) -> bool:
-    return hasattr(m, "weight_shift") and not hasattr(m, "neuron")
-
-
-def _share_rec_shift(net: nn.Sequential, tg: Target, exps: dict, run) -> nn.Sequential:
-    """Convert again with the exponents of :func:`quant.joint_shift.plan_shared_shift` where the
-    hidden -> hidden shifts differ; note the shared shift and its limiting layer on the twins."""
-    blocks, e_n, e_in, ths, _ = hidden_blocks(net)
-    syn = tg.synapse
-    plan = plan_shared_shift(blocks, e_n, shift_min=syn.weight_shift_min, shift_max=syn.weight_shift_max,
-                             input_shifts=e_in, thresholds=ths)
-    if plan.changes:
-        for name, e in plan.state_exponents.items():
-            exps[name] = max(e, exps.get(name, e))
-        net = run(plan.weight_exponents)
-    layers = hidden_blocks(net)[4]
-    for m in layers.values():  # (reused twins may carry the note of an earlier conversion)
-        if not _is_synaptic_twin(m):
-            m.conversion_note = ""
-    for b in blocks:
-        notes = [getattr(layers[b.name], "conversion_note", "")] if b.name != b.neuron else []
-        if b.name == plan.limited_by:
-            notes.append(f"weight_shift_rec = {plan.shift}, limited by this layer")
-        if b.name in plan.weight_bits:
-            notes.append(f"weights coarsened by {plan.weight_bits[b.name]} bit(s) for weight_shift_rec = {plan.shift}")
-        if b.neuron in plan.neuron_bits and b.neuron == b.name:
-            notes.append(f"state coarsened by {plan.neuron_bits[b.neuron]} bit(s) for weight_shift_rec = {plan.shift}")
-        layers[b.name].conversion_note = "; ".join(n for n in notes if n)
-    for name, bits in plan.neuron_bits.items():
-        if not getattr(layers[name], "conversion_note", ""):
-            layers[name].conversion_note = f"state coarsened by {bits} bit(s) for weight_shift_rec = {plan.shift}"
-    net.weight_shift_rec = plan.shift
-    net.conversion_notes = [plan.note] if plan.note else []
+        net = share_rec_shift(net, tg, exps, run)
     return net
 
 

@@ -37,17 +37,17 @@ to at most one weight step, while coarsening weights rounds every synapse. A neu
 coarsened so far that its threshold mantissa drops below 4 (such an :math:`S` is skipped while
 another exists).
 
-On targets whose ``limits.layout`` is not ``xylo_core`` nothing changes. This module only plans
-(:func:`plan_shared_shift`, torch-free) and reads the plan's inputs from a converted twin
-(:func:`hidden_blocks`); :func:`quant.convert` converts again with the planned exponents.
+On targets whose ``limits.layout`` is not ``xylo_core`` nothing changes. :func:`plan_shared_shift`
+plans (torch-free), :func:`hidden_blocks` reads its inputs from a converted twin network, and
+:func:`share_rec_shift` (called by :func:`quant.convert`) converts again with the planned exponents.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["Block", "SharedShiftPlan", "plan_shared_shift", "hidden_blocks"]
+__all__ = ["Block", "SharedShiftPlan", "plan_shared_shift", "hidden_blocks", "share_rec_shift"]
 
 
 @dataclass(frozen=True)
@@ -168,3 +168,41 @@ def hidden_blocks(twin: Sequence[object]) -> tuple[list[Block], dict[str, int], 
         if hasattr(nrn, "neuron") and hasattr(nrn, "weight_shift"):
             blocks.append(Block(name, name, int(nrn.weight_shift), int(nrn.weight_exponent)))
     return blocks, exps, inputs, ths, layers
+
+
+def _is_synaptic_twin(m: Any) -> bool:
+    return hasattr(m, "weight_shift") and not hasattr(m, "neuron")
+
+
+def share_rec_shift(net: Any, tg: Any, exps: dict, run: Callable[[dict], Any]) -> Any:
+    """:func:`quant.convert`'s last step on a Xylo core: the plan (:func:`plan_shared_shift`) for the twin
+    network ``net``; where it changes exponents, ``exps`` (state exponents by layer name) takes the coarser
+    ones and ``run(weight_exponents)`` converts again. The twins get ``conversion_note`` (the limiting layer,
+    coarsened grids), the network ``weight_shift_rec`` and ``conversion_notes``."""
+    blocks, e_n, e_in, ths, _ = hidden_blocks(net)
+    syn = tg.synapse
+    plan = plan_shared_shift(blocks, e_n, shift_min=syn.weight_shift_min, shift_max=syn.weight_shift_max,
+                             input_shifts=e_in, thresholds=ths)
+    if plan.changes:
+        for name, e in plan.state_exponents.items():
+            exps[name] = max(e, exps.get(name, e))
+        net = run(plan.weight_exponents)
+    layers = hidden_blocks(net)[4]
+    for m in layers.values():  # (reused twins may carry the note of an earlier conversion)
+        if not _is_synaptic_twin(m):
+            m.conversion_note = ""
+    for b in blocks:
+        notes = [getattr(layers[b.name], "conversion_note", "")] if b.name != b.neuron else []
+        if b.name == plan.limited_by:
+            notes.append(f"weight_shift_rec = {plan.shift}, limited by this layer")
+        if b.name in plan.weight_bits:
+            notes.append(f"weights coarsened by {plan.weight_bits[b.name]} bit(s) for weight_shift_rec = {plan.shift}")
+        if b.neuron in plan.neuron_bits and b.neuron == b.name:
+            notes.append(f"state coarsened by {plan.neuron_bits[b.neuron]} bit(s) for weight_shift_rec = {plan.shift}")
+        layers[b.name].conversion_note = "; ".join(n for n in notes if n)
+    for name, bits in plan.neuron_bits.items():
+        if not getattr(layers[name], "conversion_note", ""):
+            layers[name].conversion_note = f"state coarsened by {bits} bit(s) for weight_shift_rec = {plan.shift}"
+    net.weight_shift_rec = plan.shift
+    net.conversion_notes = [plan.note] if plan.note else []
+    return net
