@@ -204,3 +204,20 @@ def test_per_neuron_op_tables_are_checked(tmp_path):
         dataclasses.replace(op, threshold_per_neuron=op.threshold_per_neuron[:3])
     with pytest.raises(SpecError, match="params.threshold: .* is the first neuron's"):
         dataclasses.replace(op, threshold=op.threshold + 1, threshold_int=op.threshold + 1)
+
+
+def test_nir_view_holds_the_per_neuron_values_and_reads_back():
+    pytest.importorskip("nir")
+    from hwsnn.nir.twin import twin_from_nir, twin_graph
+
+    twin = quant.convert(float_net(0), "xylo")
+    layers = list(twin)
+    g = twin_graph(layers, [m.layer_name for m in layers], 1e-3, (16,), "counts", 0)
+    node = next(v for v in g.nodes.values() if type(v).__name__ == "CubaLIF")
+    h = twin[1]
+    np.testing.assert_allclose(node.v_threshold, h.threshold.double().numpy() * 2.0 ** h.state_exponent)
+    np.testing.assert_allclose(node.tau_syn, 2.0 ** h.decay_syn.double().numpy() * 1e-3)
+    back = twin_from_nir(g)
+    x = counts(0)
+    reset_net(twin)
+    assert torch.equal(back(x), twin(x))
