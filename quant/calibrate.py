@@ -90,11 +90,11 @@ class Calibration:
 
 
 def _threshold(m: BaseNode) -> float:
+    """The threshold the state grid must hold: per-neuron thresholds (Xylo) share the grid of the largest
+    (the converter refuses them on targets with one threshold per layer)."""
     vth = m.v_threshold
     if isinstance(vth, torch.Tensor):
-        if vth.numel() != 1:
-            raise ValueError(f"calibrate: {type(m).__name__} has a tensor threshold; the twins need a scalar")
-        vth = float(vth)
+        return float(vth.detach().abs().max())
     return float(vth)
 
 

@@ -44,6 +44,8 @@ from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode
 from targets import Target
 
+from .joint_shift import share_rec_shift
+
 __all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight",
            "layer_fingerprint"]
 
@@ -161,19 +163,30 @@ def convert(
 
     Exponents are coarsened (never refined) where a dense/conv layer's weight shift
     :math:`s = e_w + e_x - e_{out}` would leave the target's range: the synapse filter feeding it
-    when :math:`s` is below the minimum (Loihi: -8, Xylo: 0), the neuron it feeds when :math:`s`
-    is above the maximum; the twins report the exponents used.
+    when :math:`s` is below the minimum (Loihi: -8, Xylo: 0; without a filter on Xylo: the layer's
+    weights), the neuron it feeds when :math:`s` is above the maximum; the twins report the
+    exponents used. On a Xylo core (``limits.layout: xylo_core``) every hidden -> hidden matrix
+    gets one shift, ``weight_shift_rec`` (:mod:`quant.joint_shift`: neuron states coarsened first,
+    weights only where forced); the result carries ``weight_shift_rec`` and ``conversion_notes``
+    (``weight_shift_rec = s, limited by <layer>``), and the conversion table notes each layer.
     """
     from targets import load as load_target
 
     tg = load_target(target)
     exps = dict(state_exponents or {})
-    for _ in range(8):
-        try:
-            return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse)
-        except _Coarsen as c:
-            exps[c.name] = c.exponent
-    return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse)
+
+    def run(w_exps: dict) -> nn.Sequential:
+        for _ in range(8):
+            try:
+                return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse, w_exps)
+            except _Coarsen as c:
+                exps[c.name] = c.exponent
+        return _convert(model, tg, seed, clip, input_exponent, names, exps, reuse, w_exps)
+
+    net = run({})
+    if tg.limits.layout == "xylo_core":  # one weight_shift_rec for all hidden -> hidden weights
+        net = share_rec_shift(net, tg, exps, run)
+    return net
 
 
 class _Coarsen(Exception):
@@ -224,8 +237,11 @@ def _reused(reuse: Optional[dict], key: tuple, m: nn.Module, make) -> nn.Module:
 
 
 def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_exponent: int,
-             names: Optional[list[str]], state_exponents: dict, reuse: Optional[dict] = None) -> nn.Sequential:
-    """One conversion pass (:func:`convert`); raises :class:`_Coarsen` to ask for a retry."""
+             names: Optional[list[str]], state_exponents: dict, reuse: Optional[dict] = None,
+             weight_exponents: Optional[Mapping[str, int]] = None) -> nn.Sequential:
+    """One conversion pass (:func:`convert`); raises :class:`_Coarsen` to ask for a retry.
+    ``weight_exponents``: coarser weight exponents per layer name (dense layers, recurrent matrices)."""
+    w_exps = dict(weight_exponents or {})
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"convert: expected an nn.Sequential of hwsnn layers; got {type(model).__name__}")
     layers = list(model)
@@ -244,8 +260,10 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
         e = state_exponents.get(names[i])
         if e is not None and isinstance(layers[i], RecurrentContainer):  # never finer than its weight shift reaches
             e = max(e, finest_state_exponent(layers[i], tg))
-        twins[i] = _reused(reuse, (i, id(tg), names[i], clip, i == last_neuron, e), layers[i],
-                           lambda: to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron), state_exponent=e))
+        kw = {"weight_exponent": w_exps[names[i]]} if names[i] in w_exps else {}  # (a recurrent matrix)
+        twins[i] = _reused(reuse, (i, id(tg), names[i], clip, i == last_neuron, e, *kw.values()), layers[i],
+                           lambda: to_fixed(layers[i], tg, name=names[i], clip=clip, readout=(i == last_neuron),
+                                            state_exponent=e, **kw))
     e_x = int(input_exponent)
     first_synaptic = True
     fold_p: Optional[float] = None
@@ -273,6 +291,11 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
                 w = layer.weight.detach()
                 e_w = power_of_two_exponent(float(w.abs().max()) if w.numel() else 0.0, tg.widths.weight,
                                             tg.synapse.weight_step)
+            e_w = max(e_w, w_exps.get(names[i], e_w))  # a coarser grid for a shared weight shift (Xylo)
+            below = 0
+            if tg.limits.layout == "xylo_core" and source is None and e_out is not None:
+                below = max(0, tg.synapse.weight_shift_min - (e_w + e_x - e_out))  # small weights: a coarser grid
+                e_w += below
             if source is not None and e_out is not None:
                 deficit = tg.synapse.weight_shift_min - (e_w + e_x - e_out)
                 if deficit > 0:
@@ -286,6 +309,8 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
                                 first_layer=first_synaptic, weight_exponent=e_w)
             if quantized is not None:
                 twins[i].count_clipped("weight", brevitas_clipped(m, qw))
+            if below:
+                twins[i].conversion_note = f"weights coarsened by {below} bit(s): the shift was below the minimum"
             first_synaptic = False
             e_x = twins[i].output_exponent
         elif isinstance(m, SynapseFilter):
@@ -318,6 +343,9 @@ def _fmt_tau(requested: object, used: object) -> str:
         return ", ".join(f"{k} {_fmt_tau((requested or {}).get(k), u)}" for k, u in used.items())
     if used is None:
         return ""
+    if isinstance(used, (tuple, list)) or isinstance(requested, (tuple, list)):  # per neuron: (min, max)
+        span = lambda v: "?" if v is None else "..".join(f"{float(x):g}" for x in (v if isinstance(v, (tuple, list)) else [v]))  # noqa: E731
+        return f"{span(requested)} -> {span(used)}"
     req = "?" if requested is None else f"{float(requested):g}"
     return f"{req} -> {float(used):g}"
 
@@ -326,7 +354,8 @@ def conversion_table(twin: nn.Sequential) -> list[dict]:
     """Per twin layer: name, kind, exponents, clipped parameter values, and the time constants
     requested vs actually used (``tau 3 -> 4``: the chip's :math:`2^k` or :math:`4096/d`).
 
-    Each row is plain data: ``layer, kind, exponents, clipped, tau, weight_shift, saturations``."""
+    Each row is plain data: ``layer, kind, exponents, clipped, tau, weight_shift``, and ``note`` where
+    the conversion left one (Xylo: ``weight_shift_rec = s, limited by this layer``, coarsened grids)."""
     rows = []
     for m in twin:
         rep = m.fixed_report() if hasattr(m, "fixed_report") else {"layer": type(m).__name__, "kind": type(m).__name__}
@@ -339,14 +368,18 @@ def conversion_table(twin: nn.Sequential) -> list[dict]:
             clipped=dict(rep.get("clipped", {})), tau=_fmt_tau(tau_req, tau_used),
             weight_shift=rep.get("weight_shift"),
         ))
+        if getattr(m, "conversion_note", ""):
+            rows[-1]["note"] = m.conversion_note
     return rows
 
 
 def format_conversion_table(rows: list[dict]) -> str:
     """``conversion_table`` rows as aligned text (one line per layer)."""
-    head = ("layer", "kind", "exponents", "tau used", "shift", "clipped")
+    notes = any(r.get("note") for r in rows)
+    head = ("layer", "kind", "exponents", "tau used", "shift", "clipped") + (("note",) if notes else ())
     body = [(r["layer"], r["kind"], " ".join(f"{k}={v}" for k, v in r["exponents"].items()), r["tau"],
              "" if r["weight_shift"] is None else str(r["weight_shift"]),
-             " ".join(f"{k}={v}" for k, v in r["clipped"].items()) or "-") for r in rows]
+             " ".join(f"{k}={v}" for k, v in r["clipped"].items()) or "-") + ((r.get("note", ""),) if notes else ())
+            for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body))

@@ -304,7 +304,7 @@ def applicable(op, events: bool) -> bool:
     per-event input needs ``input_shift`` 0) and is the faster path (:data:`MAX_VALUE_ELEMENTS`)."""
     tg = op.target
     small = op.batch * int(np.prod(op.shape, dtype=np.int64)) <= MAX_VALUE_ELEMENTS
-    return (available() and getattr(op, "jit", True) and (events or small) and (len(op.shape) == 1 or not events) and tg.decay.mechanism == "shift"
+    return (available() and getattr(op, "jit", True) and not getattr(op, "per_neuron", False) and (events or small) and (len(op.shape) == 1 or not events) and tg.decay.mechanism == "shift"
             and tg.decay.rounding in _ROUNDING and tg.overflow.current == "saturate"
             and tg.overflow.membrane == "saturate" and tg.neuron.membrane_update in ("direct", "saturated_delta")
             and max(tg.widths.current.bits, tg.widths.membrane.bits, tg.widths.bias.bits) <= 48

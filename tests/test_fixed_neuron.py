@@ -401,8 +401,10 @@ def test_xylo_rejections():
 
 
 def test_tensor_threshold_and_unknown_option_rejected():
-    with pytest.raises(ValueError, match="tensor thresholds"):
-        to_fixed(LIFNode(v_threshold=torch.ones(3)), G8)
+    with pytest.raises(ValueError, match="lif: per-neuron v_threshold .*one threshold per layer"):
+        to_fixed(LIFNode(v_threshold=torch.tensor([1.0, 0.5, 1.0])), G8, name="lif")
+    # one value throughout is one threshold (per-neuron values: tests/test_xylo_per_neuron.py)
+    assert to_fixed(LIFNode(v_threshold=torch.ones(3)), G8).threshold == to_fixed(LIFNode(v_threshold=1.0), G8).threshold
     with pytest.raises(TypeError, match="unknown conversion option"):
         to_fixed(LIFNode(), G8, weight_exponent=3)
     t = to_fixed(CubaLIFNode(), LOIHI, input_exponent=-10)

@@ -77,7 +77,9 @@ class FusedNeuronSequence:
 
     def kernel_rules(self) -> Optional[NeuronRules]:
         """This twin's arithmetic for the kernels, or ``None`` if they do not cover it (cached while
-        the attributes it is made of stay the same)."""
+        the attributes it is made of stay the same). Per-neuron thresholds or decays: ``None`` (stepped)."""
+        if getattr(self, "per_neuron", False):
+            return None
         key = (type(self), id(self.target), *(getattr(self, a, None) for a in _RULE_ATTRS))  # type: ignore[attr-defined]
         cached = self.__dict__.get("_kernel_rules_cache")
         if cached is not None and cached[0] == key:

@@ -28,6 +28,7 @@ current and :math:`d = dv` for the membrane (:math:`\tau = 4096/d`). For IF/LIF 
 A tensor input is added in one go (one overflow); only :class:`SynapticEvents` replay Xylo's
 per-event saturation. Overflow counts: ``saturations['i']``, ``['v']``, ``['dv']`` (Xylo delta,
 wraps included).
+Threshold and decays are one value per layer, or (Xylo cores only, :mod:`hwsnn.fixed.per_neuron`) one per neuron.
 Loihi: zero reset, ``u`` (the current) is never reset; bias :math:`B = \mathit{mant} \ll \mathit{exp}`
 (floor :math:`\gg` for a negative exponent), the exponent shared or one per neuron (``bias_exp`` a tensor).
 Where the target computes the input in fixed-width integers (``neuron.input_wrap_bits`` :math:`w`,
@@ -53,6 +54,7 @@ from .arith import FitError
 from .base import FixedModule, spec_tensor, spec_twin
 from .events import SynapticEvents, accumulate_events
 from .fused import FusedNeuronSequence, register_fused_neuron
+from .per_neuron import first_value, fits_step, per_neuron_value, report_value as _plain
 
 __all__ = ["FixedNeuron", "FixedIFNode", "FixedLIFNode", "FixedCubaLIFNode", "choose_state_exponent", "tau_to_decay",
            "fire_and_reset"]
@@ -83,7 +85,10 @@ def decay_limits(target: Target, which: str) -> tuple[int, int, str]:
 
 
 def decay_amount(x: torch.Tensor, param: int, target: Target, which: str) -> torch.Tensor:
-    """What one step of decay removes from ``x`` (int64): :math:`D(x, k)`, or ``x - mul12(x)``."""
+    """What one step of decay removes from ``x`` (int64): :math:`D(x, k)`, or ``x - mul12(x)`` (``param``: one
+    value, or a tensor with one per neuron)."""
+    if isinstance(param, torch.Tensor):
+        param = param.to(x.device)
     if target.decay.mechanism == "shift":
         return arith.decay_amount(x, param, target.decay.rounding)
     d = param + 1 if which == "syn" else param
@@ -120,15 +125,19 @@ def tau_to_decay(tau: float, target: Target, which: str, *, layer: str, paramete
 
 
 def fire_and_reset(
-    v: torch.Tensor, th: int, compare: str, reset: str, v_reset: int, cap: int
+    v: torch.Tensor, th: IntOrTensor, compare: str, reset: str, v_reset: int, cap: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Spike counts and the reset membrane (int64): ``n = [v cmp th]``, zero reset to ``v_reset``, or the
-    subtractive loop ``while v cmp th and n < cap: n += 1; v -= th`` in closed form."""
+    subtractive loop ``while v cmp th and n < cap: n += 1; v -= th`` in closed form (``th``: one
+    threshold, or a tensor of per-neuron thresholds broadcastable to ``v``)."""
     fired = v >= th if compare == ">=" else v > th
     if reset == "zero":
         return fired.to(torch.int64), torch.where(fired, torch.full_like(v, v_reset), v)
     if cap == 1:
         n = fired.to(torch.int64)
+    elif isinstance(th, torch.Tensor):  # per neuron: the closed form where th > 0, the cap elsewhere
+        turns = torch.div(v if compare == ">=" else v - 1, th.clamp(min=1), rounding_mode="floor").clamp(0, cap)
+        n = torch.where(th > 0, turns, fired.to(torch.int64) * cap)
     elif th > 0:  # number of loop turns: floor(v/th) for '>=', ceil(v/th) - 1 for '>'
         n = torch.div(v if compare == ">=" else v - 1, th, rounding_mode="floor").clamp(0, cap)
     else:  # th <= 0: subtracting keeps the comparison true, the cap ends the loop
@@ -188,7 +197,9 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
         self.readout = bool(readout)
         cap = nn_.readout_max_spikes_per_step if self.readout else nn_.max_spikes_per_step
         self.max_spikes = cap if self.reset_kind == "subtract" else 1
-        self.threshold = self._fit_threshold(_as_int(self.layer_name, "threshold", threshold))
+        threshold = per_neuron_value(threshold, t, self.layer_name, "threshold")
+        self.threshold = self._fit_threshold(threshold if isinstance(threshold, torch.Tensor)
+                                             else _as_int(self.layer_name, "threshold", threshold))
         self.threshold_int = self.threshold << nn_.threshold_shift
         self.v_reset = self._fit_v_reset(_as_int(self.layer_name, "v_reset", v_reset))
         self.bias, self.bias_exp = self._fit_bias(bias, bias_exp)
@@ -208,8 +219,19 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
         self.count_clipped(parameter, n)
         return q
 
-    def _fit_threshold(self, th: int) -> int:
-        """Threshold mantissa in ``widths.threshold``, and > 0 where ``threshold_positive``."""
+    def _fit_threshold(self, th: IntOrTensor) -> IntOrTensor:
+        """Threshold mantissa in ``widths.threshold``, and > 0 where ``threshold_positive`` (one per neuron
+        where a tensor is given, :mod:`hwsnn.fixed.per_neuron`)."""
+        if isinstance(th, torch.Tensor):
+            th = self._fit(th, self.target.widths.threshold, "threshold").to(torch.int64)
+            bad = th <= 0
+            if self.target.neuron.threshold_positive and bool(bad.any()):
+                if not self.clip:
+                    raise FitError(self.layer_name, "threshold", int(th.min()), "must be > 0 (threshold_positive)",
+                                   self.target.name)
+                self.count_clipped("threshold", int(bad.sum()))
+                th = th.clamp(min=1)
+            return th
         th = int(self._fit(th, self.target.widths.threshold, "threshold"))
         if self.target.neuron.threshold_positive and th <= 0:
             if not self.clip:
@@ -252,11 +274,19 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
         b = torch.broadcast_to(self.bias.to(torch.int64), e.shape)
         return torch.where(e >= 0, b << e.clamp(min=0), b >> (-e).clamp(min=0))
 
-    def _fit_decay(self, value: int, which: str) -> int:
-        """Decay parameter (``k`` or ``du``/``dv``) in :func:`decay_limits`."""
+    def _fit_decay(self, value: IntOrTensor, which: str) -> IntOrTensor:
+        """Decay parameter (``k`` or ``du``/``dv``) in :func:`decay_limits`; a tensor: one per neuron."""
         lo, hi, pname = decay_limits(self.target, which)
+        value = per_neuron_value(value, self.target, self.layer_name, pname)
+        if isinstance(value, torch.Tensor):
+            return self._fit(value, Width(64), pname, lo=lo, hi=hi).to(torch.int64)
         value = _as_int(self.layer_name, pname, value)
         return int(self._fit(value, Width(64), pname, lo=lo, hi=hi))
+
+    @property
+    def per_neuron(self) -> bool:
+        """Whether the threshold or a decay is held per neuron (:mod:`hwsnn.fixed.per_neuron`)."""
+        return any(isinstance(getattr(self, k, None), torch.Tensor) for k in ("threshold", "decay_mem", "decay_syn"))
 
     # -- one step --------------------------------------------------------------------------------
     def _ovf(self, x: torch.Tensor, state: str, width: Width, mode: str) -> torch.Tensor:
@@ -298,6 +328,11 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
         for s in self._states:
             cur = getattr(self, s)
             if not isinstance(cur, torch.Tensor) or cur.shape != shape or cur.device != device:
+                for k in ("threshold", "decay_syn", "decay_mem"):  # per-neuron values must fit one step's neurons
+                    p = getattr(self, k, None)
+                    if isinstance(p, torch.Tensor) and not fits_step(p.shape, shape):
+                        raise ValueError(f"{self.layer_name}: per-neuron {k} of shape {tuple(p.shape)} does not fit "
+                                         f"the input step of shape {tuple(shape)}")
                 init = self.v_reset if (s == "v" and self.reset_kind == "zero") else 0
                 width = self.target.widths.membrane if s == "v" else self.target.widths.current
                 setattr(self, s, torch.full(shape, init, dtype=arith.storage_dtype(width), device=device))
@@ -328,7 +363,8 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
         self._ensure_state(x.shape, device)
         i = self._current(x, x.shape, device)
         v = self._membrane(self.v.to(torch.int64), i)
-        n, v = fire_and_reset(v, self.threshold_int, self.target.neuron.compare, self.reset_kind, self.v_reset, self.max_spikes)
+        th = self.threshold_int.to(v.device) if isinstance(self.threshold_int, torch.Tensor) else self.threshold_int
+        n, v = fire_and_reset(v, th, self.target.neuron.compare, self.reset_kind, self.v_reset, self.max_spikes)
         v = self._ovf(v, "v", self.target.widths.membrane, self.target.overflow.membrane)
         self.v = v.to(self.v.dtype)
         return n.to(_spike_dtype(self.max_spikes))
@@ -357,8 +393,8 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
         """Base report plus decay parameters, tau requested vs used, thresholds, exponents, reset, bias."""
         rep = super().fixed_report()
         rep.update(self._decay_params())
-        rep.update(tau_requested=dict(self.tau_requested), tau_used=self.tau_used, threshold=self.threshold,
-                   threshold_int=self.threshold_int, state_exponent=self.state_exponent,
+        rep.update(tau_requested=dict(self.tau_requested), tau_used=self.tau_used, threshold=_plain(self.threshold),
+                   threshold_int=_plain(self.threshold_int), state_exponent=self.state_exponent,
                    input_exponent=self.input_exponent, input_shift=self.input_shift, reset=self.reset_kind,
                    v_reset=self.v_reset, max_spikes=self.max_spikes,
                    bias_exp=self.bias_exp.tolist() if isinstance(self.bias_exp, torch.Tensor) else self.bias_exp,
@@ -371,28 +407,44 @@ class FixedNeuron(FusedNeuronSequence, FixedModule):
 
     # -- the export format -------------------------------------------------------------------------
     def spec_fields(self) -> dict:
-        """The neuron's fields of its op description (:mod:`targets.bundle.neuron`); one shared bias is a scalar table."""
+        """The neuron's fields of its op description (:mod:`targets.bundle.neuron`); one shared bias is a scalar table;
+        a per-neuron threshold or decay is a ``*_per_neuron`` table, its parameter the first neuron's value."""
         per_neuron = isinstance(self.bias_exp, torch.Tensor)
-        d = dict(threshold=self.threshold, threshold_int=self.threshold_int, reset=self.reset_kind, v_reset=self.v_reset,
+        d = dict(threshold=first_value(self.threshold), threshold_int=first_value(self.threshold_int),
+                 threshold_per_neuron=self.threshold if isinstance(self.threshold, torch.Tensor) else None,
+                 reset=self.reset_kind, v_reset=self.v_reset,
                  max_spikes=self.max_spikes, readout=self.readout, bias_exp=0 if per_neuron else self.bias_exp,
                  state_exponent=self.state_exponent, input_shift=self.input_shift,
                  bias=self.bias.reshape(()) if self.bias.numel() == 1 and not per_neuron else self.bias,
                  bias_exp_per_neuron=self.bias_exp if per_neuron else None)
         for key in ("decay_mem", "decay_input", "decay_syn"):
             if hasattr(self, key):
-                d[key] = getattr(self, key)
+                v = getattr(self, key)
+                d[key] = first_value(v) if key != "decay_input" else v
+                if key != "decay_input":
+                    d[f"{key}_per_neuron"] = v if isinstance(v, torch.Tensor) else None
         return d
 
     def to_spec(self, name: str, input_shape, input_kind: str, input_exponent: Optional[int]) -> "fmt.Neuron":
         kind = "spikes" if self.max_spikes == 1 else "counts"
+        fields = self.spec_fields()
+        for key, v in fields.items():  # per-neuron tables: the neuron shape
+            if key.endswith("_per_neuron") and key != "bias_exp_per_neuron" and v is not None:
+                fields[key] = torch.broadcast_to(v, tuple(input_shape)).contiguous()
         return fmt.NEURON_OPS[self.spec_kind](**self._ports(name, input_shape, input_kind, input_shape, kind, 0),
-                                               **self.spec_fields())
+                                               **fields)
 
     @staticmethod
     def _spec_kwargs(spec: "fmt.Neuron") -> dict:
         per = spec_tensor(spec.bias_exp_per_neuron)
         return dict(state_exponent=spec.state_exponent, reset=spec.reset, v_reset=spec.v_reset, bias=spec_tensor(spec.bias),
                     bias_exp=spec.bias_exp if per is None else per, readout=spec.readout, name=spec.name)
+
+    @staticmethod
+    def _spec_value(spec: "fmt.Neuron", key: str) -> IntOrTensor:
+        """Parameter ``key`` of ``spec``: its per-neuron table where it has one."""
+        tab = getattr(spec, f"{key}_per_neuron", None)
+        return getattr(spec, key) if tab is None else spec_tensor(tab)
 
 
 @spec_twin("if")
@@ -414,7 +466,7 @@ class FixedIFNode(FixedNeuron):
 
     @classmethod
     def from_spec(cls, spec: "fmt.IF", target: Target) -> "FixedIFNode":
-        return cls(target, spec.threshold, **cls._spec_kwargs(spec))
+        return cls(target, cls._spec_value(spec, "threshold"), **cls._spec_kwargs(spec))
 
 
 @spec_twin("lif")
@@ -445,7 +497,8 @@ class FixedLIFNode(FixedNeuron):
 
     @classmethod
     def from_spec(cls, spec: "fmt.LIF", target: Target) -> "FixedLIFNode":
-        return cls(target, spec.threshold, spec.decay_mem, decay_input=spec.decay_input, **cls._spec_kwargs(spec))
+        return cls(target, cls._spec_value(spec, "threshold"), cls._spec_value(spec, "decay_mem"),
+                   decay_input=spec.decay_input, **cls._spec_kwargs(spec))
 
     def _mem_decay(self, v: torch.Tensor) -> torch.Tensor:
         return decay_amount(v - self.v_reset, self.decay_mem, self.target, "mem")
@@ -460,11 +513,11 @@ class FixedLIFNode(FixedNeuron):
         return arith.shift_right(c, self.decay_mem, rnd)
 
     def _decay_params(self) -> dict[str, int]:
-        return {decay_limits(self.target, "mem")[2]: self.decay_mem}
+        return {decay_limits(self.target, "mem")[2]: _plain(self.decay_mem)}
 
     @property
     def tau_used(self) -> dict[str, float]:
-        return {"tau": tau_of(self.decay_mem, self.target, "mem")}
+        return {"tau": _tau_used(self.decay_mem, self.target, "mem")}
 
 
 @spec_twin("cuba")
@@ -493,7 +546,8 @@ class FixedCubaLIFNode(FixedLIFNode):
 
     @classmethod
     def from_spec(cls, spec: "fmt.Cuba", target: Target) -> "FixedCubaLIFNode":
-        return cls(target, spec.threshold, spec.decay_syn, spec.decay_mem, **cls._spec_kwargs(spec))
+        return cls(target, cls._spec_value(spec, "threshold"), cls._spec_value(spec, "decay_syn"),
+                   cls._spec_value(spec, "decay_mem"), **cls._spec_kwargs(spec))
 
     def _current(self, x: Input, shape: torch.Size, device: torch.device) -> torch.Tensor:
         i = self.i.to(torch.int64)
@@ -506,22 +560,32 @@ class FixedCubaLIFNode(FixedLIFNode):
         return i
 
     def _decay_params(self) -> dict[str, int]:
-        return {decay_limits(self.target, "syn")[2]: self.decay_syn, **super()._decay_params()}
+        return {decay_limits(self.target, "syn")[2]: _plain(self.decay_syn), **super()._decay_params()}
 
     @property
     def tau_used(self) -> dict[str, float]:
-        return {"tau_syn": tau_of(self.decay_syn, self.target, "syn"), "tau_mem": tau_of(self.decay_mem, self.target, "mem")}
+        return {"tau_syn": _tau_used(self.decay_syn, self.target, "syn"), "tau_mem": _tau_used(self.decay_mem, self.target, "mem")}
 
     def fixed_report(self) -> dict:
         rep = super().fixed_report()
-        if self.target.decay.current_order == "add_then_decay":
-            rep["current_gain"] = 1.0 - 1.0 / self.tau_used["tau_syn"]
+        if self.target.decay.current_order == "add_then_decay":  # (per neuron: a list)
+            gain = lambda k: 1.0 - 1.0 / tau_of(int(k), self.target, "syn")  # noqa: E731
+            ks = self.decay_syn
+            rep["current_gain"] = [gain(k) for k in ks.reshape(-1)] if isinstance(ks, torch.Tensor) else gain(ks)
         return rep
 
 
 register_fused_neuron(FixedIFNode, "if")
 register_fused_neuron(FixedLIFNode, "lif")
 register_fused_neuron(FixedCubaLIFNode, "cuba")
+
+
+def _tau_used(param: IntOrTensor, target: Target, which: str) -> Union[float, tuple[float, float]]:
+    """The time constant a decay parameter implements; per neuron: ``(shortest, longest)``."""
+    if not isinstance(param, torch.Tensor):
+        return tau_of(param, target, which)
+    taus = sorted(tau_of(int(p), target, which) for p in param.unique())
+    return (taus[0], taus[-1])
 
 
 # -- converters ------------------------------------------------------------------------------------

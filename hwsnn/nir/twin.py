@@ -79,7 +79,7 @@ def _neuron_node(op: fmt.Neuron, target: targets.Target, dt: float, name: str) -
     """``(node, real bias per step, input gain)`` of a neuron op (the bias is folded by the caller)."""
     nir = require_nir()
     S, e = tuple(op.output_shape), op.state_exponent
-    th = np.full(S, float(op.threshold_int) * 2.0 ** e)
+    th = op.per_neuron("threshold_int").astype(np.float64) * 2.0 ** e  # (per-neuron tables where the op has them)
     vr = np.full(S, float(op.v_reset) * 2.0 ** e if op.reset == "zero" else 0.0)
     b = np.asarray(op.bias if op.bias is not None else 0, np.int64)
     b_int = (b << op.bias_exp) if op.bias_exp >= 0 else (b >> -op.bias_exp)
@@ -88,16 +88,17 @@ def _neuron_node(op: fmt.Neuron, target: targets.Target, dt: float, name: str) -
             "max_spikes": op.max_spikes, "compare": target.neuron.compare}
     if op.kind == "if":
         return nir.IF(r=np.full(S, 1.0 / dt), v_threshold=th, v_reset=vr, metadata={META_KEY: dump_meta(meta)}), bias, 1.0
-    tm = tau_of(op.decay_mem, target, "mem")
+    taus = np.vectorize(lambda k, which: tau_of(int(k), target, which), otypes=[np.float64])
+    tm = taus(op.per_neuron("decay_mem"), "mem")
     if op.kind == "lif":
-        if not np.isfinite(tm):
+        if not np.all(np.isfinite(tm)):
             raise NIRError(f"layer {name!r} (lif): decay {op.decay_mem} keeps the membrane forever; NIR's LIF needs a finite tau", name)
-        gain = 1.0 / tm if op.decay_input else 1.0
+        gain = 1.0 / float(tm.reshape(-1)[0]) if op.decay_input else 1.0  # (decay_input: one decay per layer)
         node = nir.LIF(tau=np.full(S, tm * dt), r=np.full(S, 1.0 if op.decay_input else tm), v_leak=vr.copy(),
                        v_threshold=th, v_reset=vr, metadata={META_KEY: dump_meta(meta), PARAMS_KEY: {"tau": np.full(S, tm)}})
         return node, bias, gain
-    ts = tau_of(op.decay_syn, target, "syn")
-    if not (np.isfinite(tm) and np.isfinite(ts)):
+    ts = taus(op.per_neuron("decay_syn"), "syn")
+    if not (np.all(np.isfinite(tm)) and np.all(np.isfinite(ts))):
         raise NIRError(f"layer {name!r} (cuba): a decay that keeps its state forever has no finite NIR tau", name)
     cur_gain = 1.0 - 1.0 / ts if target.decay.current_order == "add_then_decay" else 1.0
     node = nir.CubaLIF(tau_syn=np.full(S, ts * dt), tau_mem=np.full(S, tm * dt), r=np.full(S, tm), v_leak=vr.copy(),

@@ -137,6 +137,12 @@ class NeuronOp(Op):
             self.bias_int = np.where(per >= 0, b << np.maximum(per, 0), b >> np.maximum(-per, 0))
         self.decay_mem: Optional[int] = getattr(spec, "decay_mem", None)
         self.decay_syn: Optional[int] = getattr(spec, "decay_syn", None)
+        #: per-neuron thresholds or decays (Xylo cores): arrays of the neuron shape in their place
+        self.per_neuron = bool(spec.has_per_neuron)
+        if self.per_neuron:
+            self.threshold_int = spec.per_neuron("threshold_int")
+            self.decay_mem = spec.per_neuron("decay_mem") if self.decay_mem is not None else None
+            self.decay_syn = spec.per_neuron("decay_syn") if self.decay_syn is not None else None
         self.decay_input = bool(getattr(spec, "decay_input", False))
         self.reset()
 
@@ -245,10 +251,13 @@ class NeuronOp(Op):
         if cap == 1:
             n, nth = fired.view(np.int8), np.multiply(fired, th)  # bool * int: an int64 n TH
         else:
-            if th > 0:
+            if np.all(th > 0):
                 n = np.clip(np.floor_divide(v - 1 if strict else v, th), 0, cap)
-            else:  # TH <= 0: subtracting TH keeps the neuron above threshold until the cap
+            elif np.ndim(th) == 0:  # TH <= 0: subtracting TH keeps the neuron above threshold until the cap
                 n = fired.astype(np.int64) * cap
+            else:  # per neuron: each its rule
+                turns = np.clip(np.floor_divide(v - 1 if strict else v, np.maximum(th, 1)), 0, cap)
+                n = np.where(th > 0, turns, fired.astype(np.int64) * cap)
             nth = n * th
         return n, np.subtract(v, nth, out=nth)
 
@@ -264,7 +273,7 @@ class NeuronOp(Op):
         n, v = self._fire(v)
         tg = self.target
         mode = tg.overflow.membrane
-        if mode == "saturate" and (self.reset_kind == "zero" or self.threshold_int > 0):
+        if mode == "saturate" and (self.reset_kind == "zero" or bool(np.all(self.threshold_int > 0))):
             self.v = v
         else:
             self.v = self._ovf(v, "v", tg.widths.membrane, mode)

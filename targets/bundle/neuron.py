@@ -62,6 +62,31 @@ class Neuron(OpSpec):
     bias_exp_per_neuron: Optional[np.ndarray] = table(
         "the neuron shape: one bias exponent per neuron (targets with a bias exponent; params.bias_exp is then 0): "
         "B = bias << e, floor >> for e < 0", required=False)
+    threshold_per_neuron: Optional[np.ndarray] = table(
+        "the neuron shape: one threshold mantissa per neuron (targets whose neurons hold their own, limits.layout "
+        "xylo_core); params.threshold and threshold_int are then those of the first neuron", required=False)
+
+    #: per-neuron tables -> the parameter each replaces
+    PER_NEURON = {"threshold_per_neuron": "threshold"}
+
+    def per_neuron(self, param: str) -> np.ndarray:
+        """Parameter ``param`` (``threshold``, ``threshold_int``, ``decay_mem``, ``decay_syn``) of every neuron:
+        its per-neuron table (``threshold_int``: shifted by ``threshold_int - threshold``'s shift), else
+        the parameter broadcast to the neuron shape (int64)."""
+        key = "threshold" if param == "threshold_int" else param
+        tab = getattr(self, f"{key}_per_neuron", None)
+        if tab is None:
+            return np.full(self.output_shape, int(getattr(self, param)), np.int64)
+        tab = np.asarray(tab, np.int64)
+        if param == "threshold_int":  # TH = mant << threshold_shift, the shift read off the first neuron's
+            shift = (int(self.threshold_int) // int(self.threshold)).bit_length() - 1 if self.threshold > 0 else 0
+            return tab << shift
+        return tab
+
+    @property
+    def has_per_neuron(self) -> bool:
+        """Whether any parameter has a per-neuron table (threshold, decays)."""
+        return any(getattr(self, k, None) is not None for k in self.PER_NEURON)
 
 
     def _consistency(self, problems: list[str]) -> None:
@@ -86,6 +111,16 @@ class Neuron(OpSpec):
             if self.bias_exp != 0:
                 problems.append(f"params.bias_exp: {self.bias_exp}; it must be 0 with per-neuron exponents "
                                 "(tables.bias_exp_per_neuron)")
+        for tab, par in self.PER_NEURON.items():
+            arr = getattr(self, tab, None)
+            if arr is None:
+                continue
+            if arr.shape != self.output_shape:
+                problems.append(f"tables.{tab}: shape {list(arr.shape)}; expected the neuron shape "
+                                f"{list(self.output_shape)}")
+            elif arr.size and int(arr.reshape(-1)[0]) != getattr(self, par):
+                problems.append(f"params.{par}: {getattr(self, par)} but tables.{tab} starts with "
+                                f"{int(arr.reshape(-1)[0])} (the parameter is the first neuron's)")
 
     def _check_target(self, target: Target, problems: list[str]) -> None:
         n, w = target.neuron, target.widths
@@ -124,6 +159,13 @@ class Neuron(OpSpec):
                 v = getattr(self, key)
                 if not lo <= v <= hi:
                     problems.append(f"params.{key}: {v} is outside the target's [{lo}, {hi}]")
+        present = [k for k in self.PER_NEURON if getattr(self, k, None) is not None]
+        if present and target.limits.layout != "xylo_core":
+            problems.append(f"tables.{present[0]}: per-neuron {self.PER_NEURON[present[0]]} values need a target whose "
+                            f"neurons hold their own (limits.layout xylo_core); target {target.name!r} has one per layer")
+        th = self.threshold_per_neuron
+        if th is not None and th.size and n.threshold_positive and int(th.min()) <= 0:
+            problems.append(f"tables.threshold_per_neuron: {int(th.min())}; the target needs thresholds > 0")
 
     def table_format(self, role: str, target: Target) -> TableFormat:
         if role == "bias":  # per-neuron exponents: no one exponent for the table
@@ -132,6 +174,11 @@ class Neuron(OpSpec):
         if role == "bias_exp_per_neuron":
             n = target.neuron
             return TableFormat(max(abs(n.bias_exponent_min), abs(n.bias_exponent_max), 1).bit_length() + 1, True, None)
+        if role == "threshold_per_neuron":
+            return TableFormat.of(target.widths.threshold, None)
+        if role in ("decay_mem_per_neuron", "decay_syn_per_neuron"):
+            lo, hi = decay_range(target, role[6:9])
+            return TableFormat(max(abs(lo), abs(hi), 1).bit_length() + (1 if lo < 0 else 0), lo < 0, None)
         return super().table_format(role, target)
 
 
@@ -155,6 +202,11 @@ class LIF(Neuron):
 
     decay_mem: int = param("membrane decay: k (tau = 2^k), or dv on mul12 targets")
     decay_input: bool = param("the input is decayed too (`x >> k`; direct-update targets without input shift only)")
+    decay_mem_per_neuron: Optional[np.ndarray] = table(
+        "the neuron shape: one membrane decay per neuron (limits.layout xylo_core; params.decay_mem is then the "
+        "first neuron's)", required=False)
+
+    PER_NEURON = {**Neuron.PER_NEURON, "decay_mem_per_neuron": "decay_mem"}
 
     def _check_target(self, target: Target, problems: list[str]) -> None:
         super()._check_target(target, problems)
@@ -169,6 +221,11 @@ class Cuba(LIF):
     summary = "current-based LIF: a synaptic current `I` (decay `decay_syn`) feeds the `lif` membrane"
 
     decay_syn: int = param("current decay: k (tau = 2^k), or du on mul12 targets")
+    decay_syn_per_neuron: Optional[np.ndarray] = table(
+        "the neuron shape: one current decay per neuron (limits.layout xylo_core; params.decay_syn is then the "
+        "first neuron's)", required=False)
+
+    PER_NEURON = {**LIF.PER_NEURON, "decay_syn_per_neuron": "decay_syn"}
 
     def _consistency(self, problems: list[str]) -> None:
         super()._consistency(problems)

@@ -20,6 +20,9 @@ import numpy as np
 from ..target import Target
 from .base import OpSpec, TableFormat, param, register, table
 from .neuron import NEURON_OPS, Neuron
+
+#: the per-neuron tables a neuron op may hold (threshold, decays: Xylo)
+NEURON_TABLES = tuple(sorted({k for c in NEURON_OPS.values() for k in c.PER_NEURON}))
 from .signmode import SIGN_MODES, sign_mode_problems
 
 __all__ = ["Recurrent"]
@@ -59,7 +62,7 @@ class Recurrent(OpSpec):
 
     @classmethod
     def table_roles(cls) -> set[str]:
-        return {"weight", "bias", "bias_exp_per_neuron"}
+        return {"weight", "bias", "bias_exp_per_neuron", *NEURON_TABLES}
 
     def params(self) -> dict[str, Any]:
         own = {f.name: getattr(self, f.name) for f in self.param_fields()}
@@ -85,7 +88,12 @@ class Recurrent(OpSpec):
                 problems.append(f"params.{key}: missing ({doc})")
         if problems:
             return None  # type: ignore[return-value]
-        neuron = ncls(**common, **params, bias=tables.get("bias"), bias_exp_per_neuron=tables.get("bias_exp_per_neuron"))
+        per = {k: tables[k] for k in ncls.PER_NEURON if k in tables}  # per-neuron threshold/decays (Xylo)
+        unknown = sorted(k for k in tables if k in NEURON_TABLES and k not in ncls.PER_NEURON)
+        if unknown:
+            problems.append(f"tables.{unknown[0]}: not a table of a {kind} neuron")
+        neuron = ncls(**common, **params, bias=tables.get("bias"), bias_exp_per_neuron=tables.get("bias_exp_per_neuron"),
+                      **per)
         return cls(**common, neuron=neuron, **own, weight=tables.get("weight"))
 
 
@@ -134,6 +142,7 @@ class Recurrent(OpSpec):
         return self.neuron.table_format(role, target)
 
     def replace(self, **changes: Any) -> "Recurrent":
-        neuron_keys = {k for k in changes if k in self.neuron.param_names() or k in ("bias", "bias_exp_per_neuron")}
+        neuron_keys = {k for k in changes if k in self.neuron.param_names() or k in ("bias", "bias_exp_per_neuron",
+                                                                                        *NEURON_TABLES)}
         neuron = self.neuron.replace(**{k: changes.pop(k) for k in neuron_keys}) if neuron_keys else self.neuron
         return dataclasses.replace(self, neuron=neuron, **changes)

@@ -69,7 +69,8 @@ def _per_neuron(op: OpSpec, n: int) -> dict[str, np.ndarray]:
     bias = np.asarray(nr.bias, np.int64)
     bias = (bias << nr.bias_exp) if nr.bias_exp >= 0 else (bias >> -nr.bias_exp)
     full = lambda v: np.broadcast_to(np.asarray(v, np.int64), (n,)).copy()  # noqa: E731
-    return {"dash_syn": full(nr.decay_syn), "dash_mem": full(nr.decay_mem), "threshold": full(nr.threshold_int),
+    each = lambda k: full(nr.per_neuron(k).reshape(-1))  # noqa: E731  (per-neuron tables where the op has them)
+    return {"dash_syn": each("decay_syn"), "dash_mem": each("decay_mem"), "threshold": each("threshold_int"),
             "bias": full(bias.reshape(-1) if bias.size == n else bias.reshape(()))}
 
 
