@@ -39,6 +39,7 @@ from torch.nn.utils import skip_init
 from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedRecurrent, fold_rescale, to_fixed
 from hwsnn.fixed.arith import power_of_two_exponent
 from hwsnn.fixed.recurrent import finest_state_exponent
+from hwsnn.fixed.xylo_float import uses_two_synapses, xylo_core_from_float
 from hwsnn.functional import set_step_mode
 from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode
@@ -163,10 +164,17 @@ def convert(
     :math:`s = e_w + e_x - e_{out}` would leave the target's range: the synapse filter feeding it
     when :math:`s` is below the minimum (Loihi: -8, Xylo: 0), the neuron it feeds when :math:`s`
     is above the maximum; the twins report the exponents used.
+
+    A network with Xylo's synapse 2 (:class:`~hwsnn.layer.DualLinear`, :class:`~hwsnn.neuron.CubaLIF2Node`)
+    converts as a whole to ``Sequential(FixedXyloCore, *off-chip twins)``
+    (:func:`hwsnn.fixed.xylo_core_from_float`; ``reuse`` is not used); other targets refuse it.
     """
     from targets import load as load_target
 
     tg = load_target(target)
+    if isinstance(model, nn.Sequential) and uses_two_synapses(model):  # Xylo's synapse 2: the whole core at once
+        return xylo_core_from_float(model, tg, names=names, clip=clip, state_exponents=state_exponents,
+                                    input_exponent=input_exponent, seed=seed)
     exps = dict(state_exponents or {})
     for _ in range(8):
         try:

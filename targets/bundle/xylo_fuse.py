@@ -86,8 +86,12 @@ def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> 
         raise FuseError(f"target {target.name!r} has no Xylo core (limits.layout: {target.limits.layout})")
     if rule_problems(target):
         raise FuseError("; ".join(rule_problems(target)))
-    if len(ops) == 1 and ops[0].kind == "xylo_core":
-        return ops[0], ()
+    if ops and ops[0].kind == "xylo_core":  # a core already (an import, a two-synapse network), routing after it
+        for op in ops[1:]:
+            if op.kind not in OFF_CHIP:
+                raise FuseError(f"{op.name}: after the Xylo core only routing ops ({', '.join(OFF_CHIP)}) may follow; got "
+                                f"{op.kind!r}")
+        return ops[0], tuple(ops[1:])
     for op in ops:  # the most common reason first
         if _neuron(op).kind in ("lif", "if"):
             _check_neuron(op, False)
