@@ -11,8 +11,9 @@ Accepted float network (``nn.Sequential``, input: event counts, exponent 0)::
 
     proj_0 -> hidden_0 -> [proj_k -> hidden_k]* -> Linear -> CubaLIFNode (readout) -> [VotingLayer | Flatten | Dropout]*
 
-with ``proj``: :class:`~hwsnn.layer.DualLinear` (feeding a ``CubaLIF2Node``) or a one-synapse
-``nn.Linear`` (feeding a ``CubaLIFNode``), no projection bias. Layout (as
+with ``proj``: :class:`~hwsnn.layer.DualLinear` (feeding a ``CubaLIF2Node``, or a
+:class:`~hwsnn.layer.DualRecurrentContainer` of one) or a one-synapse ``nn.Linear`` (feeding a
+``CubaLIFNode``, or a :class:`~hwsnn.layer.RecurrentContainer` of one), no projection bias. Layout (as
 :func:`targets.bundle.xylo_fuse.fuse_ops` lays out a layered one-synapse network):
 
 ===========================================  ==========================================================
@@ -21,6 +22,7 @@ float                                        ``xylo_core``
 ``proj_0.weight[s]`` ``[H0, Nin]``             ``w_in[:, :, s] = weight[s].T`` (a ``Linear``: ``s = 0``)
 hidden layer ``k``                           neurons ``blocks[k] .. blocks[k+1]-1``
 ``proj_k.weight[s]`` (``k >= 1``)              block ``w_rec[b_{k-1}.., b_k.., s]``
+recurrent ``rc.weight[s]`` of layer ``k``      diagonal block ``w_rec[b_k.., b_k.., s]``
 readout ``Linear`` + ``CubaLIFNode``         ``w_out = weight.T``; ``dash_syn_out``, ``dash_mem_out``, ``threshold_out``
 ``tau_syn``, ``tau_syn2``, ``tau_mem``       ``dash_syn``, ``dash_syn2``, ``dash_mem`` per neuron, :math:`k = \mathrm{round}(\log_2 \tau)`
 ===========================================  ==========================================================
@@ -32,12 +34,14 @@ Scales: each neuron layer's state exponent :math:`e_k` (from its threshold,
 projection share one exponent :math:`e_w` over both synapses (one shift per matrix), the finest
 grid holding :math:`\max |W|`; the shift is :math:`s = e_w - e_k` (the input and the spikes have
 exponent 0). A shift above the target's maximum coarsens the neuron (:math:`e_k = e_w - s_{max}`);
-one below the minimum coarsens the weights. All hidden -> hidden projections share
-``weight_shift_rec``: the largest of their shifts, each projection's weights quantized on
+one below the minimum coarsens the weights (a recurrent layer: the coarser of its two matrices
+decides). All hidden -> hidden matrices (later projections and recurrent ones) share
+``weight_shift_rec``: the largest of their shifts, each matrix quantized on
 :math:`e_k + s_{rec}` (never finer than its own grid, so nothing overflows).
 
 As on the chip (and as the layered one-synapse twins), every hidden -> hidden hop and the readout
-take one step; the float layers do not model that latency.
+take one step; the float feed-forward layers do not model that latency (the recurrent containers do:
+their feedback is last step's spikes, as on the chip).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from targets import Target
 from targets.bundle.xylo_fuse import FuseError
 
 from ..functional import set_step_mode
-from ..layer import DualLinear, Dropout, Dropout2d, Flatten, RecurrentContainer, VotingLayer
+from ..layer import DualLinear, DualRecurrentContainer, Dropout, Dropout2d, Flatten, RecurrentContainer, VotingLayer
 from ..neuron import CubaLIF2Node, CubaLIFNode
 from . import arith
 from .base import resolve_target
@@ -63,7 +67,7 @@ from .xylo_core import FixedXyloCore
 __all__ = ["TWO_SYNAPSE_LAYERS", "uses_two_synapses", "two_synapse_target_problem", "xylo_core_from_float"]
 
 #: float layers that feed or hold Xylo's second synaptic current
-TWO_SYNAPSE_LAYERS = (DualLinear, CubaLIF2Node)
+TWO_SYNAPSE_LAYERS = (DualLinear, CubaLIF2Node, DualRecurrentContainer)
 #: float layers that may follow the readout (they run off the chip)
 _OFF_CHIP = (VotingLayer, Flatten, Dropout, Dropout2d)
 
@@ -107,6 +111,13 @@ def _weights(proj: nn.Module) -> torch.Tensor:
     """``[S, out, in]`` float64 weights of a projection (``S`` = 2 for a DualLinear, else 1)."""
     w = proj.weight.detach().to(torch.float64)
     return w if isinstance(proj, DualLinear) else w.unsqueeze(0)
+
+
+def _cell(nrn: nn.Module) -> tuple[nn.Module, Optional[nn.Module]]:
+    """``(neuron, recurrent projection or None)`` of a hidden layer."""
+    if isinstance(nrn, (RecurrentContainer, DualRecurrentContainer)):
+        return nrn.sub_module, nrn.rc
+    return nrn, None
 
 
 class _Hidden:
@@ -163,18 +174,22 @@ def _parse(layers: list[nn.Module], names: list[str], tg: Target) -> tuple[list[
     last = len(pairs) - 1
     for k, (p, q) in enumerate(pairs):
         proj, nrn = layers[p], layers[q]
-        if isinstance(nrn, RecurrentContainer):
-            raise FuseError(f"{_label(names[q], nrn)}: recurrent populations are not supported in a two-synapse network yet "
-                            "(hidden layers: DualLinear + CubaLIF2Node or Linear + CubaLIFNode)")
+        cell, rc = _cell(nrn)
         if k == last:
             if not (isinstance(proj, nn.Linear) and not isinstance(proj, DualLinear) and type(nrn) is CubaLIFNode):
                 raise FuseError(f"{_label(names[p], proj)} -> {_label(names[q], nrn)}: the Xylo readout has one synaptic "
-                                "current: end the network with Linear + CubaLIFNode")
-        elif isinstance(proj, DualLinear) != isinstance(nrn, CubaLIF2Node) or not isinstance(nrn, (CubaLIFNode, CubaLIF2Node)):
+                                "current and no recurrence: end the network with Linear + CubaLIFNode")
+        elif (isinstance(proj, DualLinear) != isinstance(cell, CubaLIF2Node) or type(cell) not in (CubaLIFNode, CubaLIF2Node)
+              or isinstance(nrn, DualRecurrentContainer) != isinstance(cell, CubaLIF2Node) and rc is not None):
             raise FuseError(f"{_label(names[p], proj)} -> {_label(names[q], nrn)}: a hidden layer on the Xylo core is "
-                            "DualLinear + CubaLIF2Node (two synaptic currents) or Linear + CubaLIFNode (one)")
-        if getattr(proj, "bias", None) is not None and bool(torch.any(proj.bias != 0)):
-            raise FuseError(f"{_label(names[p], proj)}: a projection bias has no place on Xylo (bias=False)")
+                            "DualLinear + CubaLIF2Node (two synaptic currents; recurrent: DualRecurrentContainer) or "
+                            "Linear + CubaLIFNode (one; recurrent: RecurrentContainer)")
+        if rc is not None and rc.in_features != proj.out_features:
+            raise FuseError(f"{_label(names[q], nrn)}: {rc.in_features} recurrent features; {names[p]} feeds "
+                            f"{proj.out_features}")
+        for what, lin in ((names[p], proj), (f"{names[q]}.rc", rc)):
+            if getattr(lin, "bias", None) is not None and bool(torch.any(lin.bias != 0)):
+                raise FuseError(f"{what} ({type(lin).__name__}): a projection bias has no place on Xylo (bias=False)")
         if k and proj.in_features != layers[pairs[k - 1][0]].out_features:
             raise FuseError(f"{_label(names[p], proj)}: reads {proj.in_features} features; the layer before has "
                             f"{layers[pairs[k - 1][0]].out_features}")
@@ -223,28 +238,34 @@ def xylo_core_from_float(
     smin, smax = syn.weight_shift_min, syn.weight_shift_max
     wbits = tg.widths.weight
     nrns: list[_Hidden] = []
-    e_ws: list[int] = []
+    mats: list[tuple[str, torch.Tensor, int, bool]] = []  # (name, weights, neuron layer they feed, recurrent)
     for k, (p, q) in enumerate(pairs):
-        w = _weights(layers[p])
-        e_w = arith.power_of_two_exponent(float(w.abs().max()) if w.numel() else 0.0, wbits, syn.weight_step)
-        h = _Hidden(layers[q], names[q], tg, clip, exps.get(names[q]), k == len(pairs) - 1)
-        if e_w - h.e_in > smax:  # the neuron's grid is finer than the shift reaches: coarsen it
-            h = _Hidden(layers[q], names[q], tg, clip, e_w - smax - tg.neuron.input_shift, k == len(pairs) - 1)
+        cell, rc = _cell(layers[q])
+        mats.append((names[p], _weights(layers[p]), k, False))
+        if rc is not None:
+            mats.append((f"{names[q]}.rc", _weights(rc), k, True))
+        e_nat = max(arith.power_of_two_exponent(float(w.abs().max()) if w.numel() else 0.0, wbits, syn.weight_step)
+                    for _, w, j, _ in mats if j == k)
+        h = _Hidden(cell, names[q], tg, clip, exps.get(names[q]), k == len(pairs) - 1)
+        if e_nat - h.e_in > smax:  # the neuron's grid is finer than the shift reaches: coarsen it
+            h = _Hidden(cell, names[q], tg, clip, e_nat - smax - tg.neuron.input_shift, k == len(pairs) - 1)
         nrns.append(h)
-        e_ws.append(max(e_w, h.e_in + smin))
+    e_ws = [max(arith.power_of_two_exponent(float(w.abs().max()) if w.numel() else 0.0, wbits, syn.weight_step),
+                nrns[j].e_in + smin) for _, w, j, _ in mats]
     hidden = list(range(len(pairs) - 1))
-    rec = [k for k in hidden if k > 0]
-    shift_rec = max((e_ws[k] - nrns[k].e_in for k in rec), default=0)
-    for k in rec:  # one weight_shift_rec for every hidden -> hidden matrix
-        e_ws[k] = nrns[k].e_in + shift_rec
+    # every hidden -> hidden matrix (later projections, recurrent ones) shares weight_shift_rec: the largest
+    on_rec = [n for n, (_, _, j, recurrent) in enumerate(mats) if recurrent or 0 < j < len(pairs) - 1]
+    shift_rec = max((e_ws[n] - nrns[mats[n][2]].e_in for n in on_rec), default=0)
+    for n in on_rec:
+        e_ws[n] = nrns[mats[n][2]].e_in + shift_rec
     clipped: dict[str, int] = {}
-    ints = []
-    for k, (p, _) in enumerate(pairs):
-        q, n = arith.quantize(_weights(layers[p]), e_ws[k], wbits, layer=names[p], parameter="weight", target=tg.name,
-                              clip=clip, step=syn.weight_step)
-        ints.append(q)
+    ints: dict[str, torch.Tensor] = {}
+    for (nm, w, _, _), e_w in zip(mats, e_ws):
+        q, n = arith.quantize(w, e_w, wbits, layer=nm, parameter="weight", target=tg.name, clip=clip, step=syn.weight_step)
+        ints[nm] = q
         if n:
-            clipped[f"{names[p]}.weight"] = n
+            clipped[f"{nm}.weight"] = n
+    e_w_of = {nm: e for (nm, _, _, _), e in zip(mats, e_ws)}
     for h in nrns:
         clipped.update({f"{h.name}.{key}": v for key, v in h.clipped.items()})
     sizes = [int(layers[pairs[k][0]].out_features) for k in hidden]
@@ -253,11 +274,18 @@ def xylo_core_from_float(
         blocks.append(blocks[-1] + s)
     n_hid, nin = blocks[-1], int(layers[pairs[0][0]].in_features)
     w_in = torch.zeros(nin, sizes[0], 2, dtype=torch.int64)
-    w_in[:, :, :ints[0].shape[0]] = ints[0].permute(2, 1, 0)
+    first = ints[names[pairs[0][0]]]
+    w_in[:, :, :first.shape[0]] = first.permute(2, 1, 0)
     w_rec = torch.zeros(n_hid, n_hid, 2, dtype=torch.int64)
-    for k in rec:
-        w_rec[blocks[k - 1]:blocks[k], blocks[k]:blocks[k + 1], :ints[k].shape[0]] = ints[k].permute(2, 1, 0)
-    w_out = ints[-1][0].T.contiguous()
+    for k in hidden:
+        a, b = blocks[k], blocks[k + 1]
+        if k:
+            w = ints[names[pairs[k][0]]]
+            w_rec[blocks[k - 1]:a, a:b, :w.shape[0]] = w.permute(2, 1, 0)
+        w = ints.get(f"{names[pairs[k][1]]}.rc")
+        if w is not None:
+            w_rec[a:b, a:b, :w.shape[0]] = w.permute(2, 1, 0)
+    w_out = ints[names[pairs[-1][0]]][0].T.contiguous()
     per = lambda attr: torch.cat([torch.full((s,), int(getattr(nrns[k], attr)), dtype=torch.int64)  # noqa: E731
                                   for k, s in zip(hidden, sizes)])
     hid = {key: per(key) for key in ("dash_syn", "dash_syn2", "dash_mem", "threshold")}
@@ -266,7 +294,7 @@ def xylo_core_from_float(
     full = lambda v: torch.full((m,), int(v), dtype=torch.int64)  # noqa: E731
     out = {"dash_syn_out": full(ro.dash_syn), "dash_mem_out": full(ro.dash_mem), "threshold_out": full(ro.threshold),
            "bias_out": full(0)}
-    shifts = (e_ws[0] - nrns[0].e_in, shift_rec, e_ws[-1] - ro.e_in)
+    shifts = (e_w_of[names[pairs[0][0]]] - nrns[0].e_in, shift_rec, e_w_of[names[pairs[-1][0]]] - ro.e_in)
     core = FixedXyloCore(tg, w_in, w_rec, w_out, shifts, hid, out, blocks=blocks,
                          block_names=[nrns[k].name for k in hidden], state_exponents=[nrns[k].e for k in hidden],
                          readout_exponent=ro.e, clip_events=clip, name=name)

@@ -6,6 +6,7 @@ from .conv import Conv1d, Conv2d, Conv3d
 from .delay import Delay
 from .dense import Linear
 from .dual import DualLinear
+from .dual_recurrent import DualRecurrentContainer
 from .flatten import Flatten
 from .norm import BatchNorm1d, BatchNorm2d
 from .online_learning import GradwithTrace, OTTTSequential, ReplaceforGrad, SpikeTraceOp
@@ -21,6 +22,7 @@ __all__ = [
     "StepModeContainer",
     "DropConnectLinear",
     "DualLinear",
+    "DualRecurrentContainer",
     "Dropout",
     "Dropout2d",
     "Delay",
