@@ -342,3 +342,31 @@ def test_input_exponent_and_names_are_checked():
     assert twin[0].state_exponents[0] == -10
     with pytest.raises(ValueError, match="input events per step"):
         quant.convert(net, "xylo")[0](torch.full((2, 1, 16), 16))  # without clip, counts above 15 are refused
+
+
+def test_calibration_observes_both_currents_and_keeps_the_core_clear_of_saturation():
+    """quant.calibrate on a two-synapse network: the ranges it observes equal those of the float layers
+    run as they are (max |I_1|, |I_2| of the first layer); converted with them, the core's hidden states
+    do not saturate on that data, where the threshold-based default exponents do (a margin of 2: the chip
+    bursts up to 31 spikes where the float neuron fires one, so downstream currents run higher)."""
+    net = _net(8, recurrent=(True, False), vth=0.75)
+    names = ["fc0", "h0", "fc1", "h1", "fc", "out", "vote"]
+    x = _events(8, 40, batch=4, p=0.25, top=2)  # spikes (a drive far above threshold bursts on the chip)
+    cal = quant.calibrate(net, "xylo", x.float(), names=names, margin=2.0)
+    assert set(cal.state_exponents) == {"h0", "h1", "out"}
+    reset_net(net)
+    fc0, h0 = net[0], net[1]
+    fc0.step_mode = h0.step_mode = "s"
+    i_max = 0.0
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            h0(fc0(x[t].float()))
+            i_max = max(i_max, float(h0.sub_module.i.abs().max()), float(h0.sub_module.i2.abs().max()))
+    assert cal.observed["h0"]["i"] == pytest.approx(i_max, rel=1e-6)
+    set_step_mode(net, "m")
+    sat = {}
+    for which, exps in (("default", None), ("calibrated", cal.state_exponents)):
+        core = quant.convert(net, "xylo", names=names, clip=True, state_exponents=exps)[0]
+        core(x)
+        sat[which] = sum(core.saturations[k] for k in ("i", "i2", "v"))
+    assert sat["default"] > 0 and sat["calibrated"] == 0, sat
