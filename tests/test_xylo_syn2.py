@@ -370,3 +370,18 @@ def test_calibration_observes_both_currents_and_keeps_the_core_clear_of_saturati
         core(x)
         sat[which] = sum(core.saturations[k] for k in ("i", "i2", "v"))
     assert sat["default"] > 0 and sat["calibrated"] == 0, sat
+
+
+def test_fuse_ops_keeps_a_core_with_routing_after_it_and_refuses_anything_else():
+    import dataclasses
+
+    import targets
+    from targets.bundle.xylo_fuse import fuse_ops
+
+    twin = quant.convert(_net(9), "xylo")
+    ops = quant.network_spec(twin, input_kind="counts").ops
+    tg = targets.load("xylo")
+    core, off = fuse_ops(ops, tg)
+    assert core is ops[0] and [op.kind for op in off] == ["voting"]
+    with pytest.raises(FuseError, match=r"votinglayer6: after the Xylo core only routing ops .* got 'xylo_core'"):
+        fuse_ops([ops[0], dataclasses.replace(ops[0], name="votinglayer6")], tg)

@@ -76,7 +76,8 @@ def _per_neuron(op: OpSpec, n: int) -> dict[str, np.ndarray]:
 def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> tuple[XyloCore, tuple[OpSpec, ...]]:
     """``(core, off_chip)``: the layered ``ops`` (``dense(first) -> hidden -> [dense -> hidden]* ->
     dense -> cuba(readout)``, then routing ops) as one :class:`XyloCore` for ``target``, and the ops
-    after the readout (module docstring).
+    after the readout (module docstring). A ``xylo_core`` op already (an imported specification, a
+    two-synapse network converted by ``quant.convert``) followed by routing ops is returned as it is.
 
     :raises FuseError: an op the core cannot hold (LIF/IF neurons, projection biases or delays,
         latencies other than the chip's, different hidden weight shifts), named
