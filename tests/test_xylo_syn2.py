@@ -385,3 +385,18 @@ def test_fuse_ops_keeps_a_core_with_routing_after_it_and_refuses_anything_else()
     assert core is ops[0] and [op.kind for op in off] == ["voting"]
     with pytest.raises(FuseError, match=r"votinglayer6: after the Xylo core only routing ops .* got 'xylo_core'"):
         fuse_ops([ops[0], dataclasses.replace(ops[0], name="votinglayer6")], tg)
+
+
+def test_a_shift_beyond_the_chip_coarsens_the_neuron():
+    """A threshold far below the weights would need weight_shift_in = e_w - e > 15: the neuron's grid
+    is coarsened until the shift is the chip's largest (the weights keep their grid)."""
+    mods = list(_net(10))
+    import targets
+    from hwsnn.fixed.neuron import choose_state_exponent
+
+    mods[1] = neuron.CubaLIF2Node(2.0, 4.0, 2.0, v_threshold=2.0 ** -14)
+    default = choose_state_exponent(2.0 ** -14, targets.load("xylo"))
+    assert E_W - default > 15  # the case this test is about
+    core = quant.convert(torch.nn.Sequential(*mods), "xylo")[0]
+    assert core.weight_shifts[0] == 15 and core.state_exponents[0] == E_W - 15
+    assert int(core.w_in.abs().max()) == 127 and int(core.threshold[0]) == round(2.0 ** -14 * 2.0 ** -(E_W - 15))
