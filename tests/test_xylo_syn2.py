@@ -28,7 +28,7 @@ XYLOSIM_STATE = {"i": "Isyn", "i2": "Isyn2", "v": "Vmem", "spikes": "Spikes", "i
 
 
 # -- the float layers --------------------------------------------------------------------------------
-def _loop_cuba2(x: np.ndarray, ts1: float, ts2: float, tm: float, vth: float, v_reset):
+def _loop_cuba2(x: np.ndarray, ts1: float, ts2: float, tm: float, vth: float, v_reset, cap: int = 1):
     """An independent model: per step, per neuron, in float64 (module docstring of hwsnn.neuron.cuba2)."""
     T = x.shape[0]
     shape = x.shape[1:-1]
@@ -42,21 +42,26 @@ def _loop_cuba2(x: np.ndarray, ts1: float, ts2: float, tm: float, vth: float, v_
             i2[idx] = b - b / ts2
             vr = 0.0 if v_reset is None else v_reset
             h = v[idx] - (v[idx] - vr) / tm + i1[idx] + i2[idx]
-            s = 1.0 if h >= vth else 0.0
-            v[idx] = (h - s * vth) if v_reset is None else (vr if s else h)
+            s, rest = 0, h  # up to `cap` spikes, one threshold at a time (the chip's loop)
+            while rest >= vth and s < cap:
+                s, rest = s + 1, rest - vth
+            v[idx] = rest if v_reset is None else (vr if s else h)
             out["s"][(t,) + idx] = s
         out["i"][t], out["i2"][t], out["v"][t] = i1, i2, v
     return out
 
 
-@pytest.mark.parametrize("taus, v_reset", [((2.0, 8.0, 4.0), None), ((1.0, 3.0, 1.5), 0.2), ((16.0, 1.0, 1.0), None)])
-def test_cuba2_node_equals_a_plain_loop(taus, v_reset):
+@pytest.mark.parametrize("taus, v_reset, cap", [((2.0, 8.0, 4.0), None, 1), ((1.0, 3.0, 1.5), 0.2, 1),
+                                                ((16.0, 1.0, 1.0), None, 1), ((2.0, 4.0, 8.0), None, 31),
+                                                ((4.0, 2.0, 2.0), -0.1, 3)])
+def test_cuba2_node_equals_a_plain_loop(taus, v_reset, cap):
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(25, 3, 5, 2, generator=g, dtype=torch.float64) * 0.8
-    want = _loop_cuba2(x.numpy(), *taus, 0.7, v_reset)
-    node = neuron.CubaLIF2Node(*taus, v_threshold=0.7, v_reset=v_reset, step_mode="m", store_v_seq=True)
+    x = torch.randn(25, 3, 5, 2, generator=g, dtype=torch.float64) * (0.8 if cap == 1 else 2.5)
+    want = _loop_cuba2(x.numpy(), *taus, 0.7, v_reset, cap)
+    node = neuron.CubaLIF2Node(*taus, v_threshold=0.7, v_reset=v_reset, step_mode="m", store_v_seq=True, max_spikes=cap)
     s = node(x)
-    assert s.shape == (25, 3, 5) and 0 < int(s.sum()) < s.numel()
+    assert s.shape == (25, 3, 5) and 0 < int((s > 0).sum()) < s.numel()
+    assert (int(s.max()) > 2) == (cap > 1)  # the case exercises bursts where it allows them
     np.testing.assert_array_equal(s.numpy(), want["s"])
     np.testing.assert_allclose(node.v_seq.numpy(), want["v"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(node.i.numpy(), want["i"][-1], rtol=0, atol=1e-12)
@@ -85,6 +90,8 @@ def test_cuba2_node_refuses_bad_arguments_and_inputs():
         neuron.CubaLIF2Node()(torch.zeros(3, 4))
     with pytest.raises(TypeError, match="expects a tensor"):
         neuron.CubaLIF2Node()([1.0, 2.0])
+    with pytest.raises(ValueError, match="max_spikes must be an integer >= 1; got 0"):
+        neuron.CubaLIF2Node(max_spikes=0)
 
 
 def test_dual_linear_equals_one_linear_per_synapse():
@@ -116,7 +123,7 @@ def _grid_weights(g: torch.Generator, *shape: int, density: float = 0.5) -> torc
 
 
 def _net(seed: int, sizes=(20, 12), m: int = 6, vote: bool = True, dual=(True, True), vth: float = 0.25,
-         recurrent=(False, False)) -> torch.nn.Sequential:
+         recurrent=(False, False), max_spikes: int = 1) -> torch.nn.Sequential:
     """A float Xylo network: two-synapse hidden layers (``dual``) or one-synapse ones, recurrent where
     ``recurrent`` (DualRecurrentContainer / RecurrentContainer), a one-synapse CUBA readout, a vote;
     weights on the grid 2^-9, time constants powers of two."""
@@ -127,7 +134,7 @@ def _net(seed: int, sizes=(20, 12), m: int = 6, vote: bool = True, dual=(True, T
     for k, n in enumerate(sizes):
         if dual[k]:
             proj = layer.DualLinear(prev, n)
-            nrn = neuron.CubaLIF2Node(*taus[k % 3], v_threshold=vth + 0.05 * k)
+            nrn = neuron.CubaLIF2Node(*taus[k % 3], v_threshold=vth + 0.05 * k, max_spikes=max_spikes)
         else:
             proj = layer.Linear(prev, n, bias=False)
             nrn = neuron.CubaLIFNode(taus[k % 3][0], taus[k % 3][2], v_threshold=0.3, v_reset=None)
@@ -194,14 +201,14 @@ def test_layout_holds_both_synapse_planes_and_the_decays():
     assert torch.equal(fuse(twin)(x), twin(x))
 
 
-@pytest.mark.parametrize("recurrent", [(False, False), (True, True)])
-def test_twin_follows_the_float_network_within_the_integer_rounding(recurrent):
+@pytest.mark.parametrize("recurrent, max_spikes", [((False, False), 1), ((False, False), 31), ((True, True), 31)])
+def test_twin_follows_the_float_network_within_the_integer_rounding(recurrent, max_spikes):
     """Hidden states of the core (x 2^e) against the float layers stepped as the chip times them: the
     input projection in its own step, the next hidden layer one step later (recurrent feedback: last
     step's spikes in both worlds). With weights on the twin's
     grid and power-of-two time constants the only differences are the decays' roundings: a current
     within 2^k LSB, the membrane within 2^k_m (1 + 2^k_1 + 2^k_2) LSB, while the spikes agree."""
-    net = _net(5, sizes=(20, 12), dual=(True, True), vth=0.75, recurrent=recurrent)
+    net = _net(5, sizes=(20, 12), dual=(True, True), vth=0.75, recurrent=recurrent, max_spikes=max_spikes)
     # calibrated exponents: range +-32 for thresholds of 0.75-0.8 (the default keeps 2 bits above them)
     twin = quant.convert(net, "xylo", names=["fc0", "h0", "fc1", "h1", "fc", "out", "vote"],
                          state_exponents={"h0": -10, "h1": -10})
@@ -322,6 +329,7 @@ def test_a_layer_alone_has_no_twin_and_qat_refuses_naming_the_layer():
     (lambda mods: mods.__setitem__(5, layer.RecurrentContainer(neuron.CubaLIFNode(v_reset=None), 6)), r"the Xylo readout has one synaptic current and no recurrence"),
     (lambda mods: mods.__setitem__(6, layer.Flatten()) or mods.append(layer.Linear(3, 2)), r"\(Linear\): only projections and CUBA"),
     (lambda mods: mods.__setitem__(1, neuron.CubaLIF2Node(tau_syn2=2.0 ** 17)), r"h0: tau_syn2 = 131072.0 does not fit"),
+    (lambda mods: mods.__setitem__(1, neuron.CubaLIF2Node(max_spikes=5)), r"h0 \(CubaLIF2Node\): max_spikes 5; .* use max_spikes=31"),
 ])
 def test_layouts_the_core_cannot_hold_are_refused_naming_the_layer(edit, message):
     mods = list(_net(4))
@@ -347,12 +355,12 @@ def test_input_exponent_and_names_are_checked():
 def test_calibration_observes_both_currents_and_keeps_the_core_clear_of_saturation():
     """quant.calibrate on a two-synapse network: the ranges it observes equal those of the float layers
     run as they are (max |I_1|, |I_2| of the first layer); converted with them, the core's hidden states
-    do not saturate on that data, where the threshold-based default exponents do (a margin of 2: the chip
-    bursts up to 31 spikes where the float neuron fires one, so downstream currents run higher)."""
-    net = _net(8, recurrent=(True, False), vth=0.75)
+    do not saturate on that data, where the threshold-based default exponents do (the float neurons burst
+    as the chip does, max_spikes=31, so the currents downstream are the ones calibrated)."""
+    net = _net(8, recurrent=(True, False), vth=0.75, max_spikes=31)
     names = ["fc0", "h0", "fc1", "h1", "fc", "out", "vote"]
     x = _events(8, 40, batch=4, p=0.25, top=2)  # spikes (a drive far above threshold bursts on the chip)
-    cal = quant.calibrate(net, "xylo", x.float(), names=names, margin=2.0)
+    cal = quant.calibrate(net, "xylo", x.float(), names=names)
     assert set(cal.state_exponents) == {"h0", "h1", "out"}
     reset_net(net)
     fc0, h0 = net[0], net[1]

@@ -27,7 +27,9 @@ readout ``Linear`` + ``CubaLIFNode``         ``w_out = weight.T``; ``dash_syn_ou
 ``tau_syn``, ``tau_syn2``, ``tau_mem``       ``dash_syn``, ``dash_syn2``, ``dash_mem`` per neuron, :math:`k = \mathrm{round}(\log_2 \tau)`
 ===========================================  ==========================================================
 
-(a one-synapse hidden layer gets ``dash_syn2 = dash_syn``: nothing reaches its second current).
+(a one-synapse hidden layer gets ``dash_syn2 = dash_syn``: nothing reaches its second current). A
+``CubaLIF2Node`` has ``max_spikes`` 1 (binary: the chip may burst where it fires once) or the chip's
+31 (the same spike counts).
 
 Scales: each neuron layer's state exponent :math:`e_k` (from its threshold,
 :func:`~hwsnn.fixed.neuron.choose_state_exponent`, or ``state_exponents``); the weights of a
@@ -127,6 +129,10 @@ class _Hidden:
         self.layer, self.name = layer, name
         self.clipped: dict[str, int] = {}
         if isinstance(layer, CubaLIF2Node):
+            cap = tg.neuron.max_spikes_per_step
+            if layer.max_spikes not in (1, cap):
+                raise FuseError(f"{_label(name, layer)}: max_spikes {layer.max_spikes}; a hidden neuron of {tg.name} emits up "
+                                f"to {cap} spikes per step: use max_spikes={cap} (the chip's bursts) or 1 (binary)")
             kw, n = common_options(layer, tg, name, clip, {"state_exponent": e, "readout": readout})
             self.e, th = kw["state_exponent"], kw["threshold"]
             if kw["reset"] != "subtract":

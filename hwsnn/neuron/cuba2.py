@@ -10,8 +10,8 @@ currents decay; :math:`V_r = 0` for the soft reset ``v_reset=None``):
     I_1[t] &= \Bigl(1 - \tfrac{1}{\tau_{syn}}\Bigr)\bigl(I_1[t-1] + X_1[t]\bigr) \\
     I_2[t] &= \Bigl(1 - \tfrac{1}{\tau_{syn2}}\Bigr)\bigl(I_2[t-1] + X_2[t]\bigr) \\
     H[t] &= V[t-1] - \tfrac{1}{\tau_{mem}}\bigl(V[t-1] - V_r\bigr) + I_1[t] + I_2[t] \\
-    S[t] &= \Theta(H[t] - V_{th}) \\
-    V[t] &= H - S V_{th} \ \text{(soft)}, \quad V[t] = S V_r + (1 - S) H \ \text{(hard)}
+    S[t] &= \sum_{k=1}^{K} \Theta(H[t] - k V_{th}) = \min\bigl(\lfloor H[t] / V_{th} \rfloor, K\bigr)^{+} \\
+    V[t] &= H - S V_{th} \ \text{(soft)}, \quad V[t] = V_r \text{ if } S > 0 \text{ else } H \ \text{(hard)}
 
 The currents decay separately and are never reset by a spike; the membrane integrates their sum.
 :math:`\tau = 1` erases a current in the step its input arrives (Xylo's ``dash = 0``). On Xylo a
@@ -20,8 +20,11 @@ two convert exactly; the integer decay :math:`D(x, k)` rounds (``../shared/targe
 
 Unlike :class:`~hwsnn.neuron.CubaLIFNode` (Loihi's order: decay, then add), the input here decays in
 its own step, as on Xylo, so the float network and its Xylo twin agree up to the integer rounding.
-A Xylo hidden neuron may emit up to 31 spikes in one step when :math:`V` exceeds several thresholds;
-this float neuron emits one (the subtractive reset leaves the rest of the charge for the next step).
+:math:`K` = ``max_spikes``: 1 (the default) is SpikingJelly's binary spike; a Xylo hidden neuron
+emits up to :math:`K = 31` spikes in one step (``while V >= th and n < 31: n += 1; V -= th``), which
+``max_spikes=31`` reproduces: the spike count is then the sum of :math:`K` shifted Heaviside steps,
+each with the surrogate gradient. With ``max_spikes=1`` a neuron driven far above threshold fires once
+per step where the chip bursts, so what it feeds downstream differs from the chip's.
 
 Plain torch loop in both step modes: multi-step runs the single step over dim 0.
 """
@@ -33,6 +36,7 @@ from typing import Callable, Optional
 import torch
 
 from ..base import require_time_axis
+from ..functional import neuron as F
 from .nodes import BaseNode, Threshold, TimeConstant, check_tau, tau_for, tau_repr
 
 __all__ = ["CubaLIF2Node"]
@@ -55,6 +59,7 @@ class CubaLIF2Node(BaseNode):
     :param detach_reset: detach the spike used in the reset from the graph
     :param step_mode: ``'s'`` (input ``[N, ..., 2]``) or ``'m'`` (input ``[T, N, ..., 2]``)
     :param store_v_seq: in multi-step mode, keep the membrane after every step in ``self.v_seq``
+    :param max_spikes: :math:`K`, the most spikes one step emits (1: binary; 31: a Xylo hidden neuron)
 
     A time constant may also be a floating tensor of per-neuron values broadcastable to one step
     without the synapse axis (no integer twin). Memories: ``i`` and ``i2`` (the currents, start at 0)
@@ -72,14 +77,18 @@ class CubaLIF2Node(BaseNode):
         detach_reset: bool = False,
         step_mode: str = "s",
         store_v_seq: bool = False,
+        max_spikes: int = 1,
     ) -> None:
         owner = type(self).__name__
+        if isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 1:
+            raise ValueError(f"{owner}: max_spikes must be an integer >= 1; got {max_spikes!r}")
         taus = {pname: check_tau(pname, tau, owner, low=1.0, inclusive=True)
                 for pname, tau in (("tau_syn", tau_syn), ("tau_syn2", tau_syn2), ("tau_mem", tau_mem))}
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq, backend="torch")
         self.tau_syn = taus["tau_syn"]
         self.tau_syn2 = taus["tau_syn2"]
         self.tau_mem = taus["tau_mem"]
+        self.max_spikes = max_spikes
         self.register_memory("i", 0.0)
         self.register_memory("i2", 0.0)
 
@@ -94,6 +103,16 @@ class CubaLIF2Node(BaseNode):
         r""":math:`H = V - (V - V_r)/\tau_{mem} + x` where ``x`` is :math:`I_1[t] + I_2[t]`."""
         vr = 0.0 if self.v_reset is None else self.v_reset
         return v - (v - vr) / tau_for(self.tau_mem, x) + x
+
+    def step(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step ``(x, v) -> (spikes, v_next)``: charge, up to ``max_spikes`` spikes, reset."""
+        vth = self.threshold_for(x)
+        h = self.neuronal_charge(x, v)
+        first = F.fire(h, vth, self.spike_fn)
+        n = first
+        for k in range(2, self.max_spikes + 1):
+            n = n + F.fire(h, k * vth, self.spike_fn)
+        return n, F.reset(h, n if self.v_reset is None else first, vth, self.v_reset, self.detach_reset)
 
     def _fused_charge(self) -> Optional[dict]:
         return None  # no fused kernel: the reference loop runs
@@ -129,4 +148,4 @@ class CubaLIF2Node(BaseNode):
 
     def extra_repr(self) -> str:
         return (f"tau_syn={tau_repr(self.tau_syn)}, tau_syn2={tau_repr(self.tau_syn2)}, tau_mem={tau_repr(self.tau_mem)}, "
-                + super().extra_repr())
+                f"max_spikes={self.max_spikes}, " + super().extra_repr())
