@@ -59,11 +59,11 @@ from typing import Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from hwsnn.fixed.xylo_float import uses_two_synapses
 from hwsnn.functional import reset_net
 from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.layer.seq_to_ann import SeqToANN
 from hwsnn.neuron import BaseNode
-from hwsnn.fixed.xylo_float import uses_two_synapses
 from targets import Target
 from targets import load as load_target
 
