@@ -8,7 +8,9 @@ per layer, the largest magnitude each state reaches:
   (:class:`~hwsnn.layer.RecurrentContainer`): those of its neuron, whose input includes the
   fed-back :math:`W y_{t-1} + b` (its exponent is never finer than the recurrent weight shift
   reaches, :func:`hwsnn.fixed.recurrent.finest_state_exponent`);
-* synapse filters: the output :math:`\max|I|`.
+* synapse filters: the output :math:`\max|I|`;
+* two-synapse neurons (Xylo's synapse 2): :math:`\max|H|` and the larger current
+  (:mod:`quant.calibrate_syn2`).
 
 The state exponent is the smallest :math:`e` whose grid holds the range in the state's width:
 
@@ -47,6 +49,7 @@ from hwsnn.neuron import BaseNode, CubaLIFNode
 from targets import Target
 from targets import load as load_target
 
+from .calibrate_syn2 import TWO_SYNAPSE_NEURONS, two_synapse_cell, two_synapse_ranges
 from .convert import layer_names, quantized_weight
 from .prepare import quant_layer, weight_quantizer
 
@@ -182,7 +185,9 @@ def observe_ranges(model: nn.Sequential, batches: Iterable[torch.Tensor], *, max
                 if p is not None:
                     h = h.to(p.device)
                 for name, m in zip(names, layers):
-                    if isinstance(m, BaseNode):
+                    if isinstance(m, TWO_SYNAPSE_NEURONS):  # Xylo's synapse 2 (quant.calibrate_syn2)
+                        ranges, h = two_synapse_ranges(m, h, name)
+                    elif isinstance(m, BaseNode):
                         ranges, h = _neuron_ranges(m, h)
                     elif isinstance(m, RecurrentContainer):
                         ranges, h = _neuron_ranges(_recurrent_neuron(m, name), h, m)
@@ -233,7 +238,11 @@ def choose_exponents(model: nn.Sequential, target: Union[str, Target], observed:
                 cal.weight_exponents[name] = quantized_weight(q, tg)[1]
             continue
         cal.observed[name] = observed[name]
-        if isinstance(m, BaseNode):
+        if isinstance(m, TWO_SYNAPSE_NEURONS):
+            cell = two_synapse_cell(m, name)
+            cal.default_exponents[name] = choose_state_exponent(_threshold(cell), tg)
+            cal.state_exponents[name] = _exponent(cell, tg, observed[name], margin)
+        elif isinstance(m, BaseNode):
             cal.default_exponents[name] = choose_state_exponent(_threshold(m), tg)
             cal.state_exponents[name] = _exponent(m, tg, observed[name], margin)
         elif isinstance(m, RecurrentContainer):  # as its converter: no finer than the weight shift reaches

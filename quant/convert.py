@@ -39,6 +39,7 @@ from torch.nn.utils import skip_init
 from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedRecurrent, fold_rescale, to_fixed
 from hwsnn.fixed.arith import power_of_two_exponent
 from hwsnn.fixed.recurrent import finest_state_exponent
+from hwsnn.fixed.xylo_float import uses_two_synapses, xylo_core_from_float
 from hwsnn.functional import set_step_mode
 from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.neuron import BaseNode
@@ -169,10 +170,17 @@ def convert(
     gets one shift, ``weight_shift_rec`` (:mod:`quant.joint_shift`: neuron states coarsened first,
     weights only where forced); the result carries ``weight_shift_rec`` and ``conversion_notes``
     (``weight_shift_rec = s, limited by <layer>``), and the conversion table notes each layer.
+
+    A network with Xylo's synapse 2 (:class:`~hwsnn.layer.DualLinear`, :class:`~hwsnn.neuron.CubaLIF2Node`)
+    converts as a whole to ``Sequential(FixedXyloCore, *off-chip twins)``
+    (:func:`hwsnn.fixed.xylo_core_from_float`; ``reuse`` is not used); other targets refuse it.
     """
     from targets import load as load_target
 
     tg = load_target(target)
+    if isinstance(model, nn.Sequential) and uses_two_synapses(model):  # Xylo's synapse 2: the whole core at once
+        return xylo_core_from_float(model, tg, names=names, clip=clip, state_exponents=state_exponents,
+                                    input_exponent=input_exponent, seed=seed)
     exps = dict(state_exponents or {})
 
     def run(w_exps: dict) -> nn.Sequential:

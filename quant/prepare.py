@@ -59,6 +59,7 @@ from typing import Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from hwsnn.fixed.xylo_float import uses_two_synapses
 from hwsnn.functional import reset_net
 from hwsnn.layer import Dropout, Dropout2d, RecurrentContainer, SynapseFilter
 from hwsnn.layer.seq_to_ann import SeqToANN
@@ -308,6 +309,10 @@ def prepare(
         if mode != "m":
             raise ValueError(f"prepare: layer {i} ({type(m).__name__}) is in step_mode {mode!r}; QAT runs whole "
                              "sequences: call hwsnn.functional.set_step_mode(model, 'm') first")
+    two = [f"{nm} ({type(m).__name__})" for nm, m in zip(names, layers) if uses_two_synapses(m)]
+    if two:
+        raise ValueError(f"prepare: quantization-aware training of two-synapse layers (Xylo's synapse 2) is not supported: "
+                         f"{', '.join(two)}; train in float and convert with quant.convert(model, {tg.name!r})")
     quantizer = weight_quantizer(tg)
     new: list[nn.Module] = []
     for m in layers:

@@ -22,6 +22,7 @@ from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
 from .voting import FixedVotingLayer
 from .xylo_core import FixedXyloCore
+from .xylo_float import xylo_core_from_float
 from ..base import set_twin_converter
 
 set_twin_converter(to_fixed)  # layer.to_fixed(target, ...) on every float layer
@@ -53,4 +54,5 @@ __all__ = [
     "FixedMaxPool2d",
     "FixedFlatten",
     "FixedXyloCore",
+    "xylo_core_from_float",
 ]

@@ -5,6 +5,8 @@ from .dropout import DropConnectLinear, Dropout, Dropout2d
 from .conv import Conv1d, Conv2d, Conv3d
 from .delay import Delay
 from .dense import Linear
+from .dual import DualLinear
+from .dual_recurrent import DualRecurrentContainer
 from .flatten import Flatten
 from .norm import BatchNorm1d, BatchNorm2d
 from .online_learning import GradwithTrace, OTTTSequential, ReplaceforGrad, SpikeTraceOp
@@ -19,6 +21,8 @@ __all__ = [
     "SeqToANNContainer",
     "StepModeContainer",
     "DropConnectLinear",
+    "DualLinear",
+    "DualRecurrentContainer",
     "Dropout",
     "Dropout2d",
     "Delay",

@@ -1,6 +1,7 @@
 """Spiking neurons (float). Equations: :mod:`hwsnn.functional.neuron`."""
 
 from .cuba import CubaLIFNode
+from .cuba2 import CubaLIF2Node
 from .nodes import BaseNode, IFNode, LIFNode
 from .online import OTTTLIFNode
 from .simple import SimpleBaseNode, SimpleIFNode, SimpleLIFNode
@@ -10,6 +11,7 @@ __all__ = [
     "IFNode",
     "LIFNode",
     "CubaLIFNode",
+    "CubaLIF2Node",
     "OTTTLIFNode",
     "SimpleBaseNode",
     "SimpleIFNode",

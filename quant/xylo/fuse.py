@@ -27,7 +27,8 @@ def fuse(twin: nn.Module, name: str = "xylo_core", *, input_shape: Optional[Sequ
     """``Sequential(core, *off_chip)``: the layered Xylo twin network ``twin`` (``FixedLinear(first_layer)
     -> hidden -> [FixedLinear -> hidden]* -> FixedLinear -> readout FixedCubaLIFNode``, then routing
     twins such as voting; ``hidden``: ``FixedCubaLIFNode`` or a ``FixedRecurrent`` of one) as one
-    :class:`~hwsnn.fixed.FixedXyloCore`.
+    :class:`~hwsnn.fixed.FixedXyloCore`. A network that is a core already (a two-synapse network
+    converted by :func:`quant.convert`, then routing twins) comes back as it is.
 
     :raises FuseError: a layer the core cannot hold (LIF/IF neurons, projection biases, latencies
         other than the chip's, different hidden weight shifts), named

@@ -77,7 +77,8 @@ def _per_neuron(op: OpSpec, n: int) -> dict[str, np.ndarray]:
 def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> tuple[XyloCore, tuple[OpSpec, ...]]:
     """``(core, off_chip)``: the layered ``ops`` (``dense(first) -> hidden -> [dense -> hidden]* ->
     dense -> cuba(readout)``, then routing ops) as one :class:`XyloCore` for ``target``, and the ops
-    after the readout (module docstring).
+    after the readout (module docstring). A ``xylo_core`` op already (an imported specification, a
+    two-synapse network converted by ``quant.convert``) followed by routing ops is returned as it is.
 
     :raises FuseError: an op the core cannot hold (LIF/IF neurons, projection biases or delays,
         latencies other than the chip's, different hidden weight shifts), named
@@ -87,8 +88,12 @@ def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> 
         raise FuseError(f"target {target.name!r} has no Xylo core (limits.layout: {target.limits.layout})")
     if rule_problems(target):
         raise FuseError("; ".join(rule_problems(target)))
-    if len(ops) == 1 and ops[0].kind == "xylo_core":
-        return ops[0], ()
+    if ops and ops[0].kind == "xylo_core":  # a core already (an import, a two-synapse network), routing after it
+        for op in ops[1:]:
+            if op.kind not in OFF_CHIP:
+                raise FuseError(f"{op.name}: after the Xylo core only routing ops ({', '.join(OFF_CHIP)}) may follow; got "
+                                f"{op.kind!r}")
+        return ops[0], tuple(ops[1:])
     for op in ops:  # the most common reason first
         if _neuron(op).kind in ("lif", "if"):
             _check_neuron(op, False)
