@@ -17,7 +17,8 @@ from ..neuron import CubaLIFNode, IFNode, LIFNode
 from . import arith
 from .arith import FitError
 from .convert import register
-from .neuron import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedNeuron, choose_state_exponent, tau_to_decay
+from .decay import tau_to_decay
+from .neuron import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedNeuron, choose_state_exponent
 from .per_neuron import holds_per_neuron
 
 __all__ = ["if_to_fixed", "lif_to_fixed", "cuba_to_fixed", "scalar_tau", "neuron_taus", "common_options", "finish_twin"]

@@ -63,7 +63,7 @@ from . import arith
 from .base import resolve_target
 from .convert import register, to_fixed
 from .neuron_convert import common_options, cuba_to_fixed, scalar_tau
-from .neuron import tau_to_decay
+from .decay import tau_to_decay
 from .xylo_core import FixedXyloCore
 
 __all__ = ["TWO_SYNAPSE_LAYERS", "uses_two_synapses", "two_synapse_target_problem", "xylo_core_from_float"]

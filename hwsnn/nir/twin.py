@@ -30,7 +30,7 @@ from targets import bundle as fmt
 from .. import __version__
 from ..fixed import FixedLinear, FixedModule, FixedRecurrent
 from ..fixed.base import twin_from_spec
-from ..fixed.neuron import tau_of
+from ..fixed.decay import tau_of
 from ..functional import set_step_mode
 from .conventions import META_KEY, TABLES_KEY, NIRError, dump_meta, load_meta, require_nir
 from .chain import chain_graph
