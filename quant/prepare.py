@@ -67,6 +67,7 @@ from targets import Target
 from targets import load as load_target
 
 from .convert import convert, dequantize_output, layer_names
+from .qat_dense import straight_through_dense
 from .qat_fused import fused_enabled, fused_stateful
 
 with warnings.catch_warnings():  # brevitas warns about optional packages at import
@@ -233,6 +234,10 @@ class QATNetwork(nn.Sequential):
             if isinstance(m, _STATEFUL):
                 fused = fused_stateful(m, tw, h, h_int)  # one kernel + one straight-through node, or None
                 h, h_int = fused if fused is not None else _stepwise(m, tw, h, h_int, e_in)
+                continue
+            dense = straight_through_dense(m, tw, h, h_int, e_in)  # no float matmul, or None
+            if dense is not None:
+                h, h_int = dense
                 continue
             y_int = tw(h_int)
             if isinstance(m, (Dropout, Dropout2d)) and m.training:
