@@ -10,7 +10,7 @@ weights :math:`W` ``[M, K]``, weight shift :math:`s` and integer bias :math:`B`,
 in int64, with a device synchronisation per overflow check and several int64 passes. Where
 bounds known before the product prove that no overflow can happen and that every intermediate
 value is an integer the float type holds exactly, the same :math:`Y` comes out of one float
-matmul, a scaling by :math:`2^{s}` (floored for :math:`s < 0`) and one addition, with one
+matmul with the weights :math:`W\,2^{s}`, a floor for :math:`s < 0` and one addition, with one
 synchronisation (:math:`\max|X|`). The proof, for a float type with a :math:`p`-bit significand
 (:math:`p = 24` float32, :math:`p = 53` float64), which holds every integer of magnitude
 :math:`\le 2^{p}` exactly:
@@ -90,6 +90,16 @@ def _max_abs(x: torch.Tensor) -> int:
     return max(abs(int(lo)), abs(int(hi)))
 
 
+def _scaled_weight(prep: dict, tw: FixedLinear, dtype: torch.dtype) -> torch.Tensor:
+    r""":math:`W\,2^{s}` in ``dtype``: :math:`X (W 2^s)^T = A\,2^{s}` exactly under the bound :math:`R < 2^{p}`
+    (every product and partial sum is an integer multiple of :math:`2^{s}` below :math:`R\,2^{s}` in
+    magnitude, i.e. at most :math:`R < 2^{p}` units of :math:`2^{s}`, far from the exponent limits)."""
+    k = ("scaled", dtype)
+    if k not in prep:
+        prep[k] = tw.weight.to(dtype) * 2.0 ** tw.weight_shift
+    return prep[k]
+
+
 def float_sum_bound(x_max: int, w_max: int, fan_in: int, shift: int, b_max: int) -> tuple[int, int]:
     """``(R, Q)`` of the module docstring: the bound on the raw sum and on the shifted sum plus bias."""
     r = int(x_max) * int(w_max) * max(int(fan_in), 1)
@@ -136,13 +146,11 @@ def dense_sum_float(tw: FixedLinear, x_seq: object, dtype: torch.dtype,
     cd = _compute_dtype(max(q, r), x_seq.device)
     if cd is None:
         return None
-    w = _as(prep, tw, "weight", cd)
+    w = _scaled_weight(prep, tw, cd)  # W 2^s: the shift rides on the matmul (exact, see below)
     with torch.no_grad():
-        acc = torch.mm(x_seq.reshape(-1, k).to(cd), w.t())
-        if s > 0:
-            acc.mul_(2.0 ** s)
-        elif s < 0:
-            acc.mul_(2.0 ** s).floor_()
+        acc = torch.mm(x_seq.reshape(-1, k).to(cd), w.t())  # = A 2^s exactly
+        if s < 0:
+            acc.floor_()
         if tw.bias is not None:
             acc.add_(_as(prep, tw, "bias", cd))
         shape = (*x_seq.shape[:-1], tw.out_features)
