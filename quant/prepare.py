@@ -33,9 +33,14 @@ and, layer by layer,
 
 The stateful layers run fused where they can (:mod:`quant.qat_fused`): the twin's whole sequence
 in one integer kernel and the float layer's fused BPTT over the charges taken at the twin's states,
-which is the same construction (values identical, gradients equal to float rounding);
-``HWSNN_QAT_FUSED=0`` runs every step as written above. The twin is rebuilt after every
-optimizer step; the twins of layers whose settings did not change are reused.
+which is the same construction (values identical, gradients equal to float rounding). A dense
+layer (:mod:`quant.qat_dense`) hands on the twin's output, computed by one exact float matmul
+where bounds prove it exact (:mod:`hwsnn.fixed.dense_float`), through one straight-through node
+whose backward is the Brevitas layer's: the float product :math:`f` only fed the gradient, so it
+is not computed (values and gradients identical). ``HWSNN_QAT_FUSED=neurons`` keeps the fused
+neurons and runs the dense layers as written above; ``HWSNN_QAT_FUSED=0`` runs every step as
+written above. The twin is rebuilt after every optimizer step (the dense twins straight from
+Brevitas' integers); the twins of layers whose settings did not change are reused.
 
 So ``prepared(x)`` equals the dequantized output of ``quant.convert(prepared, target)(x_int)``
 bit for bit (tested for every layer kind and target); QAT optimises exactly what is exported.

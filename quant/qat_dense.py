@@ -97,7 +97,8 @@ def straight_through_dense(m: nn.Module, tw: nn.Module, h: object, h_int: object
     weight = getattr(qw, "value", None)
     if not isinstance(weight, torch.Tensor) or weight.dtype != h.dtype:
         return None
-    fast = dense_sum_float(tw, h_int, h.dtype, tw.output_exponent)
+    hooked = bool(tw._forward_hooks or tw._forward_pre_hooks)
+    fast = None if hooked else dense_sum_float(tw, h_int, h.dtype, tw.output_exponent)
     if fast is not None:
         y_int, value = fast
     else:

@@ -15,31 +15,32 @@ synchronisation (:math:`\max|X|`). The proof, for a float type with a :math:`p`-
 (:math:`p = 24` float32, :math:`p = 53` float64), which holds every integer of magnitude
 :math:`\le 2^{p}` exactly:
 
-* Let :math:`R = \max|X| \cdot \max|W| \cdot K`. Every product :math:`X_k W_{mk}` and every partial
-  sum of :math:`A_m = \sum_k W_{mk} X_k`, *in whatever order and blocking the BLAS adds them*, is
-  an integer of magnitude :math:`\le R`. With :math:`R < 2^{p}` each of them is therefore exactly
-  representable, so no addition (nor a fused multiply-add: one rounding of an exact result) ever
-  rounds, and the float result equals the integer :math:`A`.
+* Let :math:`R = \max|X| \cdot \max|W| \cdot K`. The product runs with the weights :math:`W\,2^{s}`
+  (:math:`|s| \le 64`). Every product :math:`X_k W_{mk} 2^{s}` and every partial sum of
+  :math:`A_m 2^{s} = \sum_k X_k W_{mk} 2^{s}`, *in whatever order and blocking the BLAS adds them*,
+  is an integer multiple of :math:`2^{s}` of magnitude at most :math:`R\,2^{s}`, i.e. at most
+  :math:`R` units of :math:`2^{s}`. With :math:`R < 2^{p}` each of them is exactly representable
+  (far inside the exponent range), so no addition (nor a fused multiply-add: one rounding of an
+  exact result) ever rounds, and the result is exactly :math:`A\,2^{s}`.
 * No overflow of the raw sum: :math:`-R \ge \mathrm{lo}` and :math:`R \le \mathrm{hi}` of the
   accumulator width, so :math:`\mathrm{ovf}(A) = A` and nothing is counted.
-* The shift: :math:`A\,2^{s}` is :math:`A` with its exponent moved (exact: :math:`|A| < 2^{p}`,
-  :math:`|s| \le 64`, far inside the exponent range); for :math:`s < 0` the floor of a float is a
-  float, so :math:`\lfloor A\,2^{s} \rfloor` is exact and equals the arithmetic right shift. Its
-  magnitude is at most :math:`S = R\,2^{s}` (:math:`s \ge 0`) or :math:`S = \lceil R\,2^{s} \rceil`
-  (:math:`s < 0`).
+* The shift: for :math:`s \ge 0`, :math:`A\,2^{s}` is the left shift; for :math:`s < 0` the floor
+  of a float is a float, so :math:`\lfloor A\,2^{s} \rfloor` is exact and equals the arithmetic
+  (floor) right shift. Its magnitude is at most :math:`S = R\,2^{s}` (:math:`s \ge 0`) or
+  :math:`S = \lceil R\,2^{s} \rceil` (:math:`s < 0`).
 * The bias: :math:`|\mathrm{shift}(A, s) + B| \le Q = S + \max|B|`; with :math:`Q < 2^{p}` the sum of
   two integers is an exactly representable integer, and with :math:`-Q \ge \mathrm{lo}`,
   :math:`Q \le \mathrm{hi}` the final :math:`\mathrm{ovf}` is the identity (nothing counted).
 
-The float type is float32 when :math:`Q < 2^{24}` on the CPU with ``torch.get_float32_matmul_precision()``
-``== "highest"`` (no reduced-precision matmul), else float64 when :math:`Q < 2^{53}`; otherwise, or
+The float type is float32 when :math:`\max(R, Q) < 2^{24}` on the CPU with ``torch.get_float32_matmul_precision()``
+``== "highest"`` (no reduced-precision matmul), else float64 below :math:`2^{53}`; otherwise, or
 when an overflow is possible, the function returns ``None`` and the twin's integer path runs
 (which also counts the saturations). ``-0.0`` never leaves: the value is computed as
 :math:`0 + 2^{e} Y`.
 
 The caller also gets :math:`Y\,2^{e}` in a float dtype (the dequantized output, ``exponent``
 :math:`e`): exact in the compute type (a power-of-two scaling of an integer below :math:`2^{p}`,
-exponents checked), then cast, which rounds as the cast of the float64 value
+:math:`-120 \le e \le 90`), then cast, which rounds as the cast of the float64 value
 :math:`Y\,2^{e}` does (:meth:`hwsnn.fixed.base.FixedModule.dequantize`'s rule).
 """
 
@@ -53,7 +54,6 @@ import torch
 from targets import Width
 
 from .dense import FixedLinear
-from .synaptic import max_abs
 
 __all__ = ["dense_sum_float", "float_sum_bound"]
 
@@ -67,7 +67,7 @@ def _prepared(tw: FixedLinear) -> dict:
     hit = _PREPARED.get(tw)
     if hit is not None and hit[0] == key:
         return hit[1]
-    prep = {"wmax": max_abs(tw.weight), "bmax": 0 if tw.bias is None else max_abs(tw.bias)}
+    prep = {"wmax": _max_abs(tw.weight), "bmax": 0 if tw.bias is None else _max_abs(tw.bias)}
     _PREPARED[tw] = (key, prep)
     return prep
 
@@ -139,6 +139,8 @@ def dense_sum_float(tw: FixedLinear, x_seq: object, dtype: torch.dtype,
         return None
     prep = _prepared(tw)
     k, s = tw.in_features, tw.weight_shift
+    if not -64 <= s <= 64:
+        return None
     r, q = float_sum_bound(_max_abs(x_seq), prep["wmax"], k, s, prep["bmax"])
     acc_width = tg.widths.accumulator
     if not _fits(q, acc_width) or (tg.synapse.sum_overflow == "raw_and_shifted" and not _fits(r, acc_width)):
