@@ -305,3 +305,24 @@ def test_brevitas_clipped_shortcut_counts_as_the_full_comparison():
     with torch.no_grad():
         lin.weight[3, 4] = -4.0  # beyond it
     assert brevitas_clipped(lin, QW(2.0 ** -5, 8)) == 1
+
+
+def test_input_check_refuses_off_grid_values_and_takes_large_counts(monkeypatch):
+    """The one-pass input check (frac) refuses what the float64 check refused; counts beyond int8/int16
+    keep their values (the dense sums then need float64: the fast path's second type)."""
+    net = _net("ideal", False, 3.0)
+    qat = quant.prepare(net, "ideal")
+    for bad in (0.5, -2.25, float("nan"), float("inf"), float("-inf")):
+        x = torch.zeros(3, 2, 40)
+        x[1, 0, 7] = bad
+        with pytest.raises(ValueError, match="input grid"):
+            qat(x)
+    g = torch.Generator().manual_seed(2)
+    for hi in (200, 40000, 2**23):  # int16, int32 inputs; sums beyond 2^24
+        x = torch.randint(-hi, hi, (4, 3, 40), generator=g).float()
+        outs = []
+        for mode in ("1", "neurons"):
+            monkeypatch.setenv("HWSNN_QAT_FUSED", mode)
+            q = quant.prepare(net, "ideal")
+            outs.append((q(x), q.last_integer_output))
+        assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1]), hi
