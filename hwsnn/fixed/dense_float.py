@@ -57,13 +57,14 @@ from .dense import FixedLinear
 
 __all__ = ["dense_sum_float", "float_sum_bound"]
 
-#: per twin: (weight id and version, bias id and version) -> (weights [M, K] per compute dtype, max|W|, bias per dtype, max|B|)
+#: per twin: (weight and bias id and version, weight shift) -> {max|W|, max|B|, W 2^s and B per compute dtype}
 _PREPARED: "weakref.WeakKeyDictionary[FixedLinear, tuple]" = weakref.WeakKeyDictionary()
 
 
 def _prepared(tw: FixedLinear) -> dict:
     """The twin's weights and bias as float tensors (per compute dtype, made on first use) and their bounds."""
-    key = (id(tw.weight), tw.weight._version, id(tw.bias), None if tw.bias is None else tw.bias._version)
+    key = (id(tw.weight), tw.weight._version, id(tw.bias), None if tw.bias is None else tw.bias._version,
+           tw.weight_shift)
     hit = _PREPARED.get(tw)
     if hit is not None and hit[0] == key:
         return hit[1]
