@@ -4,9 +4,17 @@ For each network, three training steps (forward, cross-entropy of the mean outpu
 backward, Adam step), timed alternating inside every repetition:
 
 * ``float``: the float network (hwsnn's fused float kernels);
-* ``qat``: ``quant.prepare(net, target)`` with the fused integer forward (:mod:`quant.qat_fused`);
-* ``qat-previous``: the same QAT network with ``HWSNN_QAT_FUSED=0`` (every stateful layer step by
-  step in eager torch, the path before issue 18).
+* ``qat``: ``quant.prepare(net, target)`` with the fused integer forward (:mod:`quant.qat_fused`) and
+  the dense fast path (:mod:`quant.qat_dense`: the twin's sum in one exact float matmul, no float
+  Brevitas matmul);
+* ``qat-neurons``: the same with ``HWSNN_QAT_FUSED=neurons``: fused neurons, dense layers as before
+  the dense fast path (the dense twin's int64 bookkeeping plus the Brevitas float layer);
+* ``qat-previous``: ``HWSNN_QAT_FUSED=0`` (every stateful layer step by step in eager torch, the
+  path before issue 18).
+
+The rows share what this work changed outside the switch (the twin rebuild from Brevitas'
+integers, the input check), so ``qat-neurons`` is faster than the code before it; the commit
+before the dense fast path is measured by checking it out (RESULTS.md).
 
 The QAT steps include what a QAT step costs besides the neurons: the twin rebuilt after each
 optimizer step (:func:`quant.convert`), Brevitas' weight quantizer, the dense twins. ``--profile``
@@ -71,13 +79,13 @@ def workloads(batch: int) -> list[tuple[str, str, nn.Module, torch.Tensor, torch
     return out
 
 
-def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fused: bool | None):
-    """One training step of ``model``; ``fused`` sets HWSNN_QAT_FUSED for the call (``None``: float)."""
+def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fused: str | None):
+    """One training step of ``model``; ``fused`` is HWSNN_QAT_FUSED for the call (``None``: float)."""
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
 
     def step() -> None:
         if fused is not None:
-            os.environ["HWSNN_QAT_FUSED"] = "1" if fused else "0"
+            os.environ["HWSNN_QAT_FUSED"] = fused
         reset_net(model)
         loss = F.cross_entropy(model(x).mean(0) * 5.0, y)
         opt.zero_grad(set_to_none=True)
@@ -115,10 +123,10 @@ def main() -> None:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            qat_new = quant.prepare(copy.deepcopy(net).train(), target)
-            qat_old = quant.prepare(copy.deepcopy(net).train(), target)
-        fns = {"float": step_fn(copy.deepcopy(net).train(), x, y, None), "qat": step_fn(qat_new, x, y, True),
-               "qat-previous": step_fn(qat_old, x, y, False)}
+            qats = {mode: quant.prepare(copy.deepcopy(net).train(), target) for mode in ("1", "neurons", "0")}
+        fns = {"float": step_fn(copy.deepcopy(net).train(), x, y, None), "qat": step_fn(qats["1"], x, y, "1"),
+               "qat-neurons": step_fn(qats["neurons"], x, y, "neurons"),
+               "qat-previous": step_fn(qats["0"], x, y, "0")}
         times = time_alternating(fns, args.reps, args.warmup, "cpu")
         os.environ.pop("HWSNN_QAT_FUSED", None)
         base = statistics.median(times["float"])
@@ -128,8 +136,8 @@ def main() -> None:
         for name, ts in times.items():
             med = statistics.median(ts)
             print(f"| {name} | {med * 1e3:.1f} | {min(ts) * 1e3:.1f} | {med / base:.2f}x |")
-        summary.append((title, statistics.median(times["qat"]) / base,
-                        statistics.median(times["qat-previous"]) / statistics.median(times["qat"])))
+        summary.append((title, statistics.median(times["qat"]) / base, min(times["qat"]) / min(times["float"]),
+                        statistics.median(times["qat-neurons"]) / base))
         if args.profile:
             import cProfile
             import pstats
@@ -142,10 +150,10 @@ def main() -> None:
             print(f"\nprofile of {args.reps} fused QAT steps (cumulative, top 25):\n```")
             pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
             print("```")
-    print("\n| network | QAT / float | previous QAT / QAT |")
-    print("|---|---:|---:|")
-    for title, r, s in summary:
-        print(f"| {title} | {r:.2f}x | {s:.2f}x |")
+    print("\n| network | QAT / float (medians) | QAT / float (minima) | qat-neurons / float (medians) |")
+    print("|---|---:|---:|---:|")
+    for title, r, r_min, s in summary:
+        print(f"| {title} | {r:.2f}x | {r_min:.2f}x | {s:.2f}x |")
     if args.compile_time:
         first, cached = compile_times()
         print(f"\nnumba integer kernels: first use {first:.1f} s (compile, empty cache), later processes {cached:.2f} s (cache)")

@@ -48,7 +48,7 @@ from targets import Target
 from .joint_shift import share_rec_shift
 
 __all__ = ["convert", "conversion_table", "format_conversion_table", "dequantize_output", "quantized_weight",
-           "layer_fingerprint"]
+           "quantized_integers", "layer_fingerprint"]
 
 _NEURON_TWINS = (FixedIFNode, FixedLIFNode, FixedCubaLIFNode, FixedRecurrent)
 _NEURONS = (BaseNode, RecurrentContainer)  # spiking layers: their input exponent is fixed first
@@ -79,6 +79,29 @@ def quantized_weight(m: nn.Module, target: Target, qw: object = None) -> Optiona
     if not hasattr(m, "quant_weight"):
         return None
     qw = m.quant_weight() if qw is None else qw
+    return qw.value.detach().to(torch.float64), _weight_exponent(m, target, qw)
+
+
+def quantized_integers(m: nn.Module, target: Target, qw: object) -> Optional[tuple[torch.Tensor, int]]:
+    r"""``(W, e)`` of a Brevitas linear layer: the twin's weight integers :math:`W = w_q\,2^{-e}` (int64)
+    straight from its quantized weight ``qw`` (``quant_weight()``), without the float64 round trip of
+    :func:`quantized_weight`; ``None`` where that is not exact (a zero point, a dtype other than
+    float32/64, more than 24-bit integers). Exact: :math:`w_q` is an integer times the power-of-two
+    scale, so the scaling by :math:`2^{-e}` only moves its exponent; the integers equal
+    ``round(quantized_weight(m)[0] * 2**-e)``."""
+    if not isinstance(m, nn.Linear) or not hasattr(m, "quant_weight"):
+        return None
+    value, zp = qw.value.detach(), getattr(qw, "zero_point", None)
+    if value.dtype not in (torch.float32, torch.float64) or target.widths.weight.bits > 24:
+        return None
+    if not isinstance(zp, torch.Tensor) or zp.numel() != 1 or float(zp) != 0.0:
+        return None
+    e = _weight_exponent(m, target, qw)
+    return torch.mul(value, 2.0 ** (-e)).to(torch.int64), e
+
+
+def _weight_exponent(m: nn.Module, target: Target, qw: object) -> int:
+    """The exponent of the twin's weight integers (:func:`quantized_weight`)."""
     scale = qw.scale.detach()
     if scale.numel() != 1:
         raise ValueError(f"{type(m).__name__}: per-channel weight scales have no chip equivalent (one weight "
@@ -87,7 +110,7 @@ def quantized_weight(m: nn.Module, target: Target, qw: object = None) -> Optiona
     if e_scale != round(e_scale):
         raise ValueError(f"{type(m).__name__}: weight scale {float(scale)} is not a power of two")
     j = int(target.synapse.weight_step).bit_length() - 1
-    return qw.value.detach().to(torch.float64), int(e_scale) - j
+    return int(e_scale) - j
 
 
 def brevitas_clipped(m: nn.Module, qw: object = None) -> int:
@@ -95,7 +118,12 @@ def brevitas_clipped(m: nn.Module, qw: object = None) -> int:
     the largest integer: Brevitas scales by :math:`\max|w| / 2^{b-1}` and clamps to :math:`2^{b-1}-1`)."""
     qw = m.quant_weight() if qw is None else qw
     hi = 2.0 ** (float(qw.bit_width) - 1) - 1
-    return int((m.weight.detach().abs() / qw.scale.detach() > hi + 0.5).sum())
+    w, scale = m.weight.detach(), qw.scale.detach()
+    if w.numel():  # none when the largest |w| is not (dividing by a positive scale keeps the order)
+        lo_w, hi_w = torch.aminmax(w)
+        if not bool(torch.maximum(-lo_w, hi_w) / scale > hi + 0.5):
+            return 0
+    return int((w.abs() / scale > hi + 0.5).sum())
 
 
 def _plain_copy(m: nn.Module, weight: torch.Tensor) -> nn.Module:
@@ -287,9 +315,12 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
             e_out = _input_exponent(twins[j]) if j is not None and isinstance(layers[j], _NEURONS) else None
             layer, e_w = m, None
             qw = m.quant_weight() if hasattr(m, "quant_weight") else None  # once: Brevitas' quantizer is slow
-            quantized = quantized_weight(m, tg, qw)
+            direct = quantized_integers(m, tg, qw) if qw is not None and fold_p is None else None
+            quantized = quantized_weight(m, tg, qw) if direct is None else None
             if quantized is not None:  # Brevitas: its grid and exponent as they are
                 layer, e_w = _plain_copy(m, quantized[0]), quantized[1]
+            elif direct is not None:  # the same integers, without the float64 copy
+                e_w = direct[1]
             if fold_p is not None:
                 layer = copy.deepcopy(layer) if layer is m else layer  # (a plain copy is ours already)
                 with torch.no_grad():
@@ -314,8 +345,9 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
                     raise _Coarsen(names[j], _input_exponent(twins[j]) - tg.neuron.input_shift + excess)
             source = None
             twins[i] = to_fixed(layer, tg, name=names[i], clip=clip, input_exponent=e_x, output_exponent=e_out,
-                                first_layer=first_synaptic, weight_exponent=e_w)
-            if quantized is not None:
+                                first_layer=first_synaptic, weight_exponent=e_w,
+                                **({} if direct is None else {"weight_int": direct[0]}))
+            if quantized is not None or direct is not None:
                 twins[i].count_clipped("weight", brevitas_clipped(m, qw))
             if below:
                 twins[i].conversion_note = f"weights coarsened by {below} bit(s): the shift was below the minimum"

@@ -33,9 +33,14 @@ and, layer by layer,
 
 The stateful layers run fused where they can (:mod:`quant.qat_fused`): the twin's whole sequence
 in one integer kernel and the float layer's fused BPTT over the charges taken at the twin's states,
-which is the same construction (values identical, gradients equal to float rounding);
-``HWSNN_QAT_FUSED=0`` runs every step as written above. The twin is rebuilt after every
-optimizer step; the twins of layers whose settings did not change are reused.
+which is the same construction (values identical, gradients equal to float rounding). A dense
+layer (:mod:`quant.qat_dense`) hands on the twin's output, computed by one exact float matmul
+where bounds prove it exact (:mod:`hwsnn.fixed.dense_float`), through one straight-through node
+whose backward is the Brevitas layer's: the float product :math:`f` only fed the gradient, so it
+is not computed (values and gradients identical). ``HWSNN_QAT_FUSED=neurons`` keeps the fused
+neurons and runs the dense layers as written above; ``HWSNN_QAT_FUSED=0`` runs every step as
+written above. The twin is rebuilt after every optimizer step (the dense twins straight from
+Brevitas' integers); the twins of layers whose settings did not change are reused.
 
 So ``prepared(x)`` equals the dequantized output of ``quant.convert(prepared, target)(x_int)``
 bit for bit (tested for every layer kind and target); QAT optimises exactly what is exported.
@@ -68,6 +73,7 @@ from targets import Target
 from targets import load as load_target
 
 from .convert import convert, dequantize_output, layer_names
+from .qat_dense import straight_through_dense
 from .qat_fused import fused_enabled, fused_stateful
 
 with warnings.catch_warnings():  # brevitas warns about optional packages at import
@@ -212,13 +218,21 @@ class QATNetwork(nn.Sequential):
             raise TypeError(f"QATNetwork expects a tensor [T, N, ...]; got {type(x).__name__}")
         if x.dim() < 2:
             raise ValueError(f"QATNetwork expects a sequence [T, N, ...]; got shape {tuple(x.shape)}")
-        q = x.detach().to(torch.float64) * 2.0 ** (-self.input_exponent)
+        xd = x.detach()
+        if self.input_exponent == 0 and xd.is_floating_point():  # on the grid: finite and integral (frac = 0)
+            if x.numel() and int(torch.count_nonzero(torch.frac(xd))):
+                self._off_grid()
+            return xd.to(_compact_integer_dtype(xd))
+        q = xd.to(torch.float64) * 2.0 ** (-self.input_exponent)
         if not torch.isfinite(q).all() or not torch.equal(q, torch.round(q)):
-            raise ValueError(
-                f"QATNetwork: inputs must lie on the input grid 2^{self.input_exponent} (spikes/counts for "
-                "exponent 0); quantize them first (e.g. torch.round(x * 2**-e) * 2**e)"
-            )
+            self._off_grid()
         return q.to(torch.int64)
+
+    def _off_grid(self) -> None:
+        raise ValueError(
+            f"QATNetwork: inputs must lie on the input grid 2^{self.input_exponent} (spikes/counts for "
+            "exponent 0); quantize them first (e.g. torch.round(x * 2**-e) * 2**e)"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class docstring
         q = self._input_integers(x)
@@ -234,6 +248,10 @@ class QATNetwork(nn.Sequential):
             if isinstance(m, _STATEFUL):
                 fused = fused_stateful(m, tw, h, h_int)  # one kernel + one straight-through node, or None
                 h, h_int = fused if fused is not None else _stepwise(m, tw, h, h_int, e_in)
+                continue
+            dense = straight_through_dense(m, tw, h, h_int, e_in)  # no float matmul, or None
+            if dense is not None:
+                h, h_int = dense
                 continue
             y_int = tw(h_int)
             if isinstance(m, (Dropout, Dropout2d)) and m.training:
@@ -251,6 +269,19 @@ class QATNetwork(nn.Sequential):
 
     def extra_repr(self) -> str:
         return f"target={self.target.name}, input_exponent={self.input_exponent}, state_exponents={self.state_exponents}"
+
+
+def _compact_integer_dtype(x: torch.Tensor) -> torch.dtype:
+    """The smallest of int8/16/32/64 that holds the (integral) values of ``x`` (the twins take any integer dtype;
+    spikes as int8 are an eighth of the memory traffic of int64)."""
+    if x.numel() == 0:
+        return torch.int64
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    for dt in (torch.int8, torch.int16, torch.int32):
+        info = torch.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return dt
+    return torch.int64
 
 
 def _stepwise(m: nn.Module, tw: nn.Module, h: torch.Tensor, h_int, e_in: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,9 @@ Values are identical to the step-by-step path (the twin's), gradients equal to f
 :class:`~hwsnn.neuron.CubaLIFNode` (exactly these classes, built-in surrogate, scalar threshold) and
 :class:`~hwsnn.layer.SynapseFilter`, with their twins; tensor or :class:`~hwsnn.fixed.SynapticEvents`
 inputs. Everything else (recurrent populations, custom neurons or surrogates, no kernel available)
-returns ``None`` and runs step by step. ``HWSNN_QAT_FUSED=0`` forces the step-by-step path.
+returns ``None`` and runs step by step. ``HWSNN_QAT_FUSED=0`` forces the step-by-step path;
+``HWSNN_QAT_FUSED=neurons`` keeps this one and turns off only the dense fast path
+(:mod:`quant.qat_dense`).
 """
 
 from __future__ import annotations

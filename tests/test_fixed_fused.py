@@ -398,3 +398,26 @@ def test_triton_fixed_kernels_compile_for_cuda():
         pytest.skip("this Triton version has another ahead-of-time compile API: " + proc.stdout.strip()[:200])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert "AOT-OK" in proc.stdout
+
+
+def test_stored_states_of_if_lif_keep_the_constant_current_and_cuba_its_steps():
+    """The numba kernel stores no current rows for IF/LIF (they have none to change): the returned
+    ``i`` rows are the entering current, equal to what the kernel returns without storing; CUBA's
+    stored currents equal the step function's (and the last row the no-store result)."""
+    g = torch.Generator().manual_seed(4)
+    for make in (lambda: FixedLIFNode("generic_int8", 900, 2), lambda: FixedCubaLIFNode("generic_int8", 900, 2, 3)):
+        tw = make()
+        n = 3000
+        x = torch.randint(-50, 400, (7, n), generator=g)
+        rules = tw.kernel_rules()
+        i0 = torch.randint(-20, 20, (n,), generator=g)
+        v0 = torch.randint(-300, 300, (n,), generator=g)
+        bias = torch.zeros(n, dtype=torch.int64)
+        s1, v1, i1, c1 = BF.neuron_sequence(x, None, i0, v0, bias, rules, store=True, kind="numba")
+        s2, v2, i2, c2 = BF.neuron_sequence(x, None, i0, v0, bias, rules, store=False, kind="numba")
+        assert i1.shape == (7, n) and torch.equal(s1, s2) and torch.equal(v1[-1], v2[0]) and c1 == c2
+        assert torch.equal(i1[-1], i2[0])
+        if isinstance(tw, FixedCubaLIFNode):  # (a FixedLIFNode subclass)
+            assert not torch.equal(i1[0], i1[-1])  # the current moves
+        else:
+            assert torch.equal(i1, i0.expand(7, n))

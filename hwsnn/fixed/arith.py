@@ -178,6 +178,10 @@ def fit(
     hi = width.hi if hi is None else hi
     if step > 1:
         hi = hi - (hi % step)
+    if step == 1 and v.numel():  # one pass when everything fits (the common case)
+        lo_v, hi_v = (int(x) for x in torch.aminmax(v))
+        if lo_v >= lo and hi_v <= hi:
+            return v, 0
     bad = (v < lo) | (v > hi)
     if step > 1:
         bad = bad | (v % step != 0)

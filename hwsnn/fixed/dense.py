@@ -122,11 +122,12 @@ class FixedLinear(FixedSynapticLayer):
         self.out_features, self.in_features = self.weight.shape
         if self.bias is not None and tuple(self.bias.shape) != (self.out_features,):
             raise ValueError(f"{lname}: bias must have shape ({self.out_features},); got {tuple(self.bias.shape)}")
-        nz = self.weight != 0
-        # on a Xylo core the input and readout weights are dense tables: only hidden -> hidden
-        # projections use the fan-out memory (the core's fit check counts them per hidden neuron)
-        dense_table = tg.limits.layout == "xylo_core" and self.first_layer
-        check_fan(lname, tg, nz.sum(1), nz.sum(0)[:0] if dense_table else nz.sum(0))
+        if tg.limits.max_fan_in is not None or tg.limits.max_fan_out is not None:
+            nz = self.weight != 0
+            # on a Xylo core the input and readout weights are dense tables: only hidden -> hidden
+            # projections use the fan-out memory (the core's fit check counts them per hidden neuron)
+            dense_table = tg.limits.layout == "xylo_core" and self.first_layer
+            check_fan(lname, tg, nz.sum(1), nz.sum(0)[:0] if dense_table else nz.sum(0))
         self.register_buffer("delays", None)
         if delays is not None:
             self._set_delays(delays)
@@ -255,16 +256,20 @@ def linear_to_fixed(
     latency: Optional[int] = None,
     delays: Optional[torch.Tensor] = None,
     first_layer: bool = False,
+    weight_int: Optional[torch.Tensor] = None,
 ) -> FixedLinear:
     r"""Convert a float :class:`torch.nn.Linear` (or :class:`hwsnn.layer.Linear`) to :class:`FixedLinear`.
 
     :math:`W = \mathrm{round}(w\,2^{-e_w})` on the target's weight grid (``weight_exponent=None``:
     the smallest :math:`e_w` whose grid holds :math:`\max|w|`), :math:`B = \mathrm{round}(b\,2^{-e_{out}})`,
     :math:`s = e_w + e_x - e_{out}` (``output_exponent=None``: :math:`s = 0`); :math:`s` outside the
-    target's range raises :class:`~hwsnn.fixed.arith.FitError`.
+    target's range raises :class:`~hwsnn.fixed.arith.FitError`. ``weight_int``: the integers
+    :math:`W` when the caller has them already (exactly :math:`w\,2^{-e_w}`, with ``weight_exponent``;
+    a quantization-aware layer's quantized weights), used instead of quantizing ``layer.weight``.
     """
     lname = name or "Linear"
-    q = quantize_synaptic(layer, target, lname, clip, input_exponent, weight_exponent, output_exponent)
+    q = quantize_synaptic(layer, target, lname, clip, input_exponent, weight_exponent, output_exponent,
+                          weight_int=weight_int)
     twin = FixedLinear(
         q["weight"], target, q["bias"], q["shift"], latency=latency, delays=delays, first_layer=first_layer,
         name=lname, input_exponent=q["e_x"], weight_exponent=q["e_w"], clip=clip,

@@ -291,10 +291,17 @@ def quantize_synaptic(
     input_exponent: int,
     weight_exponent: Optional[int],
     output_exponent: Optional[int],
+    weight_int: Optional[torch.Tensor] = None,
 ) -> dict:
-    """Weights and bias of a float dense/conv layer as integers + the weight shift (shared by converters)."""
+    r"""Weights and bias of a float dense/conv layer as integers + the weight shift (shared by converters).
+
+    ``weight_int`` (with ``weight_exponent``): the weight integers already known (exactly
+    :math:`w\,2^{-e_w}`), taken as they are instead of quantizing ``layer.weight`` (the twin's
+    constructor checks and, with ``clip``, clips and counts them)."""
     tg = resolve_target(target)
     syn = tg.synapse
+    if weight_int is not None and weight_exponent is None:
+        raise ValueError(f"{lname}: weight_int needs its weight_exponent")
     w = layer.weight.detach()
     if weight_exponent is None:
         max_abs = float(w.abs().max()) if w.numel() else 0.0
@@ -307,8 +314,11 @@ def quantize_synaptic(
             lname, "weight shift (weight exponent + input exponent - output exponent)", s,
             f"allowed [{syn.weight_shift_min}, {syn.weight_shift_max}] (e_w={e_w}, e_x={e_x}, e_out={e_out})", tg.name,
         )
-    wq, n_w = arith.quantize(w, e_w, tg.widths.weight, layer=lname, parameter="weight", target=tg.name,
-                             clip=clip, step=syn.weight_step)
+    if weight_int is not None:
+        wq, n_w = arith.require_integer(weight_int, f"{lname} weight_int"), 0
+    else:
+        wq, n_w = arith.quantize(w, e_w, tg.widths.weight, layer=lname, parameter="weight", target=tg.name,
+                                 clip=clip, step=syn.weight_step)
     bias = getattr(layer, "bias", None)
     bq, n_b = None, 0
     if bias is not None:
