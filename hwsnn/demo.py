@@ -2,7 +2,9 @@ r"""The float stage of the main job on the embedded default task: handwritten di
 
 * :func:`default_network`: a chip-ready multi-step network (dense → LIF → dropout → dense →
   CUBA LIF → synapse filter → delay → voting) whose neurons use the reset kind the target allows,
-  so that :func:`quant.convert` maps it onto ``generic_int8``, ``xylo``, ``loihi`` and ``ideal``.
+  so that :func:`quant.convert` maps it onto ``generic_int8``, ``loihi`` and ``ideal``; on the Xylo
+  chips the network that fits them (:mod:`hwsnn.demo_xylo`: CUBA neurons, ten classes as codewords
+  over 8 readouts, :class:`~hwsnn.layer.OutputCode`).
 * :func:`train` / :func:`accuracy`: the float training loop and the held-out accuracy, for any
   module mapping spikes ``[T, N, C]`` to class outputs ``[T, N, classes]`` (the QAT stage reuses
   them on a quantization-aware model).
@@ -29,11 +31,12 @@ import torch.nn.functional as F
 
 from . import functional, layer, neuron
 from .data import digits_spikes
+from .demo_xylo import is_xylo, xylo_network
 
 if TYPE_CHECKING:
     from targets import Target
 
-__all__ = ["DemoConfig", "DemoResult", "accuracy", "default_network", "reset_kind", "run_float_demo", "train"]
+__all__ = ["DemoConfig", "DemoResult", "accuracy", "default_network", "reset_kind", "run_float_demo", "score_scale", "train"]
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,16 @@ def default_network(
     CUBA form), the reset the target allows (:func:`reset_kind`: subtractive where allowed, else
     to zero, as on Loihi), time constants that are powers of two (exact shift and mul12 decays),
     ``hidden`` ≤ 64 and ``classes·voting_size`` ≤ 64 (Xylo's fan-out of 64) and a power-of-two
-    ``voting_size`` (an exact integer vote). Xylo's readout has 8 neurons, fewer than the 40 used
-    here: the simulator's fit check reports it.
+    ``voting_size`` (an exact integer vote).
+
+    **Xylo targets** (``xylo``, ``xylo_audio3``, ``xylo_imu``: one population of CUBA neurons, 8
+    readouts on XyloAudio 2) get :func:`hwsnn.demo_xylo.xylo_network` instead: CUBA hidden neurons
+    and ten classes as codewords over 8 readouts, decoded off the chip by nearest codeword
+    (:class:`~hwsnn.layer.OutputCode`); there ``hidden``, ``channels``, ``classes`` and ``dropout``
+    apply, the other arguments belong to the voting network.
     """
+    if is_xylo(target):
+        return xylo_network(channels=channels, classes=classes, hidden=hidden, dropout=dropout)
     v_reset = reset_kind(target)
     net = nn.Sequential(
         layer.Linear(channels, hidden, bias=False),
@@ -164,6 +174,14 @@ def _scores(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net(x).mean(0)
 
 
+def score_scale(net: nn.Module) -> float:
+    r"""What the loss divides the mean output by: the codeword weight :math:`w` when the network ends
+    with an :class:`~hwsnn.layer.OutputCode` (its per-step scores lie in :math:`[-(M - w), w]`; divided,
+    a class whose codeword fires fully scores 1, as a full vote does), else 1."""
+    last = list(net)[-1] if isinstance(net, nn.Sequential) and len(net) else None
+    return float(last.weight) if isinstance(last, layer.OutputCode) else 1.0
+
+
 def train(
     net: nn.Module,
     x: torch.Tensor,
@@ -181,7 +199,8 @@ def train(
     r"""Train ``net`` on spikes ``x`` ``[T, N, C]`` and labels ``y`` ``[N]``; returns the last batch's loss.
 
     Adam (learning rate ``lr``) on the parameters with ``requires_grad``; loss: the cross-entropy of
-    ``gain`` × the mean output over time (module docstring); :func:`hwsnn.functional.reset_net`
+    ``gain`` × the mean output over time (module docstring; divided by :func:`score_scale`, the codeword
+    weight of an output code); :func:`hwsnn.functional.reset_net`
     after every batch. Deterministic for a ``seed``: ``torch.manual_seed(seed)`` (initial dropout
     masks, surrogate noise if any) and the batch order from a :class:`torch.Generator` seeded with
     ``seed``. Works for any module mapping ``[T, N, C]`` to ``[T, N, classes]`` whose memories
@@ -203,6 +222,7 @@ def train(
         raise ValueError(f"train: epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
     if x.dim() < 3 or x.shape[1] != y.shape[0]:
         raise ValueError(f"train: x must be [T, N, ...] with N = len(y); got {tuple(x.shape)} and {tuple(y.shape)}")
+    gain = gain / score_scale(net)
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         raise ValueError("train: the network has no parameter with requires_grad")

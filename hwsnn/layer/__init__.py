@@ -7,6 +7,7 @@ from .delay import Delay
 from .dense import Linear
 from .flatten import Flatten
 from .norm import BatchNorm1d, BatchNorm2d
+from .output_code import OutputCode
 from .online_learning import GradwithTrace, OTTTSequential, ReplaceforGrad, SpikeTraceOp
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .print_shape import PrintShapeModule
@@ -24,6 +25,7 @@ __all__ = [
     "Delay",
     "PrintShapeModule",
     "VotingLayer",
+    "OutputCode",
     "GradwithTrace",
     "OTTTSequential",
     "ReplaceforGrad",
