@@ -6,12 +6,13 @@ Ten digit classes on eight readouts: every class owns a **codeword** over the re
 class is the nearest codeword to the readout spike counts (:class:`~hwsnn.layer.OutputCode`, decoded
 off the chip)::
 
-    Linear(channels, hidden) → CubaLIFNode(tau_syn, tau_mem) → Dropout
+    [Linear(·, hidden) → CubaLIFNode(tau_syn, tau_mem)] × depth → Dropout
       → Linear(hidden, readouts) → CubaLIFNode(tau_syn_out, tau_mem_out) → OutputCode(classes, readouts)
 
 * no biases, no synapse filter, no delay (none on Xylo); soft (subtractive) reset, Xylo's;
 * time constants powers of two (exact :math:`2^k` decays: ``dash = k``);
 * ``hidden`` ≤ 64: the input channels' and hidden neurons' fan-out stays within XyloAudio 2's 64;
+  ``depth`` (3) layers of them: 192 hidden neurons of the chip's 1000 / 992 / 496;
 * the same 8-readout code on all three variants (XyloIMU has 16 readouts, XyloAudio 3 32: the
   network fits them as it is). With the default codebook (10 words of weight 4, pairwise Hamming
   distance 4) one wrong readout still decodes to the right class.
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["is_xylo", "xylo_network", "XYLO_DEFAULTS"]
 
 #: the measured settings (benchmarks/bench_accuracy.py; docs/xylo.md)
-XYLO_DEFAULTS = dict(hidden=64, readouts=8, tau_syn=2.0, tau_mem=2.0, tau_syn_out=2.0, tau_mem_out=2.0, dropout=0.1)
+XYLO_DEFAULTS = dict(hidden=64, depth=3, readouts=8, tau_syn=2.0, tau_mem=2.0, tau_syn_out=2.0, tau_mem_out=2.0,
+                     dropout=0.25)
 
 
 def is_xylo(target: Union[str, "Target"]) -> bool:
@@ -47,6 +49,7 @@ def xylo_network(
     channels: int = 16,
     classes: int = 10,
     hidden: int = XYLO_DEFAULTS["hidden"],
+    depth: int = XYLO_DEFAULTS["depth"],
     readouts: int = XYLO_DEFAULTS["readouts"],
     tau_syn: float = XYLO_DEFAULTS["tau_syn"],
     tau_mem: float = XYLO_DEFAULTS["tau_mem"],
@@ -58,16 +61,25 @@ def xylo_network(
     ``[T, N, classes]`` out (the per-step scores :math:`(2C - 1)\,s` of the readout spikes :math:`s`;
     the class is the argmax of their sum over time = the nearest codeword to the readout counts).
 
-    On Xylo the current takes the input before it decays, so the chip's current is the float one times
-    :math:`1 - 1/\tau_{syn}` (the twin's ``current_gain``); QAT trains through the chip's arithmetic.
+    ``depth`` hidden CUBA layers of ``hidden`` neurons each; on the chip they are blocks of the one
+    hidden population (``w_rec``), each hop one step late, as the twins compute it. On Xylo the
+    current takes the input before it decays (gain :math:`1 - 1/\tau_{syn}`): the converter folds
+    that into the weights (:mod:`hwsnn.fixed.current_gain`), so the twin follows the float network.
     """
-    net = nn.Sequential(
-        layer.Linear(channels, hidden, bias=False),
-        neuron.CubaLIFNode(tau_syn=tau_syn, tau_mem=tau_mem, v_reset=None, detach_reset=True),
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"xylo_network: depth must be an int >= 1; got {depth!r}")
+    mods: list[nn.Module] = []
+    width = channels
+    for _ in range(depth):
+        mods += [layer.Linear(width, hidden, bias=False),
+                 neuron.CubaLIFNode(tau_syn=tau_syn, tau_mem=tau_mem, v_reset=None, detach_reset=True)]
+        width = hidden
+    mods += [
         layer.Dropout(dropout),
         layer.Linear(hidden, readouts, bias=False),
         neuron.CubaLIFNode(tau_syn=tau_syn_out, tau_mem=tau_mem_out, v_reset=None, detach_reset=True),
         layer.OutputCode(classes, readouts),
-    )
+    ]
+    net = nn.Sequential(*mods)
     functional.set_step_mode(net, "m")
     return net
