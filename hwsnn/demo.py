@@ -36,7 +36,8 @@ from .demo_xylo import is_xylo, xylo_network
 if TYPE_CHECKING:
     from targets import Target
 
-__all__ = ["DemoConfig", "DemoResult", "accuracy", "default_network", "reset_kind", "run_float_demo", "default_gain", "train", "VOTE_GAIN", "CODE_GAIN"]
+__all__ = ["DemoConfig", "DemoResult", "accuracy", "default_network", "reset_kind", "run_float_demo", "default_gain",
+           "train", "VOTE_GAIN", "CODE_GAIN"]
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,8 @@ def layer_nodes(m: nn.Module, name: str, shape: tuple[int, ...], dt: float) -> O
         return {name: nir.Linear(weight=w, metadata={META_KEY: dump_meta({"layer": "VotingLayer", "voting_size": v})})}, []
     if isinstance(m, layer.OutputCode):
         if len(shape) != 1 or int(shape[-1]) != m.readouts:
-            raise NIRError(f"layer {name!r} (OutputCode): input {list(shape)}; NIR's Linear needs one axis of {m.readouts}", name)
+            raise NIRError(f"layer {name!r} (OutputCode): input {list(shape)}; NIR's Linear needs one axis of "
+                           f"{m.readouts}", name)
         meta = {"layer": "OutputCode", "classes": m.classes, "readouts": m.readouts}
         return {name: nir.Linear(weight=m.signs().detach().cpu().numpy().astype(np.float64),
                                  metadata={META_KEY: dump_meta(meta)})}, []
