@@ -26,11 +26,16 @@ __all__ = ["input_gain", "fold_input_gain"]
 
 
 def input_gain(twin: nn.Module) -> Optional[Union[float, torch.Tensor]]:
-    r""":math:`g = 1 - 1/\tau_{syn}` of a CUBA neuron twin (or a recurrent population of one) on an
-    ``add_then_decay`` target, per neuron when its decay is a tensor; ``None`` where the twin's
-    current takes its input after the decay (the float form) or the twin is no CUBA neuron. ``g``
-    of 0 (:math:`\tau_{syn} = 1`: the chip erases the input) is ``None`` too: nothing to fold."""
-    nrn = twin.neuron if isinstance(twin, FixedRecurrent) else twin
+    r""":math:`g = 1 - 1/\tau_{syn}` of a CUBA neuron twin on an ``add_then_decay`` target, per neuron
+    when its decay is a tensor; ``None`` where the twin's current takes its input after the decay
+    (the float form) or the twin is no plain CUBA neuron layer. A recurrent population
+    (:class:`~hwsnn.fixed.FixedRecurrent`) is ``None`` too: its fed-back weights would need the same
+    fold as its input weights, which its converter does not do yet, and folding one of the two would
+    change their balance. ``g`` of 0 (:math:`\tau_{syn} = 1`: the chip erases the input) is ``None``:
+    nothing to fold."""
+    if isinstance(twin, FixedRecurrent):
+        return None
+    nrn = twin
     if not isinstance(nrn, FixedCubaLIFNode) or nrn.target.decay.current_order != "add_then_decay":
         return None
     k = nrn.decay_syn
