@@ -37,10 +37,11 @@ from _common import machine  # noqa: E402
 GOALS = {"generic_int8": 1.0, "xylo": 2.0, "xylo_audio3": 2.0, "xylo_imu": 2.0}
 
 
-def one_row(target: str, seed: int, mode: str, qat_epochs, threads: int) -> str:
-    """One table row: the main job for ``target`` and ``seed`` (``mode`` QAT, or PTQ with 0 QAT epochs)."""
+def one_row(target: str, seed: int, mode: str, qat_epochs, threads: int, qat: dict) -> str:
+    """One table row: the main job for ``target`` and ``seed`` (``mode`` QAT, or PTQ with 0 QAT epochs);
+    ``qat``: TrainingSpec overrides of the QAT stage (``qat_epochs``, ``qat_lr``)."""
     torch.set_num_threads(threads)
-    training = TrainingSpec() if qat_epochs is None else TrainingSpec(qat_epochs=qat_epochs)
+    training = TrainingSpec(**qat) if qat_epochs is None else TrainingSpec(qat_epochs=qat_epochs)
     with tempfile.TemporaryDirectory() as tmp:
         config = RunConfig(seed=seed, target=target, out=tmp, training=training)
         t0 = time.perf_counter()
@@ -63,21 +64,26 @@ def main() -> None:
     ap.add_argument("--no-ptq", action="store_true", help="skip the post-training-quantization baseline")
     ap.add_argument("--jobs", type=int, default=1,
                     help="rows run at once in worker processes of one torch thread each (timings then share the cores)")
+    ap.add_argument("--qat-epochs", type=int, default=None, help="QAT epochs (default: the run file's, 3)")
+    ap.add_argument("--qat-lr", type=float, default=None, help="QAT learning rate (default: the run file's, 1e-4)")
     args = ap.parse_args()
+    qat = {k: v for k, v in (("qat_epochs", args.qat_epochs), ("qat_lr", args.qat_lr)) if v is not None}
     print(machine())
+    if qat:
+        print(f"QAT settings: {qat}")
     print("| target | seed | mode | float % | QAT % | sim % | sim − float (pt) | goal | bit-exact | fits | float s | QAT s | sim+report s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [(target, seed, mode, qat_epochs) for target in args.targets for seed in args.seeds
             for mode, qat_epochs in [("QAT", None)] + ([] if args.no_ptq else [("PTQ", 0)])]
     if args.jobs <= 1:
         for row in rows:
-            print(one_row(*row, threads=2), flush=True)
+            print(one_row(*row, threads=2, qat=qat), flush=True)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-        for line in pool.map(one_row, *zip(*rows), [1] * len(rows)):  # in table order
+        for line in pool.map(one_row, *zip(*rows), [1] * len(rows), [qat] * len(rows)):  # in table order
             print(line, flush=True)
 
 
