@@ -2,7 +2,9 @@ r"""The float stage of the main job on the embedded default task: handwritten di
 
 * :func:`default_network`: a chip-ready multi-step network (dense → LIF → dropout → dense →
   CUBA LIF → synapse filter → delay → voting) whose neurons use the reset kind the target allows,
-  so that :func:`quant.convert` maps it onto ``generic_int8``, ``xylo``, ``loihi`` and ``ideal``.
+  so that :func:`quant.convert` maps it onto ``generic_int8``, ``loihi`` and ``ideal``; on the Xylo
+  chips the network that fits them (:mod:`hwsnn.demo_xylo`: CUBA neurons, ten classes as codewords
+  over 8 readouts, :class:`~hwsnn.layer.OutputCode`).
 * :func:`train` / :func:`accuracy`: the float training loop and the held-out accuracy, for any
   module mapping spikes ``[T, N, C]`` to class outputs ``[T, N, classes]`` (the QAT stage reuses
   them on a quantization-aware model).
@@ -29,11 +31,13 @@ import torch.nn.functional as F
 
 from . import functional, layer, neuron
 from .data import digits_spikes
+from .demo_xylo import is_xylo, xylo_network
 
 if TYPE_CHECKING:
     from targets import Target
 
-__all__ = ["DemoConfig", "DemoResult", "accuracy", "default_network", "reset_kind", "run_float_demo", "train"]
+__all__ = ["DemoConfig", "DemoResult", "accuracy", "default_network", "reset_kind", "run_float_demo", "default_gain",
+           "train", "VOTE_GAIN", "CODE_GAIN"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class DemoConfig:
     test_samples: Optional[int] = None
     batch_size: int = 32
     lr: float = 1e-2
-    gain: float = 5.0
+    gain: Optional[float] = None  # None: default_gain(net) (5; 2 for an output code)
     cosine: bool = True
     # encoding (hwsnn.data.digits_spikes)
     row_steps: int = 2
@@ -68,7 +72,7 @@ class DemoConfig:
     tau_syn: float = 8.0
     tau_readout: float = 4.0
     tau_output: float = 2.0
-    dropout: float = 0.1
+    dropout: Optional[float] = None  # None: the network's own (0.1; 0.25 on Xylo)
     delay: int = 0
 
     @property
@@ -119,7 +123,7 @@ def default_network(
     tau_syn: float = 8.0,
     tau_readout: float = 4.0,
     tau_output: float = 2.0,
-    dropout: float = 0.1,
+    dropout: Optional[float] = None,
     delay: int = 0,
 ) -> nn.Sequential:
     r"""The default network for ``target``: spikes ``[T, N, channels]`` in, voted class outputs
@@ -141,14 +145,23 @@ def default_network(
     CUBA form), the reset the target allows (:func:`reset_kind`: subtractive where allowed, else
     to zero, as on Loihi), time constants that are powers of two (exact shift and mul12 decays),
     ``hidden`` ≤ 64 and ``classes·voting_size`` ≤ 64 (Xylo's fan-out of 64) and a power-of-two
-    ``voting_size`` (an exact integer vote). Xylo's readout has 8 neurons, fewer than the 40 used
-    here: the simulator's fit check reports it.
+    ``voting_size`` (an exact integer vote).
+
+    **Xylo targets** (``xylo``, ``xylo_audio3``, ``xylo_imu``: one population of CUBA neurons, 8
+    readouts on XyloAudio 2) get :func:`hwsnn.demo_xylo.xylo_network` instead: CUBA hidden neurons
+    and ten classes as codewords over 8 readouts, decoded off the chip by nearest codeword
+    (:class:`~hwsnn.layer.OutputCode`); there ``hidden`` (per hidden layer), ``channels``, ``classes``
+    and ``dropout`` apply, the other arguments belong to the voting network. ``dropout=None``: 0.1,
+    on Xylo 0.25.
     """
+    if is_xylo(target):
+        return xylo_network(channels=channels, classes=classes, hidden=hidden,
+                            **({} if dropout is None else {"dropout": dropout}))
     v_reset = reset_kind(target)
     net = nn.Sequential(
         layer.Linear(channels, hidden, bias=False),
         neuron.LIFNode(tau=tau_hidden, decay_input=False, v_reset=v_reset, detach_reset=True),
-        layer.Dropout(dropout),
+        layer.Dropout(0.1 if dropout is None else dropout),
         layer.Linear(hidden, classes * voting_size, bias=False),
         neuron.CubaLIFNode(tau_syn=tau_syn, tau_mem=tau_readout, v_reset=v_reset, detach_reset=True),
         layer.SynapseFilter(tau=tau_output),
@@ -164,6 +177,20 @@ def _scores(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net(x).mean(0)
 
 
+#: the loss gain of a network whose class scores are votes or filtered spikes (per step in [0, 1])
+VOTE_GAIN = 5.0
+#: the loss gain of a network ending with an :class:`~hwsnn.layer.OutputCode` (per-step scores in
+#: [-(M - w), w], for the default code [-4, 4]); measured on the digits: 2 beats 1.25 and 3
+CODE_GAIN = 2.0
+
+
+def default_gain(net: nn.Module) -> float:
+    """The loss gain :func:`train` uses when none is given: :data:`CODE_GAIN` for a network ending
+    with an :class:`~hwsnn.layer.OutputCode`, else :data:`VOTE_GAIN`."""
+    last = list(net)[-1] if isinstance(net, nn.Sequential) and len(net) else None
+    return CODE_GAIN if isinstance(last, layer.OutputCode) else VOTE_GAIN
+
+
 def train(
     net: nn.Module,
     x: torch.Tensor,
@@ -173,7 +200,7 @@ def train(
     lr: float,
     batch_size: int,
     seed: int,
-    gain: float = 5.0,
+    gain: Optional[float] = None,
     cosine: bool = True,
     progress: bool = True,
     desc: str = "float training",
@@ -181,7 +208,8 @@ def train(
     r"""Train ``net`` on spikes ``x`` ``[T, N, C]`` and labels ``y`` ``[N]``; returns the last batch's loss.
 
     Adam (learning rate ``lr``) on the parameters with ``requires_grad``; loss: the cross-entropy of
-    ``gain`` × the mean output over time (module docstring); :func:`hwsnn.functional.reset_net`
+    ``gain`` × the mean output over time (module docstring; ``None``: :func:`default_gain`, 5 for votes,
+    2 for the scores of an output code); :func:`hwsnn.functional.reset_net`
     after every batch. Deterministic for a ``seed``: ``torch.manual_seed(seed)`` (initial dropout
     masks, surrogate noise if any) and the batch order from a :class:`torch.Generator` seeded with
     ``seed``. Works for any module mapping ``[T, N, C]`` to ``[T, N, classes]`` whose memories
@@ -203,6 +231,7 @@ def train(
         raise ValueError(f"train: epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
     if x.dim() < 3 or x.shape[1] != y.shape[0]:
         raise ValueError(f"train: x must be [T, N, ...] with N = len(y); got {tuple(x.shape)} and {tuple(y.shape)}")
+    gain = default_gain(net) if gain is None else float(gain)
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         raise ValueError("train: the network has no parameter with requires_grad")

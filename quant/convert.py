@@ -13,6 +13,9 @@ so that every layer hands the next one integers it can take:
   (:func:`hwsnn.fixed.fold_rescale`) when ``model`` is in training mode (masks active; in eval
   mode dropout is the identity in both worlds and nothing is folded), its mask seed is
   ``seed + layer index``; convert in the mode the twin will run in;
+* on a target whose CUBA current takes the input before it decays (Xylo), the weights feeding a
+  CUBA neuron are divided by :math:`g = 1 - 1/\tau_{syn}` (:mod:`hwsnn.fixed.current_gain`), so the
+  twin's current follows the float neuron's (exact for :math:`\tau_{syn} = 2`: exponent + 1);
 * every other layer keeps the exponent of what flows in (synapse filters: their own grid);
 * the first synaptic layer is the input projection (``first_layer``: Xylo's latency 0 and
   input-event cap), the last neuron layer is the readout.
@@ -38,6 +41,7 @@ from torch.nn.utils import skip_init
 
 from hwsnn.fixed import FixedCubaLIFNode, FixedIFNode, FixedLIFNode, FixedRecurrent, fold_rescale, to_fixed
 from hwsnn.fixed.arith import power_of_two_exponent
+from hwsnn.fixed.current_gain import fold_input_gain, input_gain
 from hwsnn.fixed.recurrent import finest_state_exponent
 from hwsnn.fixed.xylo_float import uses_two_synapses, xylo_core_from_float
 from hwsnn.functional import set_step_mode
@@ -326,6 +330,12 @@ def _convert(model: nn.Sequential, tg: Target, seed: int, clip: bool, input_expo
                 with torch.no_grad():
                     layer.weight.copy_(fold_rescale(layer.weight, fold_p))
                 fold_p, e_w = None, None
+            gain = input_gain(twins[j]) if e_out is not None else None
+            if gain is not None:  # the chip's current takes the input before it decays: W / g (hwsnn.fixed.current_gain)
+                layer = copy.deepcopy(layer) if layer is m else layer
+                with torch.no_grad():
+                    layer.weight.copy_(fold_input_gain(layer.weight, gain))
+                e_w = e_w + 1 if e_w is not None and not isinstance(gain, torch.Tensor) and gain == 0.5 else None
             if e_w is None:  # the smallest exponent whose grid holds max |w| (as the layer converter)
                 w = layer.weight.detach()
                 e_w = power_of_two_exponent(float(w.abs().max()) if w.numel() else 0.0, tg.widths.weight,

@@ -349,6 +349,8 @@ def summary_rows(result: JobResult) -> list[tuple[str, str]]:
          ("yes" if result.bit_exact else "NO, see the report")),
         ("bundle digest", result.digest or "n/a"),
     ]
+    if (rep.get("decoder") or {}).get("text"):  # the class read off the readouts (an output code), e.g. off the chip
+        rows.insert(4, ("decoder", rep["decoder"]["text"]))
     if result.training:
         t = result.training
         rows.insert(1, ("training", f"{t['device']}, world_size {t['world_size']} ({t['backend'] or 'one process'}), "

@@ -11,7 +11,8 @@ r"""Mapping of layers to cores, the fit check, and the cost model (cycles, laten
   so the synaptic layer feeding it uses the same blocks.
 * A ``synapse_filter`` or ``delay`` layer right after a neuron layer of the same size runs on that
   layer's cores (a per-neuron state); elsewhere it gets cores of its own, as a neuron layer.
-* ``dropout``, ``voting``, pooling and ``flatten`` are routing: no core, no cycles.
+* ``dropout``, ``voting``, the ``output_code`` decoder, pooling and ``flatten`` are routing: no core, no cycles
+  (they run off the chip).
 * Cores are numbered in layer order from 0.
 * On a Xylo target (``limits.layout: xylo_core``) the whole network runs on core 0: one op
   ``xylo_core`` (its :math:`N + M` neurons), or layered ops that
@@ -56,7 +57,7 @@ __all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check",
 NEURON_OPS = ("if", "lif", "cuba", "recurrent")
 SYNAPTIC_OPS = ("dense", "conv2d", "dropconnect")
 STATE_OPS = ("synapse_filter", "delay")
-ROUTING_OPS = ("dropout", "dropout2d", "voting", "avgpool2d", "maxpool2d", "flatten")
+ROUTING_OPS = ("dropout", "dropout2d", "voting", "output_code", "avgpool2d", "maxpool2d", "flatten")
 
 
 def _size(shape) -> int:
@@ -225,29 +226,37 @@ def _result(target: str, checks: list[dict], cores: int) -> dict:
     return dict(fits=not problems, checks=checks, problems=problems, warnings=warnings, cores_used=cores)
 
 
+def _with_off_chip(fit: dict, ops) -> dict:
+    """``fit`` with ``off_chip``: the ops after the readout, which the host runs (name, op; e.g. the
+    ``output_code`` decoder)."""
+    fit["off_chip"] = [{"layer": op.name, "op": op.kind} for op in ops]
+    return fit
+
+
 def _xylo_fit(export: Export, checks: list[dict], add, cores: int) -> dict:
     """The fit on a Xylo target: one ``xylo_core`` op (routing ops after it run off the chip), checked by
     :func:`~targets.bundle.xylo_core.fit_checks`; layered ops are checked as the core
-    :func:`~targets.bundle.xylo_fuse.fuse_ops` lays them out, or refused with the reason."""
+    :func:`~targets.bundle.xylo_fuse.fuse_ops` lays them out, or refused with the reason. A fitting
+    network's result lists the ops after the readout in ``off_chip`` (they run on the host)."""
     tg = export.target
     ops = list(export.ops)
     core = [op for op in ops if op.kind == "xylo_core"]
     if len(core) == 1 and ops[0] is core[0] and all(op.kind in ROUTING_OPS for op in ops[1:]):
         checks.extend(xylo_fit_checks(core[0], tg))
-        return _result(tg.name, checks, cores)
+        return _with_off_chip(_result(tg.name, checks, cores), ops[1:])
     if core:
         add("one xylo_core op first", "(network)", len(core), None, False,
             f"a Xylo chip holds one xylo_core op (then routing only); the export has {[op.kind for op in ops]}")
         return _result(tg.name, checks, cores)
     try:
-        fused, _ = fuse_ops(ops, tg)
+        fused, off = fuse_ops(ops, tg)
     except FuseError as err:
         add("mapped onto the Xylo core", "(network)", 0, None, False,
             f"{tg.name} runs the whole network as one Xylo core (one hidden population, one weight shift per "
             f"matrix); this network cannot be laid out as one: {err}")
     else:  # the layered ops are the core's blocks, step for step (targets.bundle.xylo_fuse)
         checks.extend(xylo_fit_checks(fused, tg))
-        return _result(tg.name, checks, cores)
+        return _with_off_chip(_result(tg.name, checks, cores), off)
     hidden = readout = 0
     for op in ops:
         nrn = op.neuron if op.kind == "recurrent" else op

@@ -73,6 +73,21 @@ def xylo_core_net() -> torch.nn.Sequential:
     return torch.nn.Sequential(random_core(4, "syns61201", n=24, m=5, low_threshold=True))
 
 
+def xylo_code_net() -> torch.nn.Sequential:
+    """A layered Xylo network with an inactive dropout inside the core and the output-code decoder after the
+    readout (op output_code: 10 classes on the 8 readouts)."""
+    from hwsnn.fixed import FixedDropout, FixedOutputCode
+    from targets.bundle import default_codebook
+
+    net = xylo_net(2)
+    tg = net[0].target
+    layers = list(net)
+    net = torch.nn.Sequential(*layers[:2], FixedDropout(0.25, 11, tg, name="drop"), *layers[2:],
+                              FixedOutputCode(default_codebook(10, 8), tg, name="code"))
+    set_step_mode(net, "m")
+    return net.eval()
+
+
 #: name -> (builder, export keyword arguments, one sample's input shape, input kind)
 NETS = {
     "mlp_loihi": (lambda: mlp("loihi", 0, "cuba"), {}, (12,), "spikes"),
@@ -84,6 +99,7 @@ NETS = {
     "xylo_recurrent": (lambda: recurrent_net("xylo", 1), {"input_kind": "counts"}, (8,), "counts"),
     "xylo": (lambda: xylo_net(0), {"input_kind": "counts"}, (16,), "counts"),
     "xylo_core": (xylo_core_net, {"input_kind": "counts"}, (16,), "counts"),
+    "xylo_code": (xylo_code_net, {"input_kind": "counts"}, (16,), "counts"),
 }
 
 

@@ -267,7 +267,8 @@ def test_unsafe_yaml_tags_are_refused(tmp_path):
 
 def test_layer_types_are_a_fixed_whitelist():
     assert set(LAYER_TYPES) == {"Linear", "Conv2d", "AvgPool2d", "MaxPool2d", "Flatten", "SynapseFilter", "Delay", "Dropout",
-                                "Dropout2d", "VotingLayer", "IFNode", "LIFNode", "CubaLIFNode", "RecurrentContainer"}
+                                "Dropout2d", "VotingLayer", "OutputCode", "IFNode", "LIFNode", "CubaLIFNode",
+                                "RecurrentContainer"}
     for name in ("OTTTLIFNode", "PrintShapeModule", "os.system", "__import__", "torch.nn.Linear"):
         assert any(p.startswith(f"network[0].type: unknown layer {name!r}") for p in problems_of({"network": [{"type": name}]}))
 

@@ -121,12 +121,16 @@ def test_missing_scikit_learn_names_the_extra(monkeypatch):
 
 
 # -- the default network --------------------------------------------------------------------------
-@pytest.mark.parametrize("target", ["generic_int8", "xylo", "loihi", "ideal"])
+@pytest.mark.parametrize("target", ["generic_int8", "xylo", "xylo_audio3", "xylo_imu", "loihi", "ideal"])
 def test_default_network_converts_runs_and_simulates(target, tmp_path):
     torch.manual_seed(0)
     net = default_network(target, hidden=16)
     kinds = [type(m).__name__ for m in net]
-    assert {"Linear", "LIFNode", "SynapseFilter", "Delay", "Dropout", "VotingLayer"} <= set(kinds)
+    if target.startswith("xylo"):  # CUBA neurons only, ten classes as codewords over the 8 readouts
+        assert kinds[-1] == "OutputCode" and "LIFNode" not in kinds and "SynapseFilter" not in kinds
+        assert kinds.count("CubaLIFNode") >= 2 and net[-1].readouts == 8 and net[-1].classes == 10
+    else:
+        assert {"Linear", "LIFNode", "SynapseFilter", "Delay", "Dropout", "VotingLayer"} <= set(kinds)
     tg = targets.load(target)
     for m in net:
         if isinstance(m, neuron.BaseNode):

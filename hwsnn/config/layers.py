@@ -5,8 +5,9 @@ the torch base's signature), each value checked against the argument's annotatio
 tuples; ``surrogate_function`` names one of :data:`~.whitelists.SURROGATES`; a
 ``RecurrentContainer``'s ``sub_module`` is a nested neuron entry, checked the same way. A trial
 build on torch's ``meta`` device runs the constructor's own range checks. Along the chain, a
-``Linear``'s ``in_features`` must equal the previous ``out_features`` and a ``VotingLayer``'s
-``voting_size`` :math:`v` must divide the width :math:`w` (the width becomes :math:`w / v`).
+``Linear``'s ``in_features`` must equal the previous ``out_features``, a ``VotingLayer``'s
+``voting_size`` :math:`v` must divide the width :math:`w` (the width becomes :math:`w / v`) and an
+``OutputCode``'s ``readouts`` must equal it (the width becomes ``classes``).
 """
 
 from __future__ import annotations
@@ -225,6 +226,8 @@ def feature_flow(network: Sequence[LayerSpec]) -> tuple[Optional[int], Optional[
             width = spec.options.get("out_features")
         elif spec.type == "VotingLayer" and width is not None:
             width = width // spec.options.get("voting_size", 10)
+        elif spec.type == "OutputCode":
+            width = spec.options.get("classes")
         elif spec.type in ("Conv2d", "AvgPool2d", "MaxPool2d", "Flatten"):
             width = None
     return first, width
@@ -245,5 +248,10 @@ def check_chain(network: Sequence[LayerSpec], problems: list[str]) -> None:
                 if width % v:
                     problems.append(f"network[{i}].voting_size: {v} does not divide the {width} features out of {origin}")
                 width, origin = width // v, f"network[{i}]"
+        elif spec.type == "OutputCode":
+            m = o.get("readouts")
+            if width is not None and is_int(m) and m != width:
+                problems.append(f"network[{i}].readouts: {m} does not match the {width} features out of {origin}")
+            width, origin = (o.get("classes"), f"network[{i}]") if is_int(o.get("classes")) else (None, None)
         elif spec.type in ("Conv2d", "AvgPool2d", "MaxPool2d", "Flatten"):
             width = None

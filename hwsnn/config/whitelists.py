@@ -10,7 +10,7 @@ def _layer_types() -> dict[str, type]:
     from .. import layer, neuron
 
     names = ("Linear", "Conv2d", "AvgPool2d", "MaxPool2d", "Flatten", "SynapseFilter", "Delay", "Dropout", "Dropout2d",
-             "VotingLayer", "RecurrentContainer")
+             "VotingLayer", "OutputCode", "RecurrentContainer")
     table = {n: getattr(layer, n) for n in names}
     table.update({n: getattr(neuron, n) for n in ("IFNode", "LIFNode", "CubaLIFNode")})
     return dict(sorted(table.items()))

@@ -17,6 +17,7 @@ from .events import SynapticEvents, accumulate_events
 from .neuron import FixedCubaLIFNode, FixedIFNode, FixedLIFNode
 from . import neuron_convert  # noqa: F401  (registers the neuron converters)
 from .flatten import FixedFlatten
+from .output_code import FixedOutputCode
 from .pool import FixedAvgPool2d, FixedMaxPool2d
 from .recurrent import FixedRecurrent
 from .synapse import FixedSynapseFilter
@@ -50,6 +51,7 @@ __all__ = [
     "fold_rescale",
     "FixedDelay",
     "FixedVotingLayer",
+    "FixedOutputCode",
     "FixedAvgPool2d",
     "FixedMaxPool2d",
     "FixedFlatten",

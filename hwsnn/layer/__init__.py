@@ -9,6 +9,7 @@ from .dual import DualLinear
 from .dual_recurrent import DualRecurrentContainer
 from .flatten import Flatten
 from .norm import BatchNorm1d, BatchNorm2d
+from .output_code import OutputCode
 from .online_learning import GradwithTrace, OTTTSequential, ReplaceforGrad, SpikeTraceOp
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .print_shape import PrintShapeModule
@@ -28,6 +29,7 @@ __all__ = [
     "Delay",
     "PrintShapeModule",
     "VotingLayer",
+    "OutputCode",
     "GradwithTrace",
     "OTTTSequential",
     "ReplaceforGrad",

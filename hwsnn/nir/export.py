@@ -6,6 +6,7 @@ inverse of :mod:`hwsnn.nir.nodes`, in the form snnTorch and SpikingJelly write a
 * ``Linear`` -> ``Linear`` / ``Affine``; ``Conv1d``/``Conv2d`` -> their nodes (a missing bias as
   zeros); ``AvgPool2d`` -> ``AvgPool2d`` (``divisor_override=1``: ``SumPool2d``); ``Flatten``;
   ``Delay(d)`` -> ``Delay`` of ``d * dt``; ``VotingLayer(v)`` -> the ``Linear`` of the group means;
+  ``OutputCode`` -> the ``Linear`` of its score matrix :math:`2C - 1` (entries +1/-1);
 * ``LIFNode(tau)`` -> ``LIF`` with ``tau * dt``, ``r = tau`` (``decay_input=True``: ``r = 1``),
   ``v_leak = v_reset``; ``CubaLIFNode`` -> ``CubaLIF`` with ``r = tau_mem``, ``w_in = tau_syn``;
   ``IFNode`` -> ``IF`` with ``r = 1/dt``; a soft reset writes ``v_reset = 0`` (what NIR >= 1.0.6
@@ -158,6 +159,13 @@ def layer_nodes(m: nn.Module, name: str, shape: tuple[int, ...], dt: float) -> O
             raise NIRError(f"layer {name!r} (VotingLayer): input {list(shape)}; NIR's Linear needs one axis divisible by {v}", name)
         w = np.kron(np.eye(f // v), np.full((1, v), 1.0 / v))
         return {name: nir.Linear(weight=w, metadata={META_KEY: dump_meta({"layer": "VotingLayer", "voting_size": v})})}, []
+    if isinstance(m, layer.OutputCode):
+        if len(shape) != 1 or int(shape[-1]) != m.readouts:
+            raise NIRError(f"layer {name!r} (OutputCode): input {list(shape)}; NIR's Linear needs one axis of "
+                           f"{m.readouts}", name)
+        meta = {"layer": "OutputCode", "classes": m.classes, "readouts": m.readouts}
+        return {name: nir.Linear(weight=m.signs().detach().cpu().numpy().astype(np.float64),
+                                 metadata={META_KEY: dump_meta(meta)})}, []
     if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
         return {name: _weight_node(m, shape, name)}, []
     if isinstance(m, Scale):
@@ -181,7 +189,7 @@ def layer_nodes(m: nn.Module, name: str, shape: tuple[int, ...], dt: float) -> O
     if isinstance(m, layer.Delay):
         return {name: nir.Delay(delay=np.full(shape, m.delay_steps * dt))}, []
     raise NIRError(f"layer {name!r} ({type(m).__name__}) has no NIR node; exported: Linear, Conv1d, Conv2d, AvgPool2d, "
-                   "Flatten, Delay, VotingLayer, IFNode, LIFNode, CubaLIFNode, RecurrentContainer, eval-mode Dropout "
+                   "Flatten, Delay, VotingLayer, OutputCode, IFNode, LIFNode, CubaLIFNode, RecurrentContainer, eval-mode Dropout "
                    "and the modules of hwsnn.nir", name)
 
 

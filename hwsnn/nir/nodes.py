@@ -7,7 +7,7 @@ weights before it by :func:`hwsnn.nir.import_from_nir` with ``fold=True``).
 ===================  ==============================================================================
 NIR node             hwsnn
 ===================  ==============================================================================
-Affine / Linear      ``layer.Linear`` (bias / no bias); hwsnn's ``VotingLayer`` where its metadata says so
+Affine / Linear      ``layer.Linear`` (bias / no bias); hwsnn's ``VotingLayer`` or ``OutputCode`` where its metadata says so
 Scale                :class:`~hwsnn.nir.modules.Scale`
 Conv1d / Conv2d      ``layer.Conv1d`` / ``layer.Conv2d`` (an all-zero bias: ``bias=False``)
 Flatten              ``layer.Flatten`` (NIR counts dimensions without the batch)
@@ -31,6 +31,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import torch.nn as nn
+
+from targets.bundle import SpecError
 
 from .. import layer, neuron
 from .conventions import RESETS, SNAP_RTOL, NIRError, Source, load_meta, snap
@@ -261,6 +263,14 @@ def _weights(node: Any, name: str, ctx: Context) -> list:
                 raise NIRError(f"node {name!r} ({t}): hwsnn's metadata calls it a VotingLayer({v}) but its weights "
                                "are not the group means", name)
             return [layer.VotingLayer(v)]
+        if meta and meta.get("layer") == "OutputCode":
+            if t != "Linear" or not np.isin(w, (-1.0, 1.0)).all():
+                raise NIRError(f"node {name!r} ({t}): hwsnn's metadata calls it an OutputCode but its weights are not "
+                               "a Linear of +1/-1 entries", name)
+            try:
+                return [layer.OutputCode(w.shape[0], w.shape[1], codebook=(w > 0).astype(np.uint8))]
+            except (ValueError, SpecError) as err:
+                raise NIRError(f"node {name!r} ({t}): not a valid output code: {err}", name) from None
         m = layer.Linear(w.shape[1], w.shape[0], bias=t == "Affine", dtype=ctx.dtype)
         with torch.no_grad():
             m.weight.copy_(torch.from_numpy(w.astype(np.float64)))

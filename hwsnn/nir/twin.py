@@ -205,9 +205,14 @@ def op_nodes(net: fmt.Network, dt: float) -> tuple[list[tuple[str, dict, list]],
             w = np.kron(np.eye(f // v), np.full((1, v), 1.0 / v))
             items.append((name, {name: nir.Linear(weight=w, metadata={META_KEY: dump_meta(
                 {"op": name, "layer": "VotingLayer", "voting_size": v})})}, []))
+        elif k == "output_code":
+            if len(op.input_shape) != 1:
+                raise NIRError(f"layer {name!r} (output_code): input {list(op.input_shape)}; NIR's Linear needs one axis", name)
+            items.append((name, {name: nir.Linear(weight=op.signs().astype(np.float64), metadata={META_KEY: dump_meta(
+                {"op": name, "layer": "OutputCode", "classes": op.classes, "readouts": op.readouts})})}, []))
         else:
             raise NIRError(f"layer {name!r} ({k}) has no NIR node (exported twins: dense, conv2d, if, lif, cuba, recurrent, "
-                           "avgpool2d, flatten, delay, voting, inactive dropout)", name)
+                           "avgpool2d, flatten, delay, voting, output_code, inactive dropout)", name)
     return items, skipped
 
 

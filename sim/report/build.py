@@ -29,6 +29,7 @@ import numpy as np
 
 from ..proof import proof_of
 from .compare import (accuracy_section, compare_traces, float_section, jsonable, layer_info, sim_arrays)
+from .decoder import decoder_section
 
 __all__ = ["build_report", "REPORT_FORMAT", "costs_table", "saturation_rows", "proof_rows"]
 
@@ -37,7 +38,7 @@ REPORT_FORMAT = "hwsnn-sim-report"
 #: the states each op kind can bring back into range (listed with zero counts too)
 _SATURABLE = {
     "dense": ("accumulator",), "conv2d": ("accumulator",), "dropconnect": ("accumulator",),
-    "voting": ("accumulator",), "avgpool2d": ("accumulator",), "if": ("i", "v"), "lif": ("i", "v"),
+    "voting": ("accumulator",), "output_code": ("accumulator",), "avgpool2d": ("accumulator",), "if": ("i", "v"), "lif": ("i", "v"),
     "cuba": ("i", "v"), "recurrent": ("i", "v", "accumulator"), "synapse_filter": ("out_i",),
 }
 
@@ -165,6 +166,7 @@ def _summary(report: dict, costs: dict) -> dict:
         "bundle_digest": report.get("bundle_digest"),
         "fits": fit.get("fits"), "fit_problems": list(fit.get("problems", [])),
         "accuracy_float": acc.get("float"), "accuracy_qat": acc.get("twin"), "accuracy_integer": acc.get("sim"),
+        "decoder": (report.get("decoder") or {}).get("text"),
         "energy_per_inference_j": costs.get("energy_per_inference_j"),
         "latency_per_step_s": costs.get("latency_per_step_s"),
         "cycles_per_step_mean": costs.get("cycles_per_step_mean"),
@@ -234,6 +236,7 @@ def build_report(
         "saturations_total": int(sum(v for d in sat.values() for v in d.values())),
         "activity": activity,
         "fit": jsonable(result.fit),
+        "decoder": decoder_section(manifest, result.fit),
         "costs": costs,
         "costs_table": costs_table(costs),
         "notes": notes,

@@ -21,7 +21,7 @@ The per-event saturation order is kept: a neuron of layer ``k`` receives layer `
 (lower indices) before its own layer's, as the layered recurrent op adds the input events before
 the fed-back ones, and zero weights add nothing. Every hidden -> hidden matrix shares
 ``weight_shift_rec`` on the chip: different shifts are refused, naming the layers. Routing ops after
-the readout (``voting``...) run off the chip and are returned apart.
+the readout (``voting``, the ``output_code`` decoder...) run off the chip and are returned apart.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .xylo_core import XyloCore, rule_problems
 __all__ = ["fuse_ops", "FuseError", "OFF_CHIP"]
 
 #: ops that may follow the readout (they run off the chip)
-OFF_CHIP = ("voting", "flatten", "dropout", "dropout2d")
+OFF_CHIP = ("voting", "output_code", "flatten", "dropout", "dropout2d")
 
 
 class FuseError(ValueError):
@@ -74,11 +74,27 @@ def _per_neuron(op: OpSpec, n: int) -> dict[str, np.ndarray]:
             "bias": full(bias.reshape(-1) if bias.size == n else bias.reshape(()))}
 
 
+def _without_inactive_dropout(ops: list[OpSpec]) -> list[OpSpec]:
+    """``ops`` less the inactive (inference) dropouts before the readout: there they are the identity,
+    and the core has no place for them. An active one (training masks) is refused, named."""
+    last = max((i for i, op in enumerate(ops) if _neuron(op).kind == "cuba"), default=-1)
+    kept = []
+    for i, op in enumerate(ops):
+        if i < last and op.kind in ("dropout", "dropout2d"):
+            if op.active:
+                raise FuseError(f"{op.name}: an active {op.kind} (training masks) has no place on the Xylo core; "
+                                "export the network in eval mode")
+            continue
+        kept.append(op)
+    return kept
+
+
 def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> tuple[XyloCore, tuple[OpSpec, ...]]:
     """``(core, off_chip)``: the layered ``ops`` (``dense(first) -> hidden -> [dense -> hidden]* ->
     dense -> cuba(readout)``, then routing ops) as one :class:`XyloCore` for ``target``, and the ops
     after the readout (module docstring). A ``xylo_core`` op already (an imported specification, a
     two-synapse network converted by ``quant.convert``) followed by routing ops is returned as it is.
+    Inactive (inference) dropouts before the readout are the identity and are left out.
 
     :raises FuseError: an op the core cannot hold (LIF/IF neurons, projection biases or delays,
         latencies other than the chip's, different hidden weight shifts), named
@@ -94,6 +110,7 @@ def fuse_ops(ops: Sequence[OpSpec], target: Target, name: str = "xylo_core") -> 
                 raise FuseError(f"{op.name}: after the Xylo core only routing ops ({', '.join(OFF_CHIP)}) may follow; got "
                                 f"{op.kind!r}")
         return ops[0], tuple(ops[1:])
+    ops = _without_inactive_dropout(ops)
     for op in ops:  # the most common reason first
         if _neuron(op).kind in ("lif", "if"):
             _check_neuron(op, False)
