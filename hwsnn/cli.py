@@ -70,7 +70,7 @@ def _job_arguments(p: argparse.ArgumentParser) -> None:
                                     "see examples/run.yaml (default: the embedded digits task)")
     p.add_argument("--target", help="target name or YAML file (default: the config's, generic_int8)")
     p.add_argument("--epochs", type=_positive_int, help="float training epochs (default: the config's, 40)")
-    p.add_argument("--qat-epochs", type=_non_negative_int, help="QAT epochs, 0 to skip (default: the config's, 3)")
+    p.add_argument("--qat-epochs", type=_non_negative_int, help="QAT epochs, 0 to skip (default: the config's; 3, or 6 on Xylo targets)")
     p.add_argument("--seed", type=_non_negative_int, help="seed of data split, weights, order and masks (default: 0)")
     p.add_argument("--train-samples", type=_positive_int, help="use only the first N training samples")
     p.add_argument("--test-samples", type=_positive_int, help="use only the first N held-out samples")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -211,8 +211,9 @@ def run_job(config: Any, *, progress: bool = True, plots: bool = True, overwrite
     session = local_session("auto") if session is None else session
     progress = progress and session.is_main
 
-    tr = config.training
     tg = targets.load(config.target)
+    config = replace(config, training=config.training.for_target(tg))  # the target's QAT defaults
+    tr = config.training
     out = Path(config.out)
     timings: dict[str, float] = {}
     target_dir = Path(export_dir) if export_dir is not None else out / "export"

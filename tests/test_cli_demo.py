@@ -173,3 +173,13 @@ def test_cli_run_with_a_recurrent_population(capsys, tmp_path, target):
     assert summary[f"QAT accuracy ({target})"] == summary[f"integer accuracy (sim, {target})"]
     manifest = json.loads((out_dir / "export" / "manifest.json").read_text())
     assert [e["op"] for e in manifest["layers"]][:2] == ["dense", "recurrent"]
+
+
+@pytest.mark.parametrize("target,epochs", [("xylo_imu", 6), ("generic_int8", 3)])
+def test_cli_run_uses_the_targets_qat_defaults(capsys, tmp_path, target, epochs):
+    """Without --qat-epochs the QAT stage runs the target's default (6 epochs on Xylo, 3 elsewhere)."""
+    status = cli.main(["run", "--epochs", "1", "--train-samples", "32", "--test-samples", "8", "--no-progress",
+                       "--no-plots", "--target", target, "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert status == cli.EXIT_OK, out
+    assert f"QAT on {target}: {epochs} epochs, final loss" in out

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import targets
 import torch
 import yaml
 
@@ -51,7 +53,20 @@ def test_example_file_equals_the_builtin_defaults():
     assert cfg.source == EXAMPLE
     assert (cfg.seed, cfg.target, cfg.out, cfg.network) == (0, "generic_int8", "hwsnn-out", None)
     assert cfg.data == DataSpec("digits", {})
-    assert cfg.training == TrainingSpec(epochs=40, lr=0.01, batch_size=32, qat_epochs=3, qat_lr=0.0001, calibration_batches=4)
+    assert cfg.training == TrainingSpec(epochs=40, lr=0.01, batch_size=32, qat_epochs=None, qat_lr=None,
+                                        calibration_batches=4)
+
+
+@pytest.mark.parametrize("target,want", [("generic_int8", (3, 1e-4)), ("loihi", (3, 1e-4)), ("xylo", (6, 1e-3)),
+                                         ("xylo_imu", (6, 1e-3))])
+def test_qat_defaults_follow_the_target_and_explicit_values_win(target, want):
+    tg = targets.load(target)
+    got = TrainingSpec().for_target(tg)
+    assert (got.qat_epochs, got.qat_lr) == want and got.epochs == 40
+    mine = run_config_from_dict({"training": {"qat_epochs": 2, "qat_lr": 0.5}}).training.for_target(tg)
+    assert (mine.qat_epochs, mine.qat_lr) == (2, 0.5)
+    nulls = run_config_from_dict({"training": {"qat_epochs": None, "qat_lr": None}})
+    assert nulls.training == TrainingSpec() and run_config_from_dict(nulls.to_dict()) == nulls
 
 
 def test_example_file_network_block_is_the_default_network():

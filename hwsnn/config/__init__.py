@@ -28,8 +28,8 @@ an empty file is the built-in default job (``examples/run.yaml`` spells the defa
       epochs: 40             # int >= 1
       lr: 0.01               # number > 0
       batch_size: 32         # int >= 1
-      qat_epochs: 3          # int >= 0
-      qat_lr: 0.0001         # number > 0
+      qat_epochs: null       # int >= 0; null (default): 3, or 6 on Xylo targets (TrainingSpec.for_target)
+      qat_lr: null           # number > 0; null (default): 1e-4, or 1e-3 on Xylo targets
       calibration_batches: 4 # int >= 1
 
 Paths inside the file (``target`` when it is a path, ``data.path``, ``data.cache_dir``) are

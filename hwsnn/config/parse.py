@@ -137,6 +137,8 @@ def _parse_training(d: Any, problems: list[str]) -> TrainingSpec:
     for key, value in d.items():
         if key not in TRAINING_CHECKS:
             problems.append(unknown_key("training.", key, list(TRAINING_CHECKS)))
+        elif value is None and key in ("qat_epochs", "qat_lr"):  # the target's default
+            values[key] = None
         elif (msg := TRAINING_CHECKS[key](value)) is not None:
             problems.append(f"training.{key}: {msg}")
         else:
