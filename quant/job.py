@@ -96,7 +96,9 @@ def preflight(net: nn.Module, target: Any, x_train: torch.Tensor, x_test: torch.
     """Everything that can be checked before training, so that a mistake costs seconds, not a
     training run: the output paths (``export_dir`` replaceable, ``report_dir`` holding no foreign
     files), the inputs on the chip's grid, a dry conversion and export description of the
-    untrained network for ``target`` (layers the chip cannot run, sizes, ranges) and, for each
+    untrained network for ``target`` (layers the chip cannot run, sizes, ranges; on a Xylo target,
+    the layout as one core: LIF/IF neurons are refused naming the layer and suggesting
+    ``CubaLIFNode``; sizes are left to the fit check of the report) and, for each
     vendor view in ``formats`` (``hwsnn export --format``), the view written from a dry export of
     the untrained network (:func:`dry_views`: a network a view cannot describe, e.g. one that does
     not fuse into one Xylo core, is refused now; checks on the trained values still run at the
@@ -104,6 +106,7 @@ def preflight(net: nn.Module, target: Any, x_train: torch.Tensor, x_test: torch.
     :class:`PreflightError` or the converter's :class:`~hwsnn.fixed.FitError`."""
     from sim.report import check_report_destination
     from targets.bundle import SpecError, check_destination
+    from targets.bundle.xylo_fuse import FuseError, fuse_ops
 
     for what, p in (("export directory", export_dir), ("report directory", report_dir)):
         if p is None:
@@ -126,10 +129,16 @@ def preflight(net: nn.Module, target: Any, x_train: torch.Tensor, x_test: torch.
     dry = copy.deepcopy(net)
     try:
         twin = prepare(dry, target, seed=seed, clip=True).eval().to_twin()
-        network_spec(twin, input_shape=tuple(x_test.shape[2:]), input_kind=kind)
+        spec = network_spec(twin, input_shape=tuple(x_test.shape[2:]), input_kind=kind)
     except SpecError as exc:
         raise PreflightError(f"the network cannot be exported for target {target.name!r} (checked before training): "
                              f"{exc}") from None
+    if target.limits.layout == "xylo_core":  # the whole network must lay out as the one core the chip runs
+        try:
+            fuse_ops(spec.ops, target)
+        except FuseError as exc:
+            raise PreflightError(f"the network cannot run on one Xylo core ({target.name}; checked before training): "
+                                 f"{exc}") from None
     if formats:
         dry_views(twin, formats, target.name, input_shape=tuple(x_test.shape[2:]), input_kind=kind)
     return kind

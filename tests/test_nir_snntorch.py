@@ -200,8 +200,9 @@ def test_snntorch_model_runs_the_integer_chain(tmp_path, capsys):
 
     torch.manual_seed(0)
     full = lambda n, v: torch.full((n,), v)  # noqa: E731  (snnTorch 1.0.0 exports only per-neuron parameters)
-    net = torch.nn.Sequential(torch.nn.Linear(16, 24, bias=False),
-                              snn.Leaky(beta=full(24, 0.75), threshold=full(24, 1.0), init_hidden=True),
+    net = torch.nn.Sequential(torch.nn.Linear(16, 24, bias=False),  # Xylo's neurons are CUBA: snn.Synaptic
+                              snn.Synaptic(alpha=full(24, 0.5), beta=full(24, 0.75), threshold=full(24, 1.0),
+                                           init_hidden=True),
                               torch.nn.Linear(24, 10, bias=False),
                               snn.Synaptic(alpha=full(10, 0.5), beta=full(10, 0.875), threshold=full(10, 1.0),
                                            init_hidden=True))
@@ -222,4 +223,4 @@ def test_snntorch_model_runs_the_integer_chain(tmp_path, capsys):
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["bit_exact"] is True
     manifest = json.loads((out / "export" / "manifest.json").read_text())
-    assert [e["op"] for e in manifest["layers"]] == ["dense", "lif", "dense", "cuba"]
+    assert [e["op"] for e in manifest["layers"]] == ["dense", "cuba", "dense", "cuba"]

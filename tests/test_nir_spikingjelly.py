@@ -127,8 +127,8 @@ def _summary(out: str) -> dict[str, str]:
 @pytest.mark.parametrize("target", ["generic_int8", "xylo"])
 def test_spikingjelly_model_runs_the_integer_chain(tmp_path, capsys, target):
     """SpikingJelly -> export_to_nir -> `hwsnn run --model`: calibration, QAT on the run file's data,
-    conversion, export, simulation and a bit-exact report (Xylo has only the subtractive reset:
-    --reset subtract says so explicitly; whether the network fits Xylo is the report's business)."""
+    conversion, export, simulation and a bit-exact report; on Xylo (only the subtractive reset: --reset
+    subtract says so) its LIF neurons are refused before training, naming the layer."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(sj_layer.Linear(16, 24, bias=False), sj_neuron.LIFNode(tau=4.0, decay_input=False, v_reset=0.0),
                               sj_layer.Linear(24, 10, bias=False), sj_neuron.LIFNode(tau=2.0, decay_input=False, v_reset=0.0))
@@ -139,8 +139,13 @@ def test_spikingjelly_model_runs_the_integer_chain(tmp_path, capsys, target):
     status = cli.main(["run", "--model", str(model), "--dt", "1e-4", *extra, "--target", target, "--qat-epochs", "1",
                        "--train-samples", "64", "--test-samples", "24", "--no-progress", "--no-plots",
                        "--out", str(out_dir)])
-    out = capsys.readouterr().out
-    assert status in (cli.EXIT_OK, cli.EXIT_DOES_NOT_FIT), out
+    out, err = capsys.readouterr()
+    if target == "xylo":  # LIF neurons do not exist on Xylo: refused before any training, naming the layer
+        assert status == cli.EXIT_BAD_INPUT, out
+        assert "cannot run on one Xylo core" in err and "lif neurons do not exist on Xylo" in err
+        assert "use CubaLIFNode" in err and "QAT" not in out and not out_dir.exists()
+        return
+    assert status == cli.EXIT_OK, out
     assert "float training: skipped" in out and "conventions of 'nir'" in out
     rows = _summary(out)
     assert rows["bit-exact (digest, twin, reference)"] == "yes", out
