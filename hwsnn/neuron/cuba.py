@@ -23,7 +23,6 @@ from typing import Callable, Optional
 
 import torch
 
-from ..base import require_time_axis
 from .nodes import BaseNode, Threshold, TimeConstant, tau_repr, check_tau, tau_for
 
 __all__ = ["CubaLIFNode"]
@@ -95,15 +94,7 @@ class CubaLIFNode(BaseNode):
         return spike
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        require_time_axis(x_seq, type(self).__name__)
-        spikes, v_seq = [], []
-        for t in range(x_seq.shape[0]):
-            spikes.append(self.single_step_forward(x_seq[t]))
-            if self.store_v_seq:
-                v_seq.append(self.v)
-        if self.store_v_seq:
-            self.v_seq = torch.stack(v_seq)
-        return torch.stack(spikes)
+        return self.step_by_step(x_seq)
 
     def extra_repr(self) -> str:
         return f"tau_syn={tau_repr(self.tau_syn)}, tau_mem={tau_repr(self.tau_mem)}, " + super().extra_repr()

@@ -35,7 +35,6 @@ from typing import Callable, Optional
 
 import torch
 
-from ..base import require_time_axis
 from ..functional import neuron as F
 from .nodes import BaseNode, Threshold, TimeConstant, check_tau, tau_for, tau_repr
 
@@ -136,15 +135,7 @@ class CubaLIF2Node(BaseNode):
         return spike
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        require_time_axis(x_seq, type(self).__name__)
-        spikes, v_seq = [], []
-        for t in range(x_seq.shape[0]):
-            spikes.append(self.single_step_forward(x_seq[t]))
-            if self.store_v_seq:
-                v_seq.append(self.v)
-        if self.store_v_seq:
-            self.v_seq = torch.stack(v_seq)
-        return torch.stack(spikes)
+        return self.step_by_step(x_seq)
 
     def extra_repr(self) -> str:
         return (f"tau_syn={tau_repr(self.tau_syn)}, tau_syn2={tau_repr(self.tau_syn2)}, tau_mem={tau_repr(self.tau_mem)}, "

@@ -236,6 +236,19 @@ class BaseNode(MemoryModule):
             self.v_seq = v_seq
         return spike_seq
 
+    def step_by_step(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Multi-step mode as a loop of :meth:`single_step_forward` over dim 0 (neurons without a
+        fused kernel); keeps the membrane after every step in ``v_seq`` when ``store_v_seq``."""
+        require_time_axis(x_seq, type(self).__name__)
+        spikes, v_seq = [], []
+        for t in range(x_seq.shape[0]):
+            spikes.append(self.single_step_forward(x_seq[t]))
+            if self.store_v_seq:
+                v_seq.append(self.v)
+        if self.store_v_seq:
+            self.v_seq = torch.stack(v_seq)
+        return torch.stack(spikes)
+
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         require_time_axis(x_seq, type(self).__name__)
         spike_seq = self._fused_multi_step(x_seq)
