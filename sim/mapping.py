@@ -52,7 +52,7 @@ from targets.bundle.xylo_fuse import FuseError, fuse_ops
 
 from .ops.signmode import lava_weights
 
-__all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs"]
+__all__ = ["NEURON_OPS", "SYNAPTIC_OPS", "ROUTING_OPS", "core_map", "fit_check", "estimate_costs", "fused_core"]
 
 NEURON_OPS = ("if", "lif", "cuba", "recurrent")
 SYNAPTIC_OPS = ("dense", "conv2d", "dropconnect")
@@ -249,7 +249,7 @@ def _xylo_fit(export: Export, checks: list[dict], add, cores: int) -> dict:
             f"a Xylo chip holds one xylo_core op (then routing only); the export has {[op.kind for op in ops]}")
         return _result(tg.name, checks, cores)
     try:
-        fused, off = fuse_ops(ops, tg)
+        fused, off = fused_core(export)
     except FuseError as err:
         add("mapped onto the Xylo core", "(network)", 0, None, False,
             f"{tg.name} runs the whole network as one Xylo core (one hidden population, one weight shift per "
@@ -336,6 +336,21 @@ def estimate_costs(export: Export, counters: dict, steps: int, batch: int) -> di
     )
 
 
+def fused_core(export: Export):
+    """``(core, off_chip)`` of a layered Xylo export (:func:`~targets.bundle.xylo_fuse.fuse_ops`), computed
+    once per loaded bundle (its ``cache``) for the fit check and the cost model;
+    :class:`~targets.bundle.xylo_fuse.FuseError` when it does not fuse (raised again on every call)."""
+    hit = export.cache.get("xylo_fuse")
+    if hit is None:
+        try:
+            hit = export.cache["xylo_fuse"] = fuse_ops(export.ops, export.target)
+        except FuseError as err:
+            hit = export.cache["xylo_fuse"] = err
+    if isinstance(hit, FuseError):
+        raise hit
+    return hit
+
+
 def _layered_activity(export: Export, counters: dict) -> Optional[dict]:
     """For a layered export on a Xylo target: the core it fuses into (``core``) and the cycle model's
     activity counters gathered from its layers (``input_active``: the first op's input,
@@ -343,12 +358,14 @@ def _layered_activity(export: Export, counters: dict) -> Optional[dict]:
     ``[T, 1]`` each, as the core's own op counts them; ``None`` when it does not fuse or the run did
     not count them."""
     try:
-        core, _ = fuse_ops(export.ops, export.target)
+        core, off = fused_core(export)
     except FuseError:
         return None
     ops = list(export.ops)
-    layers = len(core.blocks)  # hidden layers + the readout: (dense, neuron) pairs
-    neurons = [ops[2 * k + 1].name for k in range(layers)]
+    # the neuron layers on the chip, in order (inactive dropouts between them hold no neurons)
+    neurons = [op.name for op in ops[:len(ops) - len(off)] if op.kind in NEURON_OPS]
+    if len(neurons) != len(core.blocks):  # hidden layers + the readout
+        return None
     try:
         hidden = sum(counters[n].activity["output_active"] for n in neurons[:-1])
         return {"core": core, "input_active": counters[ops[0].name].activity["input_active"],

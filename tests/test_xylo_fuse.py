@@ -85,3 +85,30 @@ def test_a_layered_export_is_costed_as_the_core_it_fuses_into(tmp_path, target):
     np.testing.assert_allclose(lay.costs["step_cycles"], fus.costs["step_cycles"], rtol=1e-12)
     assert lay.costs["cycles_model"] == targets.load(target).costs.cycle_model
     assert len(set(np.round(lay.costs["step_cycles"], 6))) > 1  # the activity changes from step to step
+
+
+def test_a_network_with_dropouts_between_its_layers_is_costed_as_its_fused_core(tmp_path):
+    """Inactive dropouts between the hidden layers (as in the default Xylo network) hold no neurons:
+    the cost model must read the neuron layers' activity, not a dropout's or a projection's."""
+    from hwsnn import layer as L, neuron as N
+    from hwsnn.functional import set_step_mode
+
+    torch.manual_seed(0)
+    cuba = lambda: N.CubaLIFNode(tau_syn=2.0, tau_mem=2.0, v_threshold=0.5, v_reset=None)  # noqa: E731
+    net = torch.nn.Sequential(L.Linear(16, 24, bias=False), cuba(), L.Dropout(0.25), L.Linear(24, 20, bias=False),
+                              cuba(), L.Dropout(0.25), L.Linear(20, 8, bias=False), cuba(), L.OutputCode(10, 8))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3.0)
+    set_step_mode(net, "m")
+    twin = quant.convert(net.eval(), "xylo")
+    x = (_inputs(4, t=30) > 0).to(torch.int64)
+    lay = sim.run(quant.export(twin, tmp_path / "layered"), x.numpy())
+    fus = sim.run(quant.export(fuse(twin, input_kind="spikes"), tmp_path / "fused"), x.numpy())
+    assert [op.kind for op in sim.load_export(tmp_path / "layered").ops].count("dropout") == 2
+    assert lay.fit["fits"], lay.fit["problems"]
+    for key in ("cycles_per_step_mean", "cycles_per_step_max", "cycles_per_step_model"):
+        assert lay.costs[key] == pytest.approx(fus.costs[key], rel=1e-12), key
+    np.testing.assert_allclose(lay.costs["step_cycles"], fus.costs["step_cycles"], rtol=1e-12)
+    assert len(set(np.round(lay.costs["step_cycles"], 6))) > 1
